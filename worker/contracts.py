@@ -1,0 +1,194 @@
+"""The message contracts: what producers send, what the worker publishes.
+
+These pydantic models are the source of truth; ``schemas/*.schema.json`` is generated from them
+(``ecash-worker schemas --write``) and a test fails when the two drift.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+TRACE_NUMBER_PATTERN = r"^[0-9A-Za-z]{1,32}$"
+MSISDN_PATTERN = r"^[0-9]{9,15}$"
+# A stable namespace so that the same command message always yields the same event_id.
+EVENT_NAMESPACE = uuid.UUID("6f1c2a8e-6a55-4b61-9d1e-8f0b4a3c2e10")
+
+
+class CommandType(StrEnum):
+    CHARGE = "charge"
+    CREDIT = "credit"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"  # PROCESSED: money moved
+    DECLINED = "declined"  # a definite business refusal: money did not move
+    FAILED = "failed"  # money did not move for a technical reason (expired, confirmed not executed)
+    REJECTED = "rejected"  # the command itself is invalid: never sent
+    UNRESOLVED = "unresolved"  # nobody knows yet: handed to manual review
+
+
+class ResolvedBy(StrEnum):
+    RESPONSE = "response"
+    STATUS_INQUIRY = "status_inquiry"
+    JOURNAL = "journal"
+    MANUAL = "manual"
+
+
+def _check_amount(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("amount must be a finite number")
+    if value <= 0:
+        raise ValueError("amount must be greater than zero")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -2 and value != value.quantize(Decimal("0.01")):
+        raise ValueError("amount has more than 2 decimal places")
+    digits = len(value.quantize(Decimal("0.01")).as_tuple().digits) - 2
+    if digits > 12:
+        raise ValueError("amount has more than 12 digits before the decimal point")
+    return value
+
+
+def format_amount(value: Decimal) -> str:
+    """A plain decimal string: ``100000``, ``1500.50``; never ``1E+5``, never a float."""
+    normalized = value.quantize(Decimal("0.01"))
+    if normalized == normalized.to_integral_value():
+        return f"{normalized.to_integral_value():f}"
+    return f"{normalized:f}"
+
+
+class Command(BaseModel):
+    """A charge or credit command (topic ``ecash.commands``, key = MSISDN, JSON)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: CommandType
+    trace_number: Annotated[str, Field(pattern=TRACE_NUMBER_PATTERN, description="The idempotency key")]
+    msisdn: Annotated[str, Field(pattern=MSISDN_PATTERN)]
+    amount: Annotated[
+        Decimal, Field(description="Decimal string or integer, > 0, at most 2 decimals and 12 digits")
+    ]
+    transfer_type_id: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    account_type_id: Annotated[str, Field(min_length=1, max_length=16)] | None = None
+    description: Annotated[str, Field(max_length=255)] | None = None
+    expires_at: datetime | None = Field(
+        None, description="Never start moving money after this instant (timezone required)"
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Echoed back on the result")
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount_not_float(cls, value: object) -> object:
+        if isinstance(value, float):
+            raise ValueError("amount must be a decimal string or an integer, never a float")
+        if isinstance(value, bool):
+            raise ValueError("amount must be a decimal string or an integer")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_rules(cls, value: Decimal) -> Decimal:
+        return _check_amount(value)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at needs a timezone (for example 2026-01-01T00:00:00Z)")
+        return value
+
+    @field_serializer("amount")
+    def _ser_amount(self, value: Decimal) -> str:
+        return format_amount(value)
+
+
+class Result(BaseModel):
+    """The one outcome of a command (topic ``ecash.results``, key = MSISDN)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str = Field(description="Identical when the same result is published again")
+    trace_number: str
+    type: CommandType | None
+    msisdn: str | None
+    amount: Decimal | None
+    outcome: Outcome
+    response_code: str | None = None
+    transaction_number: str | None = None
+    trx_datetime: str | None = None
+    resolved_by: ResolvedBy
+    attempts: int = 0
+    detail: str
+    completed_at: datetime
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_serializer("amount")
+    def _ser_amount(self, value: Decimal | None) -> str | None:
+        return None if value is None else format_amount(value)
+
+
+class DeadLetter(BaseModel):
+    """An unparsable message (topic ``ecash.commands.dlq``): nothing lost, reason attached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str | None
+    headers: list[tuple[str, str]] = Field(default_factory=list, description="Header values as base64")
+    timestamp_ms: int | None = None
+    dead_lettered_at: datetime
+
+
+class Attempt(BaseModel):
+    """One call to the API made for a command, with its answer: the evidence."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: datetime
+    operation: Literal["charge", "credit", "status"]
+    outcome_class: str
+    response_code: str | None = None
+    detail: str = ""
+
+
+class ReviewRecord(BaseModel):
+    """What an operator needs to settle an unresolved command (topic ``ecash.review``, key = trace number).
+
+    A record with ``state = "closed"`` supersedes the open one (the topic is compacted)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trace_number: str
+    state: Literal["open", "closed"]
+    command: Command
+    source_partition: int
+    source_offset: int
+    attempts: list[Attempt]
+    last_known_state: str
+    opened_at: datetime
+    closed_at: datetime | None = None
+    closed_outcome: Outcome | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+
+
+def event_id_for(trace_number: str, partition: int, offset: int) -> str:
+    """One result per command message: republishing it after a crash gives the same id."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{trace_number}:{partition}:{offset}"))
+
+
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "command": Command,
+    "result": Result,
+    "dead_letter": DeadLetter,
+    "review_record": ReviewRecord,
+}

@@ -1,0 +1,184 @@
+"""What happened, as plain frozen data. The domain emits these; adapters turn them into metrics and logs.
+
+Domain code never imports prometheus_client or the logging setup: it calls ``sink.emit(event)``.
+No event carries a secret. MSISDNs and trace numbers may appear in events (logs mask the MSISDN);
+the metrics adapter never uses them as labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ApiCallFinished:
+    """One HTTP exchange with the API (or an attempt that failed in transport)."""
+
+    operation: str  # worker.ecash.wire.Operation value
+    code: str  # the response code (PROCESSED, TOKEN_EXPIRED, ...) or a transport class: not_sent, ambiguous
+    duration_s: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LoginFinished:
+    kind: str  # "login" (first) or "relogin" (after TOKEN_EXPIRED)
+    ok: bool
+    code: str  # PROCESSED, INVALID_CREDENTIAL, not_sent, ...
+
+
+@dataclass(frozen=True)
+class RetryScheduled:
+    operation: str
+    reason: str  # not_sent | session_expired | read_retry | resubmit | api_unavailable
+    attempt: int
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class CommandConsumed:
+    partition: int
+
+
+@dataclass(frozen=True)
+class CommandRejected:
+    trace_number: str
+    msisdn: str | None
+    reason: str  # invalid | trace_reused | ...  (bounded set; the sentence lives in the result's detail)
+
+
+@dataclass(frozen=True)
+class DeadLettered:
+    partition: int
+    offset: int
+    reason: str  # not_json | not_a_command | oversize | ... (bounded set)
+
+
+@dataclass(frozen=True)
+class ResultPublished:
+    trace_number: str
+    msisdn: str | None
+    command_type: str  # charge | credit | unknown
+    outcome: str
+    resolved_by: str
+    response_code: str | None
+    attempts: int
+    end_to_end_s: float | None  # from the command's Kafka timestamp to the result's publication
+
+
+@dataclass(frozen=True)
+class ResolutionStarted:
+    trace_number: str
+    msisdn: str
+    reason: str  # why it is ambiguous (read_timeout, http_5xx, ...)
+
+
+@dataclass(frozen=True)
+class StatusInquiryAnswered:
+    trace_number: str
+    answer: str  # processed | not_found | other | not_sent | ambiguous
+    code: str | None
+
+
+@dataclass(frozen=True)
+class ResolutionFinished:
+    trace_number: str
+    outcome: str  # succeeded | failed | unresolved | resubmitted
+    inquiries: int
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class JournalRestored:
+    partition: int
+    records: int
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class BreakerStateChanged:
+    state: str  # closed | open | half_open
+    reason: str
+
+
+@dataclass(frozen=True)
+class FatalConfiguration:
+    reason: str  # e.g. "login refused: INVALID_CREDENTIAL" (never the secret itself)
+
+
+@dataclass(frozen=True)
+class PartitionsChanged:
+    assigned: tuple[int, ...]
+    revoked: tuple[int, ...]
+
+
+Event = (
+    ApiCallFinished
+    | LoginFinished
+    | RetryScheduled
+    | CommandConsumed
+    | CommandRejected
+    | DeadLettered
+    | ResultPublished
+    | ResolutionStarted
+    | StatusInquiryAnswered
+    | ResolutionFinished
+    | JournalRestored
+    | BreakerStateChanged
+    | FatalConfiguration
+    | PartitionsChanged
+)
+
+
+class EventSink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+
+@dataclass
+class FanOut:
+    """Hands every event to each hook in turn; a failing hook never breaks the domain."""
+
+    hooks: list[Callable[[Event], None]] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        for hook in self.hooks:
+            try:
+                hook(event)
+            except Exception:  # noqa: BLE001, S110 - instrumentation must never stop money moving
+                pass
+
+
+@dataclass
+class Recorder:
+    """Keeps every event: for tests."""
+
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[Event]) -> list[Event]:  # type: ignore[valid-type]
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+NULL_SINK: EventSink = FanOut()
+
+
+@dataclass(frozen=True)
+class PipelineSnapshot:
+    """Gauges read at scrape time from the running pipeline (not events: they are levels)."""
+
+    in_flight: int = 0
+    waiting: int = 0  # buffered behind their MSISDN
+    resolving: int = 0
+    assigned_partitions: tuple[int, ...] = ()
+    lag_messages: dict[int, int] = field(default_factory=dict)
+    lag_seconds: dict[int, float] = field(default_factory=dict)
+    last_processed_unix_s: float = 0.0
+    breaker_state: str = "closed"
+    logged_in: bool = False
+    consuming: bool = False
+    fatal: str | None = None
+    loop_heartbeat_unix_s: float = 0.0
