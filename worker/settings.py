@@ -6,6 +6,7 @@ A bad value stops the worker at start with a message that names the setting (see
 
 from __future__ import annotations
 
+import tempfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -100,6 +101,7 @@ class Settings(BaseSettings):
     breaker_open_s: float = Field(15.0, gt=0)
 
     # --- Journal -----------------------------------------------------------------------------
+    state_dir: Path | None = Path(tempfile.gettempdir()) / "ecash-worker-state"
     journal_retention_s: float = Field(7 * 86_400.0, gt=0)
     dedupe_window_s: float = Field(7 * 86_400.0, gt=0)
 
@@ -109,6 +111,23 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.AUTO
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     stuck_loop_s: float = Field(30.0, gt=0)
+
+    @field_validator(
+        "api_credentials",
+        "api_password",
+        "api_public_key_path",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "state_dir",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("resolution_schedule_s", mode="before")
     @classmethod
@@ -150,6 +169,8 @@ class Settings(BaseSettings):
             raise ValueError("ECASH_DRAIN_TIMEOUT_S must be below ECASH_KAFKA_REBALANCE_TIMEOUT_S")
         if self.kafka_security_protocol.startswith("SASL") and self.kafka_sasl_mechanism is None:
             raise ValueError("ECASH_KAFKA_SASL_MECHANISM is required with a SASL security protocol")
+        if self.journal_retention_s < self.dedupe_window_s:
+            raise ValueError("ECASH_JOURNAL_RETENTION_S must be at least ECASH_DEDUPE_WINDOW_S")
         if self.max_buffered < self.max_in_flight:
             raise ValueError("ECASH_MAX_BUFFERED must be at least ECASH_MAX_IN_FLIGHT")
         return self

@@ -39,7 +39,7 @@ PATHS: dict[Operation, str] = {
 
 # Form field names, exactly as printed.
 F_USERNAME = "username"
-F_TOKEN = "token"
+F_TOKEN = "token"  # noqa: S105 - a field name, not a password
 F_MSISDN = "msisdn"
 F_MOBILENO = "mobileno"
 F_ACCOUNT_ID = "accountID"  # Balance Inquiry, Transaction History

@@ -7,6 +7,7 @@ the metrics adapter never uses them as labels.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -85,7 +86,7 @@ class StatusInquiryAnswered:
 @dataclass(frozen=True)
 class ResolutionFinished:
     trace_number: str
-    outcome: str  # succeeded | failed | unresolved | resubmitted
+    outcome: str  # succeeded | failed | unresolved | resubmit
     inquiries: int
     duration_s: float
 
@@ -144,10 +145,8 @@ class FanOut:
 
     def emit(self, event: Event) -> None:
         for hook in self.hooks:
-            try:
+            with contextlib.suppress(Exception):  # instrumentation must never stop money moving
                 hook(event)
-            except Exception:  # noqa: BLE001, S110 - instrumentation must never stop money moving
-                pass
 
 
 @dataclass
@@ -159,7 +158,7 @@ class Recorder:
     def emit(self, event: Event) -> None:
         self.events.append(event)
 
-    def of(self, kind: type[Event]) -> list[Event]:  # type: ignore[valid-type]
+    def of(self, kind: type[Event]) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]
 
 

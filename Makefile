@@ -1,0 +1,43 @@
+# The two commands of the README: `make demo` (the main job on embedded defaults) and `make test`.
+# Both install what they need on a fresh machine: a venv from PyPI, the Kafka broker's jars from Maven
+# Central (through Maven), promtool from Debian's packages.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint typecheck unit integration kafka-jars chaos chaos-small bench bench-small clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+kafka-jars: install
+	$(BIN)/python -m worker.devkafka fetch
+
+demo: install kafka-jars
+	$(BIN)/ecash-worker demo
+
+lint: install
+	$(BIN)/ruff check worker tests
+	$(BIN)/ruff format --check worker tests
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install kafka-jars
+	bash scripts/ensure-promtool.sh
+	$(BIN)/ruff check worker tests
+	$(BIN)/ruff format --check worker tests
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

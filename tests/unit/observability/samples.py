@@ -1,0 +1,68 @@
+"""One realistic instance of every domain event, and a snapshot with every gauge set: shared by the tests."""
+
+from __future__ import annotations
+
+from worker.observability.events import (
+    ApiCallFinished,
+    BreakerStateChanged,
+    CommandConsumed,
+    CommandRejected,
+    DeadLettered,
+    Event,
+    FatalConfiguration,
+    JournalRestored,
+    LoginFinished,
+    PartitionsChanged,
+    PipelineSnapshot,
+    ResolutionFinished,
+    ResolutionStarted,
+    ResultPublished,
+    RetryScheduled,
+    StatusInquiryAnswered,
+)
+
+MSISDN = "08131234567"
+TRACE = "2016041312050101"
+
+EVERY_EVENT: tuple[Event, ...] = (
+    ApiCallFinished(operation="charge", code="PROCESSED", duration_s=0.120),
+    LoginFinished(kind="login", ok=True, code="PROCESSED"),
+    RetryScheduled(operation="charge", reason="not_sent", attempt=2, delay_s=0.4),
+    CommandConsumed(partition=3),
+    CommandRejected(trace_number=TRACE, msisdn=MSISDN, reason="invalid"),
+    DeadLettered(partition=3, offset=41, reason="not_json"),
+    ResultPublished(
+        trace_number=TRACE,
+        msisdn=MSISDN,
+        command_type="charge",
+        outcome="succeeded",
+        resolved_by="response",
+        response_code="PROCESSED",
+        attempts=1,
+        end_to_end_s=0.250,
+    ),
+    ResolutionStarted(trace_number=TRACE, msisdn=MSISDN, reason="read_timeout"),
+    StatusInquiryAnswered(trace_number=TRACE, answer="processed", code="PROCESSED"),
+    ResolutionFinished(trace_number=TRACE, outcome="succeeded", inquiries=2, duration_s=15.0),
+    JournalRestored(partition=3, records=120, duration_s=0.8),
+    BreakerStateChanged(state="open", reason="failure ratio 0.6 over 30 s"),
+    FatalConfiguration(reason="login refused: INVALID_CREDENTIAL"),
+    PartitionsChanged(assigned=(0, 3), revoked=(5,)),
+)
+
+
+def busy_snapshot(heartbeat_unix_s: float = 0.0) -> PipelineSnapshot:
+    return PipelineSnapshot(
+        in_flight=7,
+        waiting=3,
+        resolving=2,
+        assigned_partitions=(0, 3),
+        lag_messages={0: 12, 3: 0},
+        lag_seconds={0: 4.5, 3: 0.0},
+        last_processed_unix_s=1_767_225_600.0,
+        breaker_state="closed",
+        logged_in=True,
+        consuming=True,
+        fatal=None,
+        loop_heartbeat_unix_s=heartbeat_unix_s,
+    )

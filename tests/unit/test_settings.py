@@ -1,0 +1,64 @@
+"""Settings: documented, validated at start, and the message names the bad setting without its value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.settings import Settings, SettingsError, load_settings
+
+DOCS = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_every_setting_is_documented(name: str) -> None:
+    assert f"`ECASH_{name.upper()}`" in DOCS
+
+
+def test_defaults_run_against_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(f"ECASH_{name.upper()}", raising=False)
+    settings = load_settings()
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:19092"
+    assert settings.api_base_url.endswith("/eCashHost")
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "named"),
+    [
+        ("ECASH_MAX_IN_FLIGHT", "0", "ECASH_MAX_IN_FLIGHT"),
+        ("ECASH_REQUEST_TIMEOUT_S", "soon", "ECASH_REQUEST_TIMEOUT_S"),
+        ("ECASH_API_BASE_URL", "ftp://bank", "ECASH_API_BASE_URL"),
+        ("ECASH_RESOLUTION_SCHEDULE_S", "5,-1", "ECASH_RESOLUTION_SCHEDULE_S"),
+        ("ECASH_NOT_FOUND_POLICY", "maybe", "ECASH_NOT_FOUND_POLICY"),
+        ("ECASH_DRAIN_TIMEOUT_S", "90", "ECASH_DRAIN_TIMEOUT_S"),
+    ],
+)
+def test_a_bad_setting_is_named(monkeypatch: pytest.MonkeyPatch, env: str, value: str, named: str) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError, match=named):
+        load_settings()
+
+
+def test_the_secret_value_is_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECASH_API_CREDENTIALS", "")
+    monkeypatch.setenv("ECASH_API_PASSWORD", "hunter2-very-secret")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "hunter2" not in str(info.value)
+    assert "ECASH_API_CREDENTIALS" in str(info.value)
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    settings = load_settings(api_key="k" * 56, api_credentials="opaque-secret-credential")
+    assert "k" * 56 not in repr(settings)
+    assert "opaque-secret-credential" not in repr(settings) + str(settings.model_dump())
+
+
+def test_lists_come_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECASH_RESOLUTION_SCHEDULE_S", "1,2.5,3")
+    monkeypatch.setenv("ECASH_NOT_FOUND_CODES", "PAYMENT_NOT_FOUND, FROM_NOT_FOUND")
+    settings = load_settings()
+    assert settings.resolution_schedule_s == [1.0, 2.5, 3.0]
+    assert settings.not_found_codes == ["PAYMENT_NOT_FOUND", "FROM_NOT_FOUND"]

@@ -1,0 +1,377 @@
+"""What to do about a Charge/Credit whose outcome is unknown: ask Status Inquiry on a schedule, never re-send.
+
+A read timeout, a reset after sending, a 5xx, a non-JSON body, GENERAL_ERROR or an unknown code means the
+money may have moved. That is not a failure, it is an unknown, and only the API can settle it.
+
+Pure functions over frozen data. Times are wall-clock epoch seconds (``clock.now().timestamp()``), not
+monotonic: the state is journaled in Kafka and resumed after a restart, possibly on another machine.
+The rules, with their reasons, are in ``docs/resolution.md``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal, cast, get_args
+
+from worker.settings import NotFoundPolicy, Settings
+
+AnswerKind = Literal["processed", "not_found", "other", "not_sent", "ambiguous"]
+ConcludeOutcome = Literal["succeeded", "failed", "unresolved", "resubmit"]
+NotFoundPolicyName = Literal["fail", "resubmit"]
+HistoryEntry = tuple[float, AnswerKind, str | None]  # (at_s, answer kind, response code)
+
+ANSWER_KINDS: frozenset[str] = frozenset(get_args(AnswerKind))
+PROCESSED = "PROCESSED"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ResolutionPolicy:
+    """The schedule and the rules, as data. Build it with ``from_settings`` in production."""
+
+    first_inquiry_after_s: float = 15.0
+    schedule_s: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 60.0)
+    deadline_s: float = 900.0
+    not_found_codes: frozenset[str] = frozenset({"PAYMENT_NOT_FOUND", "NO_TRANSACTION"})
+    not_found_confirmations: int = 2
+    not_found_policy: NotFoundPolicyName = "fail"
+    resubmit_max: int = 1
+
+    def __post_init__(self) -> None:
+        if self.first_inquiry_after_s < 0:
+            raise ValueError("first_inquiry_after_s must be >= 0")
+        if not self.schedule_s or any(step <= 0 for step in self.schedule_s):
+            raise ValueError("schedule_s must be a non-empty tuple of positive seconds")
+        if self.deadline_s <= 0:
+            raise ValueError("deadline_s must be > 0")
+        if self.not_found_confirmations < 1:
+            raise ValueError("not_found_confirmations must be >= 1")
+        if self.not_found_policy not in get_args(NotFoundPolicyName):
+            raise ValueError("not_found_policy must be 'fail' or 'resubmit'")
+        if self.resubmit_max < 0:
+            raise ValueError("resubmit_max must be >= 0")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ResolutionPolicy:
+        policy: NotFoundPolicyName = (
+            "resubmit" if settings.not_found_policy is NotFoundPolicy.RESUBMIT else "fail"
+        )
+        return cls(
+            first_inquiry_after_s=settings.request_timeout_s + settings.resolution_grace_s,
+            schedule_s=tuple(settings.resolution_schedule_s),
+            deadline_s=settings.resolution_deadline_s,
+            not_found_codes=frozenset(code.strip().upper() for code in settings.not_found_codes),
+            not_found_confirmations=settings.not_found_confirmations,
+            not_found_policy=policy,
+            resubmit_max=settings.resubmit_max,
+        )
+
+    def delay_after_s(self, inquiries: int) -> float:
+        """The wait after the ``inquiries``-th inquiry (1-based); the last step repeats forever."""
+        return self.schedule_s[min(max(inquiries, 1), len(self.schedule_s)) - 1]
+
+
+@dataclass(frozen=True)
+class StatusObservation:
+    """One Status Inquiry answer, classified."""
+
+    kind: AnswerKind
+    code: str | None = None
+
+
+def observe(code: str | None, transport_class: str | None, policy: ResolutionPolicy) -> StatusObservation:
+    """Classify a Status Inquiry answer.
+
+    ``transport_class`` is set when no usable answer came back: ``"not_sent"`` (the inquiry never left),
+    anything else (``"ambiguous"``: timeout, reset, 5xx, non-JSON) is treated as ambiguous.
+    A missing code with no transport class (an answer without a status) is ambiguous too.
+    """
+    if transport_class is not None:
+        kind: AnswerKind = "not_sent" if transport_class == "not_sent" else "ambiguous"
+        return StatusObservation(kind, code)
+    if code is None or not code.strip():
+        return StatusObservation("ambiguous", None)
+    normalized = code.strip().upper()
+    if normalized == PROCESSED:
+        return StatusObservation("processed", normalized)
+    if normalized in policy.not_found_codes:
+        return StatusObservation("not_found", normalized)
+    return StatusObservation("other", normalized)
+
+
+@dataclass(frozen=True)
+class ResolutionState:
+    """Where the resolution of one command stands: journaled as ``to_dict()``, resumed with ``from_dict``."""
+
+    started_at_s: float
+    inquiries: int = 0
+    consecutive_not_found: int = 0
+    first_not_found_at_s: float | None = None
+    resubmits: int = 0
+    last_answer: AnswerKind | None = None
+    history: tuple[HistoryEntry, ...] = field(default=())
+
+    @classmethod
+    def start(cls, now_s: float, *, resubmits: int = 0) -> ResolutionState:
+        """The ambiguity was detected at ``now_s``: the grace and the deadline count from here.
+
+        ``resubmits``: how many times this command was already resubmitted (journal it; it bounds
+        the resubmit policy across rounds).
+        """
+        return cls(started_at_s=now_s, resubmits=resubmits)
+
+    def resubmitted(self, now_s: float) -> ResolutionState:
+        """The round after a resubmit whose call was ambiguous again at ``now_s``: resubmits + 1,
+        a fresh grace and deadline, the history kept so the whole story stays visible."""
+        return replace(ResolutionState.start(now_s, resubmits=self.resubmits + 1), history=self.history)
+
+    @property
+    def last_inquiry_at_s(self) -> float | None:
+        return self.history[-1][0] if self.inquiries and self.history else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": STATE_VERSION,
+            "started_at_s": self.started_at_s,
+            "inquiries": self.inquiries,
+            "consecutive_not_found": self.consecutive_not_found,
+            "first_not_found_at_s": self.first_not_found_at_s,
+            "resubmits": self.resubmits,
+            "last_answer": self.last_answer,
+            "history": [[at_s, kind, code] for at_s, kind, code in self.history],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResolutionState:
+        """Inverse of ``to_dict``; raises ``ValueError`` on anything malformed (a corrupt journal record)."""
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(f"unsupported resolution state version: {data.get('v')!r}")
+        first = data.get("first_not_found_at_s")
+        return cls(
+            started_at_s=_number(data, "started_at_s"),
+            inquiries=_count(data, "inquiries"),
+            consecutive_not_found=_count(data, "consecutive_not_found"),
+            first_not_found_at_s=None if first is None else _number(data, "first_not_found_at_s"),
+            resubmits=_count(data, "resubmits"),
+            last_answer=_kind_or_none(data.get("last_answer")),
+            history=tuple(_history_entry(item) for item in _list(data, "history")),
+        )
+
+
+@dataclass(frozen=True)
+class InquireAt:
+    """Send the next Status Inquiry at ``at_s`` (epoch seconds); ``at_s <= now`` means now."""
+
+    at_s: float
+
+    def delay_s(self, now_s: float) -> float:
+        return max(0.0, self.at_s - now_s)
+
+
+@dataclass(frozen=True)
+class Conclude:
+    """Stop inquiring. ``resubmit``: the original was confirmed not executed and may be sent again."""
+
+    outcome: ConcludeOutcome
+    reason: str
+    response_code: str | None = None
+
+
+Decision = InquireAt | Conclude
+
+
+def deadline_at_s(policy: ResolutionPolicy, state: ResolutionState) -> float:
+    return state.started_at_s + policy.deadline_s
+
+
+def next_step(
+    policy: ResolutionPolicy, state: ResolutionState, now_s: float, *, pace_factor: float = 1.0
+) -> Decision:
+    """What to do now, from the state alone: after an answer, and equally after a restart.
+
+    ``pace_factor`` (the breaker's ``resolution_pace_factor``) stretches the delays between inquiries;
+    the deadline still clamps them.
+    """
+    if pace_factor <= 0:
+        raise ValueError("pace_factor must be > 0")
+    concluded = _conclusion(policy, state)
+    if concluded is not None:
+        return concluded
+    deadline = deadline_at_s(policy, state)
+    last = state.last_inquiry_at_s
+    if last is not None and last >= deadline:
+        return Conclude("unresolved", f"no conclusion within {policy.deadline_s:g} s: {_summary(state)}")
+    # Never before the grace: a not-found that early proves nothing, so the inquiry would be wasted.
+    due = state.started_at_s + policy.first_inquiry_after_s
+    if last is not None:
+        due = max(due, last + policy.delay_after_s(state.inquiries) * pace_factor)
+    return InquireAt(max(min(due, deadline), now_s))
+
+
+def apply_answer(
+    policy: ResolutionPolicy,
+    state: ResolutionState,
+    obs: StatusObservation,
+    now_s: float,
+    *,
+    pace_factor: float = 1.0,
+) -> tuple[ResolutionState, Decision]:
+    """Record one Status Inquiry answer received at ``now_s`` and decide. Journal the returned state.
+
+    An answer to an already concluded state changes nothing (the same conclusion comes back).
+    """
+    already = _conclusion(policy, state)
+    if already is not None:
+        return state, already
+    updated = _record(policy, state, obs, now_s)
+    return updated, next_step(policy, updated, now_s, pace_factor=pace_factor)
+
+
+def describe(state: ResolutionState) -> str:
+    """One sentence for humans: the result's ``detail`` and the review record's ``last_known_state``."""
+    since = f"Outcome unknown since {_iso(state.started_at_s)}"
+    resubmits = f"; resubmitted {state.resubmits} time(s)" if state.resubmits else ""
+    if not state.history:
+        return f"{since}; no Status Inquiry answered yet{resubmits}."
+    at_s, kind, code = state.history[-1]
+    streak = (
+        f"; {state.consecutive_not_found} consecutive believed not-found answer(s)"
+        if state.consecutive_not_found
+        else ""
+    )
+    return (
+        f"{since}; {len(state.history)} Status Inquiry answer(s) ({_tally(state.history)}), "
+        f"the last at {_iso(at_s)}: {_answer(kind, code)}{streak}{resubmits}."
+    )
+
+
+# --- the rules ------------------------------------------------------------------------------------------
+
+
+def _record(
+    policy: ResolutionPolicy, state: ResolutionState, obs: StatusObservation, now_s: float
+) -> ResolutionState:
+    streak, first = state.consecutive_not_found, state.first_not_found_at_s
+    if obs.kind == "not_found":
+        # Right after a timeout the inquiry may not see the transaction yet: before the grace, no evidence.
+        if now_s - state.started_at_s >= policy.first_inquiry_after_s:
+            streak += 1
+            first = now_s if streak == 1 else first
+    else:
+        # "Consecutive" is strict: any other answer (even a transport failure) breaks the streak.
+        streak, first = 0, None
+    return replace(
+        state,
+        inquiries=state.inquiries + 1,
+        consecutive_not_found=streak,
+        first_not_found_at_s=first,
+        last_answer=obs.kind,
+        history=(*state.history, (now_s, obs.kind, obs.code)),
+    )
+
+
+def _conclusion(policy: ResolutionPolicy, state: ResolutionState) -> Conclude | None:
+    if state.last_answer == "processed":
+        return Conclude(
+            "succeeded", f"Status Inquiry answered PROCESSED ({state.inquiries} inquiries)", PROCESSED
+        )
+    if state.consecutive_not_found < policy.not_found_confirmations:
+        return None
+    code = state.history[-1][2] if state.history else None
+    evidence = _not_found_evidence(state)
+    if policy.not_found_policy == "resubmit":
+        if state.resubmits < policy.resubmit_max:
+            return Conclude(
+                "resubmit",
+                f"{evidence}; resubmitting ({state.resubmits + 1} of {policy.resubmit_max})",
+                code,
+            )
+        return Conclude("failed", f"{evidence}; resubmit limit ({policy.resubmit_max}) reached", code)
+    return Conclude("failed", evidence, code)
+
+
+def _not_found_evidence(state: ResolutionState) -> str:
+    codes = sorted({code or "?" for _, kind, code in state.history[-state.consecutive_not_found :]})
+    first = state.first_not_found_at_s if state.first_not_found_at_s is not None else state.started_at_s
+    span_s = state.history[-1][0] - first
+    after_s = first - state.started_at_s
+    return (
+        f"confirmed not executed: {state.consecutive_not_found} consecutive not-found answers "
+        f"({', '.join(codes)}) over {span_s:g} s, the first {after_s:g} s after the outcome became unknown"
+    )
+
+
+def _summary(state: ResolutionState) -> str:
+    if not state.history or not state.inquiries:
+        return "no Status Inquiry was answered"
+    at_s, kind, code = state.history[-1]
+    return (
+        f"{state.inquiries} Status Inquiry answer(s) ({_tally(state.history[-state.inquiries :])}); "
+        f"the last at {_iso(at_s)}: {_answer(kind, code)}"
+    )
+
+
+def _tally(history: tuple[HistoryEntry, ...]) -> str:
+    counts = Counter(kind for _, kind, _ in history)
+    parts = []
+    for kind, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        codes = sorted({code for _, k, code in history if k == kind and code})
+        parts.append(f"{kind} {count}" + (f" [{', '.join(codes)}]" if codes else ""))
+    return ", ".join(parts)
+
+
+def _answer(kind: AnswerKind, code: str | None) -> str:
+    return f"{kind} ({code})" if code else kind
+
+
+def _iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- parsing a journaled state ---------------------------------------------------------------------------
+
+
+def _number(data: Mapping[str, Any], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"resolution state: {key} must be a number")
+    return float(value)
+
+
+def _count(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"resolution state: {key} must be a non-negative integer")
+    return value
+
+
+def _list(data: Mapping[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"resolution state: {key} must be a list")
+    return list(value)
+
+
+def _kind_or_none(value: object) -> AnswerKind | None:
+    if value is None:
+        return None
+    if value not in ANSWER_KINDS:
+        raise ValueError(f"resolution state: unknown answer kind {value!r}")
+    return cast(AnswerKind, value)
+
+
+def _history_entry(item: object) -> HistoryEntry:
+    if not isinstance(item, list | tuple) or len(item) != 3:
+        raise ValueError("resolution state: a history entry must be [at_s, kind, code]")
+    at_s, kind, code = item
+    if isinstance(at_s, bool) or not isinstance(at_s, int | float):
+        raise ValueError("resolution state: a history entry's at_s must be a number")
+    if code is not None and not isinstance(code, str):
+        raise ValueError("resolution state: a history entry's code must be a string or null")
+    parsed_kind = _kind_or_none(kind)
+    if parsed_kind is None:
+        raise ValueError("resolution state: a history entry needs a kind")
+    return (float(at_s), parsed_kind, code)

@@ -1,0 +1,115 @@
+"""``ecash-worker kafka start|stop|status|restart|fetch`` (also ``python -m worker.devkafka ...``).
+
+Progress goes to stderr; ``start`` prints the bootstrap address alone on stdout, so a script can do
+``export ECASH_KAFKA_BOOTSTRAP_SERVERS=$(python -m worker.devkafka start)``. ``fetch`` only downloads
+Kafka's jars into the cache (prints their directory): CI runs it before the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from worker.devkafka.base import DEFAULT_PORT, BrokerError
+from worker.devkafka.jvm_files import fetch_jars
+from worker.devkafka.selection import BOOTSTRAP_ENV, ensure_broker, local_broker, local_config
+from worker.kafka_admin import ClientKwargs, kafka_client_kwargs
+from worker.settings import SettingsError, load_settings
+
+ACTIONS = ("start", "stop", "status", "restart", "fetch")  # fetch: only download the jars (CI warm-up)
+EXIT_OK, EXIT_ERROR, EXIT_NOT_RUNNING = 0, 1, 3  # 3: "not running", as LSB init scripts say
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port")
+    parser.add_argument("--controller-port", type=int, default=0, help="KRaft controller port (port+1)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: <cache-dir>/kafka-data-<port>")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="jars and default data (~/.cache/ecash-worker)"
+    )
+    parser.add_argument("--fresh", action="store_true", help="start: delete the broker's data first")
+    parser.add_argument("--hard", action="store_true", help="restart: kill instead of a clean shutdown")
+    parser.add_argument("--runtime", choices=("auto", "jvm", "docker"), default="auto")
+
+
+def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``kafka`` subcommand to ``ecash-worker``'s subparsers; dispatch it to ``run``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "kafka",
+        help="run a local Apache Kafka broker (KRaft) for development",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    try:
+        return _dispatch(args, env)
+    except (BrokerError, SettingsError) as exc:
+        _say(f"error: {exc}")
+        return EXIT_ERROR
+
+
+def _dispatch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    where: dict[str, Any] = {
+        "port": args.port,
+        "controller_port": args.controller_port,
+        "data_dir": args.data_dir,
+        "cache_dir": args.cache_dir,
+    }
+    if args.action == "start":
+        broker = ensure_broker(
+            environ,
+            runtime=args.runtime,
+            fresh=args.fresh,
+            client_kwargs=_client_kwargs(environ),
+            report=_say,
+            **where,
+        )
+        print(broker.bootstrap)  # the one line on stdout: a script reads it
+        return EXIT_OK
+    if args.action == "fetch":
+        config = local_config(environ, port=args.port, cache_dir=args.cache_dir)
+        print(fetch_jars(config, _say))
+        return EXIT_OK
+    broker_here = local_broker(environ, runtime=args.runtime, report=_say, **where)
+    if args.action == "stop":
+        if not broker_here.stop():
+            _say(f"no broker running at {broker_here.bootstrap}")
+        return EXIT_OK
+    if args.action == "restart":
+        broker_here.restart(hard=args.hard)
+        return EXIT_OK
+    status = broker_here.status()
+    _say(status.describe())
+    return EXIT_OK if status.answering else EXIT_NOT_RUNNING
+
+
+def _client_kwargs(environ: Mapping[str, str]) -> ClientKwargs:
+    """TLS/SASL options for probing an explicitly configured cluster (read from the worker's settings)."""
+    if not environ.get(BOOTSTRAP_ENV):
+        return {}
+    return kafka_client_kwargs(load_settings())
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.devkafka",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

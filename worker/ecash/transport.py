@@ -1,0 +1,328 @@
+"""HTTP transports for the E-Cash client, and the one honest answer to "did the request leave?".
+
+``classify_transport_error`` turns any transport failure into ``not_sent`` (provably never reached the
+server: safe to send again) or ``ambiguous`` (it may have; a Charge may have moved money). Only a failure
+before a connection was ours is ``not_sent``: DNS failure, connection refused, connect timeout, no free
+connection in the pool. Everything after (server closed, reset, read timeout, a reused keep-alive
+connection dying mid-request) is ``ambiguous``, and so is anything we cannot place.
+
+``AiohttpTransport`` is an ``httpx.AsyncBaseTransport`` over one ``aiohttp.ClientSession``: httpx's API,
+types and exceptions, aiohttp's pool (httpx's own collapses past ~32 requests in flight; see
+``shared/tools/HTTP_CLIENT_BENCH.md``). It does its own exception mapping, because httpx-aiohttp maps every
+connection error to ``ConnectTimeout``, making "never left" and "reached the server" look the same. It
+decides with two witnesses: aiohttp's trace signals say whether a connection was acquired for the
+request, and the exception's class says in which phase it was raised. ``not_sent`` needs both.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp.abc import AbstractResolver
+from multidict import CIMultiDict
+
+from worker.ecash.codes import CallClass
+from worker.settings import TransportKind
+
+DEFAULT_KEEPALIVE_S = 4.0  # below uvicorn's 5 s: drop idle connections before the server does
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+_NOT_SENT_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.InvalidURL,
+)
+
+
+def classify_transport_error(exc: BaseException) -> CallClass:
+    """``not_sent`` only for failures that happen before the request can leave; else ``ambiguous``."""
+    return CallClass.NOT_SENT if isinstance(exc, _NOT_SENT_ERRORS) else CallClass.AMBIGUOUS
+
+
+def _timeout_s(exc: BaseException, phase: str) -> float | None:
+    if not isinstance(exc, httpx.RequestError):
+        return None
+    try:
+        request = exc.request
+    except RuntimeError:  # raised without a request
+        return None
+    value = request.extensions.get("timeout", {}).get(phase)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _after(seconds: float | None) -> str:
+    return f" after {seconds:.1f} s" if seconds is not None else ""
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """A sentence for the evidence: what failed and whether the request had left."""
+    if isinstance(exc, httpx.PoolTimeout):
+        what = f"no free connection{_after(_timeout_s(exc, 'pool'))}"
+    elif isinstance(exc, httpx.ConnectTimeout):
+        what = f"connect timeout{_after(_timeout_s(exc, 'connect'))}"
+    elif isinstance(exc, httpx.ConnectError):
+        what = "could not connect"
+    elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        what = "the URL cannot be used"
+    elif isinstance(exc, httpx.ReadTimeout):
+        return f"read timeout{_after(_timeout_s(exc, 'read'))}; the request had been sent"
+    elif isinstance(exc, httpx.WriteTimeout | httpx.WriteError):
+        what = "the connection failed while the request was being written"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        what = "the server closed the connection without a complete answer"
+    elif isinstance(exc, httpx.ReadError):
+        what = "the connection failed while waiting for the answer"
+    else:
+        what = f"unexpected {type(exc).__name__}"
+    detail = str(exc).strip()[:200]
+    what = f"{what} ({detail})" if detail else what
+    if classify_transport_error(exc) is CallClass.NOT_SENT:
+        return f"{what}; the request was not sent"
+    return f"{what}; the request may have reached the server"
+
+
+_REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (httpx.PoolTimeout, "pool_timeout"),
+    (httpx.ConnectTimeout, "connect_timeout"),
+    (httpx.ConnectError, "connect_error"),
+    (httpx.UnsupportedProtocol, "bad_url"),
+    (httpx.InvalidURL, "bad_url"),
+    (httpx.ReadTimeout, "read_timeout"),
+    (httpx.WriteTimeout, "write_error"),
+    (httpx.WriteError, "write_error"),
+    (httpx.RemoteProtocolError, "remote_closed"),
+    (httpx.ReadError, "read_error"),
+)
+
+
+def transport_reason(exc: BaseException) -> str:
+    """A short word for metrics and events: ``read_timeout``, ``connect_error``, ``remote_closed``, ..."""
+    for kind, word in _REASONS:
+        if isinstance(exc, kind):
+            return word
+    return "transport_error"
+
+
+# --- where a request got to, from aiohttp's trace signals -----------------------------------------------
+
+
+@dataclass
+class Progress:
+    """Filled in by aiohttp's trace signals while one request runs."""
+
+    started: bool = False  # our trace config saw the request: the other flags can be trusted
+    queued: bool = False  # waited for a free connection
+    dequeued: bool = False
+    connection_acquired: bool = False  # a new or reused connection was handed to the request
+    reused: bool = False
+    request_written: bool = False  # aiohttp flushed the request headers (and maybe the body)
+
+
+def _progress(ctx: SimpleNamespace) -> Progress | None:
+    progress = getattr(ctx, "trace_request_ctx", None)
+    return progress if isinstance(progress, Progress) else None
+
+
+def _mark(**flags: bool) -> Any:
+    async def callback(_session: aiohttp.ClientSession, ctx: SimpleNamespace, _params: object) -> None:
+        progress = _progress(ctx)
+        if progress is not None:
+            for name, value in flags.items():
+                setattr(progress, name, value)
+
+    return callback
+
+
+def progress_trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_request_start.append(_mark(started=True))
+    config.on_connection_queued_start.append(_mark(queued=True))
+    config.on_connection_queued_end.append(_mark(dequeued=True))
+    config.on_connection_create_end.append(_mark(connection_acquired=True))
+    config.on_connection_reuseconn.append(_mark(connection_acquired=True, reused=True))
+    config.on_request_headers_sent.append(_mark(request_written=True))
+    config.on_request_chunk_sent.append(_mark(request_written=True))
+    config.freeze()
+    return config
+
+
+# Raised by aiohttp only while getting a connection (client.py wraps connector.connect's timeout into
+# ConnectionTimeoutError; connector.py wraps connect-time OSErrors into ClientConnectorError).
+_CONNECT_PHASE = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+_NETWORK = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+def map_aiohttp_error(exc: BaseException, progress: Progress, request: httpx.Request) -> Exception:
+    """The httpx exception that says truthfully how far ``request`` got when aiohttp raised ``exc``."""
+    message = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return httpx.UnsupportedProtocol(message, request=request)
+    connect_phase = isinstance(exc, _CONNECT_PHASE) or (progress.started and isinstance(exc, _NETWORK))
+    if connect_phase and not progress.connection_acquired:
+        if isinstance(exc, TimeoutError):
+            if progress.queued and not progress.dequeued:
+                return httpx.PoolTimeout(message, request=request)
+            return httpx.ConnectTimeout(message, request=request)
+        return httpx.ConnectError(message, request=request)
+    sent = "" if progress.request_written else " (the connection was ours; the request may have been written)"
+    stale = " on a reused keep-alive connection" if progress.reused else ""
+    message = f"{message}{stale}{sent}"
+    if isinstance(exc, TimeoutError):
+        return httpx.ReadTimeout(message, request=request)
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError
+    ):
+        return httpx.RemoteProtocolError(message, request=request)
+    if not progress.request_written and isinstance(exc, _NETWORK):
+        return httpx.WriteError(message, request=request)
+    return httpx.ReadError(message, request=request)
+
+
+# --- the transport ---------------------------------------------------------------------------------------
+
+
+def _client_timeout(request: httpx.Request, default_connect_s: float) -> aiohttp.ClientTimeout:
+    timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+    connect_s = timeouts.get("connect", default_connect_s)
+    pool_s = timeouts.get("pool")
+    parts = [s for s in (connect_s, pool_s) if s is not None]
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=sum(parts) if parts else None,  # aiohttp's "connect" covers the pool wait and the connect
+        sock_connect=connect_s,
+        sock_read=timeouts.get("read"),
+    )
+
+
+def _wire_headers(request: httpx.Request) -> CIMultiDict[str]:
+    """The request's headers with their names as written (``APIKey``, not ``apikey``): some servers care.
+    The body is sent whole, so a chunked transfer-encoding does not apply."""
+    return CIMultiDict(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in request.headers.raw
+        if name.lower() != b"transfer-encoding"
+    )
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over aiohttp, with an exception mapping that never claims "not sent" wrongly.
+
+    Responses are read whole (they are small JSON documents) and capped at ``max_body_bytes``; the
+    body's content-encoding is left to httpx. aiohttp never re-sends a POST on its own.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        connect_timeout_s: float = 3.0,
+        keepalive_s: float = DEFAULT_KEEPALIVE_S,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | bool = True,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self._max_connections = max_connections
+        self._connect_timeout_s = connect_timeout_s
+        self._keepalive_s = keepalive_s
+        self._max_body_bytes = max_body_bytes
+        self._resolver = resolver
+        self._ssl = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the transport is closed")
+        if self._session is None:  # created on first use: aiohttp binds it to the running loop
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=0,
+                keepalive_timeout=self._keepalive_s,
+                resolver=self._resolver,
+                ssl=self._ssl,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,  # httpx decodes according to Content-Encoding
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies
+                trace_configs=[progress_trace_config()],
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._client()
+        body = await request.aread()
+        headers = _wire_headers(request)
+        progress = Progress()
+        try:
+            async with session.request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=_client_timeout(request, self._connect_timeout_s),
+                trace_request_ctx=progress,
+            ) as response:
+                content = await self._read(response, request)
+                return httpx.Response(
+                    status_code=response.status,
+                    headers=list(response.raw_headers),
+                    stream=httpx.ByteStream(content),
+                    request=request,
+                    extensions={
+                        "http_version": f"HTTP/{response.version.major}.{response.version.minor}".encode()
+                        if response.version
+                        else b"HTTP/1.1",
+                        "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+                    },
+                )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise map_aiohttp_error(exc, progress, request) from exc
+
+    async def _read(self, response: aiohttp.ClientResponse, request: httpx.Request) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise httpx.ReadError(f"answer larger than {self._max_body_bytes} bytes", request=request)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+
+def make_transport(
+    kind: TransportKind | str,
+    max_connections: int,
+    connect_timeout_s: float,
+    *,
+    keepalive_s: float = DEFAULT_KEEPALIVE_S,
+) -> httpx.AsyncBaseTransport:
+    """The transport ``ECASH_HTTP_TRANSPORT`` names. ``connect_timeout_s`` is a fallback: the client's
+    timeouts travel with each request."""
+    if TransportKind(kind) is TransportKind.AIOHTTP:
+        return AiohttpTransport(
+            max_connections=max_connections, connect_timeout_s=connect_timeout_s, keepalive_s=keepalive_s
+        )
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=keepalive_s,
+    )
+    return httpx.AsyncHTTPTransport(limits=limits, retries=0)

@@ -1,0 +1,234 @@
+"""Kafka administration: the worker's topics, their creation, and the client options for TLS/SASL.
+
+Everything that talks to a broker takes ``client_kwargs`` (from ``kafka_client_kwargs``), so the same code
+runs against the local development broker and a secured production cluster. Those kwargs carry the SASL
+password: never log them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from worker.clock import Clock, SystemClock
+from worker.settings import Settings
+
+ClientKwargs = dict[str, Any]
+
+
+class TopicError(Exception):
+    """A topic could not be created, or exists with a shape the worker cannot use."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int = 1
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+def _durability_configs(replication_factor: int) -> dict[str, str]:
+    # acks=all waits for min.insync.replicas: 2 of 3 survives one broker down; a 2-replica topic stays
+    # writable with one broker down (1), a single replica is what a development broker has.
+    return {"min.insync.replicas": str(max(1, min(2, replication_factor - 1)))}
+
+
+def journal_topic_spec(name: str, partitions: int, replication_factor: int, retention_s: float) -> TopicSpec:
+    """The journal: compacted (latest record per trace number) and deleted after the retention."""
+    configs = {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(int(retention_s * 1000)),
+        **_durability_configs(replication_factor),
+    }
+    return TopicSpec(name, partitions, replication_factor, configs)
+
+
+def review_topic_spec(name: str, partitions: int, replication_factor: int) -> TopicSpec:
+    """Manual review: compacted, never deleted by age (a record goes away only when superseded)."""
+    configs = {"cleanup.policy": "compact", **_durability_configs(replication_factor)}
+    return TopicSpec(name, partitions, replication_factor, configs)
+
+
+def worker_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic the worker reads or writes. The journal is co-partitioned with the commands topic."""
+    partitions, replicas = settings.topic_partitions, settings.topic_replication_factor
+    durable = _durability_configs(replicas)
+    return [
+        TopicSpec(settings.commands_topic, partitions, replicas, durable),
+        TopicSpec(settings.results_topic, partitions, replicas, durable),
+        TopicSpec(settings.dlq_topic, partitions, replicas, durable),
+        review_topic_spec(settings.review_topic, partitions, replicas),
+        journal_topic_spec(settings.journal_topic, partitions, replicas, settings.journal_retention_s),
+    ]
+
+
+def kafka_client_kwargs(settings: Settings) -> ClientKwargs:
+    """aiokafka keyword arguments for the configured security protocol (producer, consumer and admin).
+
+    SCRAM mechanisms use aiokafka's ``sasl_plain_username``/``sasl_plain_password`` too.
+    """
+    protocol = settings.kafka_security_protocol
+    kwargs: ClientKwargs = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = _ssl_context(settings)
+    if protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+        password = settings.kafka_sasl_password
+        kwargs["sasl_plain_password"] = password.get_secret_value() if password is not None else None
+    return kwargs
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    cafile = settings.kafka_ssl_cafile
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cafile) if cafile else None)
+    if settings.kafka_ssl_certfile is not None:
+        keyfile = settings.kafka_ssl_keyfile
+        context.load_cert_chain(str(settings.kafka_ssl_certfile), str(keyfile) if keyfile else None)
+    return context
+
+
+async def ensure_topics(
+    bootstrap: str,
+    specs: list[TopicSpec],
+    *,
+    client_kwargs: ClientKwargs,
+    ready_timeout_s: float = 30.0,
+    clock: Clock | None = None,
+) -> None:
+    """Create the topics that are missing, then wait until every partition of every spec has a leader.
+
+    A topic created meanwhile by another worker is fine. An existing topic with a different partition
+    count is an error: the journal must stay co-partitioned with the commands topic.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs)
+    await admin.start()
+    try:
+        existing = await _partition_counts(admin, [spec.name for spec in specs])
+        _check_partition_counts(specs, existing)
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            await _create(admin, missing)
+        await _wait_for_leaders(admin, [spec.name for spec in specs], ready_timeout_s, clock or SystemClock())
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
+    """Partition count of each named topic that exists (absent topics are left out).
+
+    Only existing topics are described: aiokafka's metadata request for named topics allows automatic
+    creation, and a cluster with ``auto.create.topics.enable=true`` would make them with default
+    configs (a journal that is not compacted).
+    """
+    existing = set(await admin.list_topics())
+    present = [name for name in names if name in existing]
+    if not present:
+        return {}
+    described = await admin.describe_topics(present)
+    return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+
+
+def _check_partition_counts(specs: list[TopicSpec], existing: Mapping[str, int]) -> None:
+    for spec in specs:
+        count = existing.get(spec.name)
+        if count is not None and count != spec.partitions:
+            raise TopicError(
+                f"topic {spec.name} exists with {count} partitions, expected {spec.partitions} "
+                "(ECASH_TOPIC_PARTITIONS): the journal must be co-partitioned with the commands topic"
+            )
+
+
+async def _create(admin: Any, specs: list[TopicSpec]) -> None:
+    new_topics = [
+        NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.configs)) for s in specs
+    ]
+    response = await admin.create_topics(new_topics)
+    failures = []
+    for topic_error in response.topic_errors:
+        name, code = topic_error[0], topic_error[1]
+        message = topic_error[2] if len(topic_error) > 2 else None
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        failures.append(f"{name}: {for_code(code).__name__}" + (f" ({message})" if message else ""))
+    if failures:
+        raise TopicError("could not create topics: " + "; ".join(failures))
+
+
+async def _wait_for_leaders(admin: Any, names: list[str], timeout_s: float, clock: Clock) -> None:
+    deadline_s = clock.monotonic_s() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        if _all_led(described, names):
+            return
+        if clock.monotonic_s() >= deadline_s:
+            raise TopicError(f"topics have no leader after {timeout_s:g} s: {', '.join(names)}")
+        await clock.sleep_s(0.1)
+
+
+def _all_led(described: list[dict[str, Any]], names: list[str]) -> bool:
+    led = {
+        t["topic"]
+        for t in described
+        if t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+    }
+    return set(names) <= led
+
+
+async def broker_answers(bootstrap: str, *, client_kwargs: ClientKwargs, timeout_s: float = 5.0) -> bool:
+    """One attempt: does a broker at ``bootstrap`` answer a metadata request and list itself?
+
+    A plain TCP connect comes first, so that probing a stopped broker does not make aiokafka log errors.
+    """
+    if not await _tcp_connects(bootstrap, timeout_s):
+        return False
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **client_kwargs
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+            cluster = await admin.describe_cluster()
+        return bool(cluster.get("brokers"))
+    except Exception:  # any failure (timeout, refused, protocol, auth) means "does not answer"
+        return False
+    finally:
+        await admin.close()
+
+
+async def _tcp_connects(bootstrap: str, timeout_s: float) -> bool:
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            async with asyncio.timeout(timeout_s):
+                _, writer = await asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port))
+        except (TimeoutError, OSError, ValueError):
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return True
+    return False
+
+
+async def wait_for_broker(
+    bootstrap: str, *, client_kwargs: ClientKwargs, timeout_s: float, clock: Clock | None = None
+) -> bool:
+    """Probe until the broker answers (True) or ``timeout_s`` passes (False)."""
+    clock = clock or SystemClock()
+    deadline_s = clock.monotonic_s() + timeout_s
+    while True:
+        remaining_s = deadline_s - clock.monotonic_s()
+        if await broker_answers(
+            bootstrap, client_kwargs=client_kwargs, timeout_s=min(5.0, max(remaining_s, 0.5))
+        ):
+            return True
+        if clock.monotonic_s() >= deadline_s:
+            return False
+        await clock.sleep_s(0.2)

@@ -1,0 +1,288 @@
+"""Structured logs: one JSON object per line for machines, one readable line per event on a terminal.
+
+``configure_logging(settings)`` installs the one handler on the root logger; ``log_hook(event)`` (or an
+``EventLogger`` with an injected clock) turns domain events into log lines. Every record passes through a
+``RedactionFilter``: secrets named in the settings, ``key=value`` pairs whose key says secret (APIKey,
+Credentials, token, password...) and long opaque strings (API keys, session tokens, encrypted credentials)
+are replaced by ``[REDACTED]``, and MSISDNs keep only their last four digits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import fields as dataclass_fields
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import orjson
+
+from worker.clock import Clock, SystemClock
+from worker.observability.events import (
+    ApiCallFinished,
+    BreakerStateChanged,
+    CommandConsumed,
+    DeadLettered,
+    Event,
+    FatalConfiguration,
+    LoginFinished,
+    ResolutionFinished,
+    ResultPublished,
+)
+from worker.settings import LogFormat, Settings
+
+EVENT_LOGGER_NAME = "worker.events"
+REDACTED = "[REDACTED]"
+_MIN_SECRET_LEN = 6
+_SECRET_WORDS = r"api[_-]?key|credentials?|password|passwd|secret|token|authorization"  # noqa: S105 - names, no value
+_KEY_VALUE = re.compile(rf"(?i)\b([\w-]*?(?:{_SECRET_WORDS}))([\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;)}}\]]+)")
+# API keys (56), session tokens (48): long opaque runs with a digit. Trace numbers are <= 32 characters;
+# response codes (OTP_VALIDATION_FAILED_OTP_ALREADY_VALIDATED) and URL paths have no digit or break at "/".
+_OPAQUE = re.compile(r"(?<![A-Za-z0-9+=_-])[A-Za-z0-9+=_-]{40,}(?![A-Za-z0-9+=_-])")
+_SECRET_FIELD = re.compile(rf"(?i)^[\w-]*(?:{_SECRET_WORDS})$")
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def mask_msisdn(msisdn: str | None) -> str | None:
+    """``08131234567`` -> ``*******4567``: enough to match a complaint, not enough to identify a wallet."""
+    if msisdn is None:
+        return None
+    keep = 4 if len(msisdn) > 4 else 0
+    return "*" * (len(msisdn) - keep) + msisdn[len(msisdn) - keep :]
+
+
+def event_name(event: Event) -> str:
+    """``ResultPublished`` -> ``result_published``."""
+    return _CAMEL.sub("_", type(event).__name__).lower()
+
+
+class Redactor:
+    """Replaces secrets in text: known secret values, secret-looking key=value pairs, long opaque runs."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = {s for s in secrets if len(s) >= _MIN_SECRET_LEN}
+        self._values = sorted(values, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, REDACTED)
+        text = _KEY_VALUE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+        return _OPAQUE.sub(_redact_if_digit, text)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Redactor:
+        secrets = [
+            settings.api_key,
+            settings.api_credentials,
+            settings.api_password,
+            settings.kafka_sasl_password,
+        ]
+        return cls(s.get_secret_value() for s in secrets if s is not None)
+
+
+def _redact_if_digit(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return REDACTED if any(ch.isdigit() for ch in run) else run
+
+
+class RedactionFilter(logging.Filter):
+    """Defence in depth: renders the message, redacts it, its structured fields and any traceback."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redact = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redact(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redact(record.stack_info)
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, Mapping):
+            record.fields = {key: self._field(key, value) for key, value in extra.items()}
+        return True
+
+    def _field(self, key: str, value: object) -> object:
+        if _SECRET_FIELD.match(key):
+            return REDACTED
+        if key == "msisdn" and isinstance(value, str):
+            return mask_msisdn(value) if not value.startswith("*") else value
+        if isinstance(value, str):
+            return self._redact(value)
+        return value
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    extra = getattr(record, "fields", None)
+    return dict(extra) if isinstance(extra, Mapping) else {}
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts": ..., "level": "info", "event": "result_published", ..., "msg": ..., "logger": ...}``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "event": getattr(record, "event_name", "log"),
+        }
+        line.update(_record_fields(record))
+        line["msg"] = record.getMessage()
+        line["logger"] = record.name
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-01-01T00:00:00.000Z INFO    result_published succeeded  trace_number=T1 msisdn=*******4567``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = getattr(record, "event_name", record.name)
+        pairs = " ".join(f"{k}={v}" for k, v in _record_fields(record).items() if v is not None)
+        text = f"{_timestamp(record)} {record.levelname:<7} {name} {record.getMessage()}"
+        if pairs:
+            text += f"  {pairs}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += "\n" + record.exc_text
+        return text
+
+
+def choose_format(setting: LogFormat, stream: TextIO) -> LogFormat:
+    if setting is not LogFormat.AUTO:
+        return setting
+    isatty = getattr(stream, "isatty", None)
+    return LogFormat.TEXT if callable(isatty) and isatty() else LogFormat.JSON
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
+    """Install the worker's one log handler on the root logger (replacing any earlier one of ours)."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    fmt = choose_format(settings.log_format, stream)
+    handler.setFormatter(TextFormatter() if fmt is LogFormat.TEXT else JsonFormatter())
+    handler.addFilter(RedactionFilter(Redactor.from_settings(settings)))
+    handler.set_name("ecash-worker")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "ecash-worker"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    return handler
+
+
+class EventLogger:
+    """Turns events into log lines. Relogins bunched within a window are flagged as a storm (WARNING)."""
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        logger: logging.Logger | None = None,
+        relogin_storm_count: int = 3,
+        relogin_storm_window_s: float = 60.0,
+    ) -> None:
+        self._clock = clock or SystemClock()
+        self._logger = logger or logging.getLogger(EVENT_LOGGER_NAME)
+        self._storm_count = relogin_storm_count
+        self._storm_window_s = relogin_storm_window_s
+        self._relogins_at: deque[float] = deque()
+
+    def __call__(self, event: Event) -> None:
+        level, message = self._describe(event)
+        storm = isinstance(event, LoginFinished) and event.kind == "relogin" and self._storm()
+        if storm:
+            level = max(level, logging.WARNING)
+            message = f"relogin storm: {len(self._relogins_at)} relogins in {self._storm_window_s:g} s"
+        if not self._logger.isEnabledFor(level):
+            return
+        fields = _event_fields(event)
+        if storm:
+            fields["relogins_in_window"] = len(self._relogins_at)
+        self._logger.log(level, message, extra={"event_name": event_name(event), "fields": fields})
+
+    def _storm(self) -> bool:
+        now = self._clock.monotonic_s()
+        self._relogins_at.append(now)
+        while self._relogins_at and now - self._relogins_at[0] > self._storm_window_s:
+            self._relogins_at.popleft()
+        return len(self._relogins_at) >= self._storm_count
+
+    @staticmethod
+    def _describe(event: Event) -> tuple[int, str]:
+        match event:
+            case FatalConfiguration():
+                return logging.ERROR, f"stopped on a configuration error: {event.reason}"
+            case DeadLettered():
+                return logging.WARNING, f"message dead-lettered: {event.reason}"
+            case ResultPublished() if event.outcome == "unresolved":
+                return logging.WARNING, "result unresolved: handed to manual review"
+            case ResolutionFinished() if event.outcome == "unresolved":
+                return logging.WARNING, "resolution deadline passed: outcome unknown"
+            case BreakerStateChanged() if event.state == "open":
+                return logging.WARNING, f"circuit breaker open: {event.reason}"
+            case LoginFinished() if not event.ok:
+                return logging.WARNING, f"{event.kind} failed: {event.code}"
+            case ApiCallFinished() if event.code == "PROCESSED":
+                return logging.DEBUG, f"{event.operation}: {event.code}"
+            case CommandConsumed():
+                return logging.DEBUG, "command consumed"
+        return logging.INFO, _summary(event)
+
+
+def _summary(event: Event) -> str:
+    match event:
+        case ResultPublished():
+            return f"result published: {event.outcome}"
+        case ResolutionFinished():
+            return f"resolution finished: {event.outcome}"
+        case BreakerStateChanged():
+            return f"circuit breaker {event.state}: {event.reason}"
+        case ApiCallFinished():
+            return f"{event.operation}: {event.code}"
+        case LoginFinished():
+            return f"{event.kind} succeeded"
+    return event_name(event).replace("_", " ")
+
+
+_RENAMES = {"response_code": "code"}
+
+
+def _event_fields(event: Event) -> dict[str, Any]:
+    """The event's fields for the log line: MSISDN masked, ``response_code`` as ``code``, floats to the ms."""
+    out: dict[str, Any] = {}
+    for f in dataclass_fields(event):
+        value = getattr(event, f.name)
+        if f.name == "msisdn":
+            value = mask_msisdn(value)
+        elif isinstance(value, float):
+            value = round(value, 3)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[_RENAMES.get(f.name, f.name)] = value
+    return out
+
+
+_DEFAULT_EVENT_LOGGER = EventLogger()
+
+
+def log_hook(event: Event) -> None:
+    """The hook to add to ``FanOut``: logs one event with the system clock."""
+    _DEFAULT_EVENT_LOGGER(event)

@@ -1,0 +1,115 @@
+"""The local copy of one journal partition: a SQLite file, restored from the compacted journal topic.
+
+This is the Kafka Streams state-store pattern: the topic is the truth (written first, acks=all); the
+local store is a cache of it, so memory stays flat however many trace numbers the dedupe window holds.
+A checkpoint (the journal offset up to which the store is complete) is written only at clean points
+(after a restore, after a drain), so a restart replays only what came after it; after ``kill -9`` the
+replay starts from the last clean checkpoint, and replaying a record twice is harmless (an upsert).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from pathlib import Path
+
+
+class StoreBusy(Exception):
+    """Another process holds this partition's store file."""
+
+
+class PartitionStore:
+    def __init__(self, path: Path | None) -> None:
+        """``path=None`` keeps the store in memory (tests, or a state directory that cannot be used)."""
+        self.path = path
+        self._lock_fd: int | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise StoreBusy(str(path)) from None
+            self._lock_fd = fd
+        self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
+        self._db.execute("PRAGMA synchronous=OFF")  # the topic is durable; this is a cache of it
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS records (trace TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ms INTEGER)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+
+    def get(self, trace_number: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM records WHERE trace = ?", (trace_number,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put(self, trace_number: str, value: bytes, ts_ms: int) -> None:
+        self._db.execute(
+            "INSERT INTO records(trace, value, ts_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms",
+            (trace_number, value, ts_ms),
+        )
+
+    def apply_batch(self, rows: list[tuple[str, bytes | None, int]]) -> None:
+        """Replay journal records in order; ``None`` is a tombstone."""
+        self._db.execute("BEGIN")
+        try:
+            for trace, value, ts_ms in rows:
+                if value is None:
+                    self._db.execute("DELETE FROM records WHERE trace = ?", (trace,))
+                else:
+                    self.put(trace, value, ts_ms)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def purge_older_than(self, ts_ms: int) -> int:
+        cursor = self._db.execute("DELETE FROM records WHERE ts_ms < ?", (ts_ms,))
+        return cursor.rowcount
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    def checkpoint(self) -> int | None:
+        row = self._db.execute("SELECT v FROM meta WHERE k = 'checkpoint'").fetchone()
+        return None if row is None else int(row[0])
+
+    def set_checkpoint(self, offset: int | None) -> None:
+        if offset is None:
+            self._db.execute("DELETE FROM meta WHERE k = 'checkpoint'")
+        else:
+            self._db.execute(
+                "INSERT INTO meta(k, v) VALUES ('checkpoint', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                (str(offset),),
+            )
+
+    def wipe(self) -> None:
+        self._db.execute("DELETE FROM records")
+        self._db.execute("DELETE FROM meta")
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
+
+
+def store_path(state_dir: Path | None, group_id: str, topic: str, partition: int) -> Path | None:
+    if state_dir is None:
+        return None
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{group_id}__{topic}")
+    return state_dir / safe / f"p{partition}.sqlite"
+
+
+def open_store(state_dir: Path | None, group_id: str, topic: str, partition: int) -> PartitionStore:
+    """Open the partition's store; if another process holds it (or the directory is unusable), use memory."""
+    path = store_path(state_dir, group_id, topic, partition)
+    if path is None:
+        return PartitionStore(None)
+    try:
+        return PartitionStore(path)
+    except (OSError, sqlite3.Error, StoreBusy):
+        return PartitionStore(None)

@@ -1,0 +1,510 @@
+"""One command's life: journal check, intent, the money call, resolution, outcome, result.
+
+The decisions (what a code means, when a status answer is believed) live in worker.ecash.codes and
+worker.core.resolution; this module sequences them with the journal and the publisher. A job returns
+True when its result is published (its offset may be committed) and False when it was abandoned because
+its partition was revoked or the worker is stopping: its journal record lets the next owner carry on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from worker.clock import Clock
+from worker.contracts import (
+    Attempt,
+    Command,
+    CommandType,
+    Outcome,
+    ResolvedBy,
+)
+from worker.core.fingerprint import fingerprint
+from worker.core.resolution import (
+    Conclude,
+    InquireAt,
+    ResolutionPolicy,
+    ResolutionState,
+    apply_answer,
+    describe,
+    next_step,
+    observe,
+)
+from worker.ecash.client import EcashClient, MoneyCallResult
+from worker.ecash.codes import CallClass
+from worker.ecash.errors import FatalConfigError
+from worker.observability.events import (
+    CommandRejected,
+    DeadLettered,
+    EventSink,
+    FatalConfiguration,
+    ResolutionFinished,
+    ResolutionStarted,
+    ResultPublished,
+    RetryScheduled,
+    StatusInquiryAnswered,
+)
+from worker.pipeline.dead_letters import dead_letter
+from worker.pipeline.gate import Gate
+from worker.pipeline.intake import DeadLetterReason, Intake, Parsed, Rejection
+from worker.pipeline.journal import Journal, JournalRecord, JournalState
+from worker.pipeline.publisher import Publisher
+from worker.pipeline.results import (
+    command_result,
+    duplicate_result,
+    rejection_result,
+    review_record,
+    trace_reused_result,
+)
+from worker.settings import Settings
+
+
+@dataclass(eq=False)
+class Job:
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    intake: Intake
+    cancelled: bool = False
+    lane: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        intake = self.intake
+        if isinstance(intake, Parsed):
+            self.lane = intake.command.msisdn
+        elif isinstance(intake, Rejection):
+            self.lane = intake.msisdn or f"trace:{intake.trace_number}"
+        else:
+            self.lane = f"dlq:{self.partition}"
+
+    @property
+    def lane_key(self) -> str:
+        return self.lane
+
+
+class Processor:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        client: EcashClient,
+        journal: Journal,
+        publisher: Publisher,
+        gate: Gate,
+        clock: Clock,
+        sink: EventSink,
+        topic: str,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._journal = journal
+        self._publisher = publisher
+        self._gate = gate
+        self._clock = clock
+        self._sink = sink
+        self._topic = topic
+        self._policy = ResolutionPolicy.from_settings(settings)
+        self.resolving = 0
+
+    async def handle(self, job: Job) -> bool:
+        intake = job.intake
+        if isinstance(intake, DeadLetterReason):
+            letter = dead_letter(job, topic=self._topic, reason=intake, now=self._clock.now())
+            await self._publisher.publish_dead_letter(letter, job.key)
+            self._sink.emit(DeadLettered(job.partition, job.offset, intake.reason))
+            return True
+        if isinstance(intake, Rejection):
+            result = rejection_result(
+                intake, partition=job.partition, offset=job.offset, now=self._clock.now()
+            )
+            await self._publisher.publish_result(result)
+            self._sink.emit(CommandRejected(intake.trace_number, intake.msisdn, intake.reason))
+            self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=result.type)
+            return True
+        return await self._command(job, intake.command)
+
+    # --- the command's path --------------------------------------------------------------------
+    async def _command(self, job: Job, command: Command) -> bool:
+        print_ = fingerprint(command)
+        record = self._journal.get(job.partition, command.trace_number)
+        now = self._clock.now()
+        if record is not None:
+            if record.fingerprint != print_:
+                result = trace_reused_result(command, partition=job.partition, offset=job.offset, now=now)
+                await self._publisher.publish_result(result)
+                self._sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
+                self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
+                return True
+            if record.state is JournalState.DONE and record.result is not None:
+                if (record.partition, record.offset) == (job.partition, job.offset):
+                    result = record.result  # the same message again (after a crash): the same event
+                else:
+                    result = duplicate_result(
+                        record.result, partition=job.partition, offset=job.offset, now=now
+                    )
+                await self._publisher.publish_result(result)
+                self._emit_result(
+                    job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
+                )
+                return True
+            # An intent without an outcome: money may have moved. Find out before anything else.
+            if (record.partition, record.offset) != (job.partition, job.offset):
+                finished = await self._resolve(job, record, "journal_intent")
+                if not finished:
+                    return False
+                return await self._command(job, command)
+            return await self._resolve(job, record, "journal_intent")
+        if command.expires_at is not None and now >= command.expires_at:
+            record = self._new_record(job, command, print_)
+            return await self._finish(
+                job,
+                record,
+                Outcome.FAILED,
+                ResolvedBy.RESPONSE,
+                f"the command expired at {command.expires_at.isoformat()} before it was sent; no money moved",
+            )
+        return await self._send(job, self._new_record(job, command, print_))
+
+    def _new_record(self, job: Job, command: Command, print_: str) -> JournalRecord:
+        return JournalRecord(
+            trace_number=command.trace_number,
+            fingerprint=print_,
+            state=JournalState.INTENT,
+            command=command,
+            partition=job.partition,
+            offset=job.offset,
+            timestamp_ms=job.timestamp_ms,
+            updated_at=self._clock.now(),
+        )
+
+    async def _send(self, job: Job, record: JournalRecord) -> bool:
+        command = record.command
+        first_try = self._clock.monotonic_s()
+        backoff_s = self._settings.not_sent_backoff_initial_s
+        while True:
+            if not await self._gate.wait_for_new_work(lambda: job.cancelled):
+                return False
+            if command.expires_at is not None and self._clock.now() >= command.expires_at:
+                return await self._finish(
+                    job,
+                    record,
+                    Outcome.FAILED,
+                    ResolvedBy.RESPONSE,
+                    f"the command expired at {command.expires_at.isoformat()} before the API could be "
+                    "reached; no money moved",
+                )
+            record = record.model_copy(
+                update={
+                    "state": JournalState.INTENT,
+                    "sends": record.sends + 1,
+                    "updated_at": self._clock.now(),
+                }
+            )
+            await self._journal.write(record)
+            try:
+                answer = await self._money_call(command)
+            except FatalConfigError as exc:
+                self._gate.set_fatal(str(exc))
+                self._sink.emit(FatalConfiguration(str(exc)))
+                record = self._with_attempt(record, command, "not_sent", None, f"not sent: {exc}")
+                continue
+            record = self._with_attempt(
+                record, command, answer.call_class.value, answer.response_code, answer.evidence
+            )
+            if answer.fatal_config:
+                # The agent itself is refused (NOT_ALLOWED, INVALID_CREDENTIAL...): no money moved, and
+                # answering "declined" would burn the whole backlog. Stop and wait for an operator.
+                reason = f"the API refuses the agent: {answer.response_code}"
+                self._gate.set_fatal(reason)
+                self._sink.emit(FatalConfiguration(reason))
+                continue
+            if answer.call_class is CallClass.SUCCEEDED:
+                return await self._finish(
+                    job,
+                    record,
+                    Outcome.SUCCEEDED,
+                    ResolvedBy.RESPONSE,
+                    f"{command.type.value} processed",
+                    answer,
+                )
+            if answer.call_class is CallClass.DECLINED:
+                return await self._finish(
+                    job,
+                    record,
+                    Outcome.DECLINED,
+                    ResolvedBy.RESPONSE,
+                    f"declined by the API: {answer.response_code}",
+                    answer,
+                )
+            if answer.call_class is CallClass.NOT_SENT:
+                if self._clock.monotonic_s() - first_try >= self._settings.not_sent_deadline_s:
+                    return await self._finish(
+                        job,
+                        record,
+                        Outcome.FAILED,
+                        ResolvedBy.RESPONSE,
+                        f"the API could not be reached for {self._settings.not_sent_deadline_s:.0f} s; "
+                        f"the request never left ({answer.evidence}); no money moved",
+                    )
+                self._sink.emit(
+                    RetryScheduled(command.type.value, "api_unavailable", record.sends, backoff_s)
+                )
+                if not await self._sleep(backoff_s, job):
+                    return False
+                backoff_s = min(backoff_s * 2, self._settings.not_sent_backoff_max_s * 4)
+                continue
+            return await self._resolve(job, record, ambiguity_reason(answer))
+
+    async def _money_call(self, command: Command) -> MoneyCallResult:
+        if command.type is CommandType.CHARGE:
+            return await self._client.charge(
+                msisdn=command.msisdn,
+                amount=command.amount,
+                trace_number=command.trace_number,
+                transfer_type_id=command.transfer_type_id,
+                description=command.description,
+            )
+        return await self._client.credit(
+            msisdn=command.msisdn,
+            amount=command.amount,
+            trace_number=command.trace_number,
+            transfer_type_id=command.transfer_type_id,
+        )
+
+    # --- resolution ------------------------------------------------------------------------------
+    async def _resolve(self, job: Job, record: JournalRecord, reason: str) -> bool:
+        command = record.command
+        if record.resolution is None:
+            started_s = record.updated_at.timestamp()
+            state = ResolutionState.start(started_s, resubmits=record.resubmits)
+            record = record.model_copy(
+                update={
+                    "state": JournalState.RESOLVING,
+                    "resolution": state.to_dict(),
+                    "updated_at": self._clock.now(),
+                }
+            )
+            await self._journal.write(record)
+            self._sink.emit(ResolutionStarted(command.trace_number, command.msisdn, reason))
+        else:
+            state = ResolutionState.from_dict(record.resolution)
+        self.resolving += 1
+        try:
+            return await self._resolution_loop(job, record, state)
+        finally:
+            self.resolving -= 1
+
+    async def _resolution_loop(self, job: Job, record: JournalRecord, state: ResolutionState) -> bool:
+        command = record.command
+        decision = next_step(
+            self._policy, state, self._clock.now().timestamp(), pace_factor=self._gate.pace_factor()
+        )
+        while isinstance(decision, InquireAt):
+            if not await self._sleep(decision.delay_s(self._clock.now().timestamp()), job):
+                return False
+            answer = await self._client.status(
+                trace_number=command.trace_number,
+                amount=command.amount,
+                account_type_id=command.account_type_id,
+            )
+            observation = observe(answer.code, _transport_class(answer.call_class), self._policy)
+            state, decision = apply_answer(
+                self._policy,
+                state,
+                observation,
+                self._clock.now().timestamp(),
+                pace_factor=self._gate.pace_factor(),
+            )
+            self._sink.emit(StatusInquiryAnswered(command.trace_number, observation.kind, answer.code))
+            record = self._with_attempt(
+                record, command, observation.kind, answer.code, answer.evidence, operation="status"
+            )
+            record = record.model_copy(
+                update={"resolution": state.to_dict(), "updated_at": self._clock.now()}
+            )
+            if isinstance(decision, InquireAt):
+                await self._journal.write(record)
+        return await self._conclude(job, record, state, decision)
+
+    async def _conclude(
+        self, job: Job, record: JournalRecord, state: ResolutionState, decision: Conclude
+    ) -> bool:
+        command = record.command
+        duration_s = self._clock.now().timestamp() - state.started_at_s
+        self._sink.emit(
+            ResolutionFinished(command.trace_number, decision.outcome, state.inquiries, duration_s)
+        )
+        if decision.outcome == "succeeded":
+            txn, trx_dt = await self._find_transaction(command, record)
+            detail = f"{command.type.value} confirmed by Status Inquiry after an ambiguous answer"
+            return await self._finish(
+                job,
+                record,
+                Outcome.SUCCEEDED,
+                ResolvedBy.STATUS_INQUIRY,
+                detail,
+                code="PROCESSED",
+                transaction_number=txn,
+                trx_datetime=trx_dt,
+            )
+        if decision.outcome == "failed":
+            return await self._finish(job, record, Outcome.FAILED, ResolvedBy.STATUS_INQUIRY, decision.reason)
+        if decision.outcome == "resubmit":
+            resubmits = state.resubmits + 1
+            record = record.model_copy(
+                update={"resolution": None, "state": JournalState.INTENT, "resubmits": resubmits}
+            )
+            self._sink.emit(RetryScheduled(command.type.value, "resubmit", resubmits, 0.0))
+            return await self._send(job, record)
+        detail = "unresolved: " + decision.reason + "; handed to manual review"
+        finished = await self._finish(job, record, Outcome.UNRESOLVED, ResolvedBy.STATUS_INQUIRY, detail)
+        await self._publisher.publish_review(
+            review_record(
+                command,
+                partition=job.partition,
+                offset=job.offset,
+                attempts=record.attempts,
+                last_known_state=describe(state),
+                now=self._clock.now(),
+            )
+        )
+        return finished
+
+    async def _find_transaction(
+        self, command: Command, record: JournalRecord
+    ) -> tuple[str | None, str | None]:
+        """Status Inquiry does not return the transaction number; Transaction History does. Best effort."""
+        try:
+            start = (record.updated_at - timedelta(days=1)).date()
+            end = (self._clock.now() + timedelta(days=1)).date()
+            async for entry in self._client.history(
+                msisdn=command.msisdn, start_date=start, end_date=end, page_size=50, max_pages=20
+            ):
+                if entry.trace_suffix == command.trace_number:
+                    return entry.transaction_number, entry.trx_datetime_raw
+        except Exception:
+            return None, None
+        return None, None
+
+    # --- endings -------------------------------------------------------------------------------
+    async def _finish(
+        self,
+        job: Job,
+        record: JournalRecord,
+        outcome: Outcome,
+        resolved_by: ResolvedBy,
+        detail: str,
+        answer: MoneyCallResult | None = None,
+        *,
+        code: str | None = None,
+        transaction_number: str | None = None,
+        trx_datetime: str | None = None,
+    ) -> bool:
+        now = self._clock.now()
+        result = command_result(
+            record.command,
+            partition=job.partition,
+            offset=job.offset,
+            outcome=outcome,
+            resolved_by=resolved_by,
+            detail=detail,
+            now=now,
+            attempts=record.sends,
+            response_code=answer.response_code if answer else code,
+            transaction_number=answer.transaction_number if answer else transaction_number,
+            trx_datetime=answer.trx_datetime if answer else trx_datetime,
+        )
+        record = record.model_copy(update={"state": JournalState.DONE, "result": result, "updated_at": now})
+        await self._journal.write(record)
+        await self._publisher.publish_result(result)
+        self._emit_result(
+            job, outcome, resolved_by, result.response_code, record.sends, kind=record.command.type
+        )
+        return True
+
+    def _emit_result(
+        self,
+        job: Job,
+        outcome: Outcome,
+        resolved_by: ResolvedBy,
+        code: str | None,
+        attempts: int,
+        *,
+        kind: CommandType | None,
+    ) -> None:
+        intake = job.intake
+        trace = (
+            intake.command.trace_number
+            if isinstance(intake, Parsed)
+            else intake.trace_number
+            if isinstance(intake, Rejection)
+            else ""
+        )
+        msisdn = intake.command.msisdn if isinstance(intake, Parsed) else None
+        e2e_s = None
+        if job.timestamp_ms is not None:
+            e2e_s = max(0.0, self._clock.now().timestamp() - job.timestamp_ms / 1000)
+        self._sink.emit(
+            ResultPublished(
+                trace_number=trace,
+                msisdn=msisdn,
+                command_type=kind.value if kind else "unknown",
+                outcome=outcome.value,
+                resolved_by=resolved_by.value,
+                response_code=code,
+                attempts=attempts,
+                end_to_end_s=e2e_s,
+            )
+        )
+
+    def _with_attempt(
+        self,
+        record: JournalRecord,
+        command: Command,
+        outcome_class: str,
+        code: str | None,
+        detail: str,
+        *,
+        operation: str | None = None,
+    ) -> JournalRecord:
+        attempt = Attempt(
+            at=self._clock.now(),
+            operation=operation or command.type.value,
+            outcome_class=outcome_class,
+            response_code=code,
+            detail=detail[:500],
+        )
+        return record.model_copy(update={"attempts": [*record.attempts, attempt][-50:]})
+
+    async def _sleep(self, seconds: float, job: Job) -> bool:
+        """Sleep in short steps so that a revoke or a shutdown is noticed; False if abandoned."""
+        remaining = seconds
+        while remaining > 0:
+            if job.cancelled:
+                return False
+            step = min(remaining, 0.25)
+            await self._clock.sleep_s(step)
+            remaining -= step
+        return not job.cancelled
+
+
+def ambiguity_reason(answer: MoneyCallResult) -> str:
+    """A bounded label for why an answer is ambiguous (the sentence is in the attempt's detail)."""
+    if answer.http_status is not None and answer.http_status >= 500:
+        return "http_5xx"
+    if answer.response_code is not None:
+        return "general_error" if answer.response_code == "GENERAL_ERROR" else "unexpected_code"
+    if answer.http_status is not None:
+        return "bad_body"
+    if "timeout" in answer.evidence.lower() or "timed out" in answer.evidence.lower():
+        return "read_timeout"
+    return "connection_lost"
+
+
+def _transport_class(call_class: CallClass) -> str | None:
+    if call_class in (CallClass.NOT_SENT, CallClass.AMBIGUOUS):
+        return call_class.value
+    return None

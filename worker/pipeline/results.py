@@ -1,0 +1,132 @@
+"""Building result events and review records from what the worker knows. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from worker.contracts import (
+    Attempt,
+    Command,
+    CommandType,
+    Outcome,
+    ResolvedBy,
+    Result,
+    ReviewRecord,
+    event_id_for,
+)
+from worker.pipeline.intake import Rejection
+
+
+def command_result(
+    command: Command,
+    *,
+    partition: int,
+    offset: int,
+    outcome: Outcome,
+    resolved_by: ResolvedBy,
+    detail: str,
+    now: datetime,
+    attempts: int,
+    response_code: str | None = None,
+    transaction_number: str | None = None,
+    trx_datetime: str | None = None,
+) -> Result:
+    return Result(
+        event_id=event_id_for(command.trace_number, partition, offset),
+        trace_number=command.trace_number,
+        type=command.type,
+        msisdn=command.msisdn,
+        amount=command.amount,
+        outcome=outcome,
+        response_code=response_code,
+        transaction_number=transaction_number,
+        trx_datetime=trx_datetime,
+        resolved_by=resolved_by,
+        attempts=attempts,
+        detail=detail,
+        completed_at=now,
+        metadata=command.metadata,
+    )
+
+
+def rejection_result(rejection: Rejection, *, partition: int, offset: int, now: datetime) -> Result:
+    raw = rejection.raw
+    kind = raw.get("type")
+    metadata = raw.get("metadata")
+    return Result(
+        event_id=event_id_for(rejection.trace_number, partition, offset),
+        trace_number=rejection.trace_number,
+        type=CommandType(kind) if kind in ("charge", "credit") else None,
+        msisdn=rejection.msisdn,
+        amount=_amount_or_none(raw.get("amount")),
+        outcome=Outcome.REJECTED,
+        resolved_by=ResolvedBy.RESPONSE,
+        attempts=0,
+        detail=rejection.detail + "; nothing was sent to the API",
+        completed_at=now,
+        metadata=metadata if isinstance(metadata, dict) else {},
+    )
+
+
+def trace_reused_result(command: Command, *, partition: int, offset: int, now: datetime) -> Result:
+    return command_result(
+        command,
+        partition=partition,
+        offset=offset,
+        outcome=Outcome.REJECTED,
+        resolved_by=ResolvedBy.JOURNAL,
+        detail=(
+            f"trace number {command.trace_number} was already used for a command with different "
+            "parameters (type, MSISDN, amount or transfer type); nothing was sent to the API"
+        ),
+        now=now,
+        attempts=0,
+    )
+
+
+def duplicate_result(original: Result, *, partition: int, offset: int, now: datetime) -> Result:
+    """A second command with the same trace number and parameters: the first one's outcome, once more."""
+    return original.model_copy(
+        update={
+            "event_id": event_id_for(original.trace_number, partition, offset),
+            "resolved_by": ResolvedBy.JOURNAL,
+            "attempts": 0,
+            "detail": (
+                f"duplicate of an earlier command with this trace number; its outcome: {original.detail}"
+            ),
+            "completed_at": now,
+        }
+    )
+
+
+def review_record(
+    command: Command,
+    *,
+    partition: int,
+    offset: int,
+    attempts: list[Attempt],
+    last_known_state: str,
+    now: datetime,
+) -> ReviewRecord:
+    return ReviewRecord(
+        trace_number=command.trace_number,
+        state="open",
+        command=command,
+        source_partition=partition,
+        source_offset=offset,
+        attempts=attempts,
+        last_known_state=last_known_state,
+        opened_at=now,
+    )
+
+
+def _amount_or_none(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return amount if amount.is_finite() else None
