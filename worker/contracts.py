@@ -181,6 +181,24 @@ class ReviewRecord(BaseModel):
     close_reason: str | None = None
 
 
+class ReviewDecision(BaseModel):
+    """An operator's verdict on an unresolved command (topic ``ecash.commands``, key = MSISDN).
+
+    It travels on the commands topic so that the worker owning the partition, the journal's only
+    writer, applies it in order with the MSISDN's other commands. ``ecash-worker review resolve`` sends it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["review_decision"]
+    trace_number: Annotated[str, Field(pattern=TRACE_NUMBER_PATTERN)]
+    msisdn: Annotated[str, Field(pattern=MSISDN_PATTERN)]
+    outcome: Literal["succeeded", "failed"]
+    decided_by: Annotated[str, Field(min_length=1, max_length=100)]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    transaction_number: Annotated[str, Field(max_length=64)] | None = None
+
+
 def event_id_for(trace_number: str, partition: int, offset: int) -> str:
     """One result per command message: republishing it after a crash gives the same id."""
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{trace_number}:{partition}:{offset}"))
@@ -191,4 +209,5 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "result": Result,
     "dead_letter": DeadLetter,
     "review_record": ReviewRecord,
+    "review_decision": ReviewDecision,
 }

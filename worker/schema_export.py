@@ -17,7 +17,9 @@ def render() -> dict[str, str]:
     """File name -> content, deterministic."""
     out: dict[str, str] = {}
     for name, model in CONTRACTS.items():
-        schema = model.model_json_schema(mode="serialization" if name != "command" else "validation")
+        schema = model.model_json_schema(
+            mode="validation" if name in ("command", "review_decision") else "serialization"
+        )
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://ecash-worker.invalid/schemas/{name}.schema.json"
         out[f"{name}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"

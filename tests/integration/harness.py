@@ -84,19 +84,15 @@ async def produce(
     return count
 
 
-async def read_topic(bootstrap: str, topic: str, *, until: int, timeout_s: float) -> list[dict[str, Any]]:
+async def read_topic(
+    bootstrap: str, topic: str, *, partitions: int, until: int, timeout_s: float
+) -> list[dict[str, Any]]:
     """Read a topic from the beginning until ``until`` messages arrived or time ran out."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        deadline = time.monotonic() + 10
-        while not partitions and time.monotonic() < deadline:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic) or set()
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout_s
@@ -136,12 +132,7 @@ async def wait_results(settings: Settings, traces: set[str], timeout_s: float = 
     await consumer.start()
     results = Results()
     try:
-        parts = consumer.partitions_for_topic(settings.results_topic) or set()
-        while not parts and time.monotonic() < deadline:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(settings.results_topic) or set()
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(settings.results_topic, p) for p in sorted(parts)]
+        tps = [TopicPartition(settings.results_topic, p) for p in range(settings.topic_partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         seen: set[str] = set()

@@ -259,28 +259,34 @@ def test_ensure_broker_refuses_a_configured_cluster_that_does_not_answer(tmp_pat
         ensure_broker(environ, port=silent_port + 1, data_dir=tmp_path / "unused")
 
 
-def devkafka(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+REPO = Path(__file__).resolve().parents[2]
+
+
+def devkafka(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "worker.devkafka", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180, check=False)
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=180, check=False)
 
 
 def test_one_command_starts_reports_and_stops_a_broker(tmp_path: Path) -> None:
     port, controller_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if k != "ECASH_KAFKA_BOOTSTRAP_SERVERS"}
-    where = ["--port", str(port), "--controller-port", str(controller_port), "--data-dir", str(tmp_path)]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # A data dir relative to where the command runs, as a person would type it.
+    where = ["--port", str(port), "--controller-port", str(controller_port), "--data-dir", "kafka-data"]
     try:
-        started = devkafka("start", "--runtime", "jvm", *where, env=env)
+        started = devkafka("start", "--runtime", "jvm", *where, env=env, cwd=tmp_path)
         assert started.returncode == 0, started.stderr
         assert started.stdout.strip() == f"127.0.0.1:{port}"
-        status = devkafka("status", "--runtime", "jvm", *where, env=env)
+        status = devkafka("status", "--runtime", "jvm", *where, env=env, cwd=tmp_path)
         assert status.returncode == 0
         assert "running" in status.stderr
     finally:
-        stopped = devkafka("stop", "--runtime", "jvm", *where, env=env)
+        stopped = devkafka("stop", "--runtime", "jvm", *where, env=env, cwd=tmp_path)
     assert stopped.returncode == 0, stopped.stderr
-    after = devkafka("status", "--runtime", "jvm", *where, env=env)
+    after = devkafka("status", "--runtime", "jvm", *where, env=env, cwd=tmp_path)
     assert after.returncode == 3
     assert "stopped" in after.stderr
+    assert (tmp_path / "kafka-data" / "kraft" / "meta.properties").is_file()
 
 
 def test_jars_are_fetched_once_and_then_served_from_the_cache_without_maven(tmp_path: Path) -> None:

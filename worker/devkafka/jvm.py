@@ -10,8 +10,16 @@ import subprocess
 from pathlib import Path
 
 from worker.clock import Clock, SystemClock
-from worker.devkafka.base import BrokerError, BrokerStatus, Report, answers, run_sync, silent, tail
-from worker.devkafka.base import wait_until_answering as _wait_until_answering
+from worker.devkafka.base import (
+    BrokerError,
+    BrokerStatus,
+    Report,
+    answers,
+    run_sync,
+    silent,
+    tail,
+    wait_until_answering,
+)
 from worker.devkafka.jvm_files import (
     LocalKafkaConfig,
     check_java,
@@ -141,9 +149,11 @@ class LocalKafka:
         timeout_s = self.config.start_timeout_s
 
         async def wait() -> bool:
-            alive = lambda: self._alive(pid)  # noqa: E731
-            return await _wait_until_answering(
-                self.bootstrap, clock=self._clock, timeout_s=timeout_s, still_starting=alive
+            return await wait_until_answering(
+                self.bootstrap,
+                clock=self._clock,
+                timeout_s=timeout_s,
+                still_starting=lambda: self._alive(pid),
             )
 
         if run_sync(wait):

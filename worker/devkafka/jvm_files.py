@@ -46,6 +46,11 @@ class LocalKafkaConfig:
     stop_timeout_s: float = 30.0
     extra_properties: Mapping[str, str] = field(default_factory=dict)  # override server_properties
 
+    def __post_init__(self) -> None:
+        # Absolute: the JVM runs in data_dir, and the pid check compares its command line with these paths.
+        object.__setattr__(self, "data_dir", self.data_dir.expanduser().absolute())
+        object.__setattr__(self, "cache_dir", self.cache_dir.expanduser().absolute())
+
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"

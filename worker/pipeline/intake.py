@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from worker.contracts import MSISDN_PATTERN, Command
+from worker.contracts import MSISDN_PATTERN, Command, ReviewDecision
 
 IDENTIFIABLE_TRACE = re.compile(r"^[\x21-\x7e]{1,64}$")
 _MSISDN = re.compile(MSISDN_PATTERN)
@@ -23,6 +23,11 @@ _MSISDN = re.compile(MSISDN_PATTERN)
 @dataclass(frozen=True)
 class Parsed:
     command: Command
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: ReviewDecision
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class DeadLetterReason:
     detail: str
 
 
-Intake = Parsed | Rejection | DeadLetterReason
+Intake = Parsed | Decision | Rejection | DeadLetterReason
 
 
 def parse_command(value: bytes | None, *, max_bytes: int) -> Intake:
@@ -58,6 +63,13 @@ def parse_command(value: bytes | None, *, max_bytes: int) -> Intake:
         return DeadLetterReason(
             "not_a_command", f"the message is JSON but not an object ({type(data).__name__})"
         )
+    if data.get("type") == "review_decision":
+        try:
+            return Decision(ReviewDecision.model_validate(data))
+        except ValidationError as exc:
+            return DeadLetterReason(
+                "invalid_review_decision", "the review decision is invalid: " + _summarize(exc)
+            )
     trace = data.get("trace_number")
     if not isinstance(trace, str) or not IDENTIFIABLE_TRACE.match(trace):
         return DeadLetterReason(

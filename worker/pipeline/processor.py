@@ -18,6 +18,7 @@ from worker.contracts import (
     CommandType,
     Outcome,
     ResolvedBy,
+    ReviewDecision,
 )
 from worker.core.fingerprint import fingerprint
 from worker.core.resolution import (
@@ -46,12 +47,14 @@ from worker.observability.events import (
 )
 from worker.pipeline.dead_letters import dead_letter
 from worker.pipeline.gate import Gate
-from worker.pipeline.intake import DeadLetterReason, Intake, Parsed, Rejection
+from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, Rejection
 from worker.pipeline.journal import Journal, JournalRecord, JournalState
 from worker.pipeline.publisher import Publisher
 from worker.pipeline.results import (
+    closed_review_record,
     command_result,
     duplicate_result,
+    manual_result,
     rejection_result,
     review_record,
     trace_reused_result,
@@ -75,6 +78,8 @@ class Job:
         intake = self.intake
         if isinstance(intake, Parsed):
             self.lane = intake.command.msisdn
+        elif isinstance(intake, Decision):
+            self.lane = intake.decision.msisdn
         elif isinstance(intake, Rejection):
             self.lane = intake.msisdn or f"trace:{intake.trace_number}"
         else:
@@ -124,7 +129,46 @@ class Processor:
             self._sink.emit(CommandRejected(intake.trace_number, intake.msisdn, intake.reason))
             self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=result.type)
             return True
+        if isinstance(intake, Decision):
+            return await self._decision(job, intake.decision)
         return await self._command(job, intake.command)
+
+    async def _decision(self, job: Job, decision: ReviewDecision) -> bool:
+        """An operator closes an unresolved command: the final result, with ``resolved_by: manual``."""
+        record = self._journal.get(job.partition, decision.trace_number)
+        now = self._clock.now()
+        open_item = (
+            record is not None
+            and record.result is not None
+            and record.result.outcome is Outcome.UNRESOLVED
+            and record.command.msisdn == decision.msisdn
+        )
+        if record is None or record.result is None or not open_item:
+            state = (
+                "unknown" if record is None else (record.result.outcome if record.result else record.state)
+            )
+            reason = DeadLetterReason(
+                "review_decision_not_applicable",
+                f"trace number {decision.trace_number} has no unresolved command here (state: {state})",
+            )
+            letter = dead_letter(job, topic=self._topic, reason=reason, now=now)
+            await self._publisher.publish_dead_letter(letter, job.key)
+            self._sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
+            return True
+        opened_at = record.result.completed_at
+        result = manual_result(record.result, decision, partition=job.partition, offset=job.offset, now=now)
+        record = record.model_copy(update={"result": result, "updated_at": now})
+        await self._journal.write(record)
+        await self._publisher.publish_result(result)
+        await self._publisher.publish_review(
+            closed_review_record(
+                record.command, decision, record=record, result=result, opened_at=opened_at, now=now
+            )
+        )
+        self._emit_result(
+            job, result.outcome, result.resolved_by, None, record.sends, kind=record.command.type
+        )
+        return True
 
     # --- the command's path --------------------------------------------------------------------
     async def _command(self, job: Job, command: Command) -> bool:
@@ -444,6 +488,8 @@ class Processor:
             else ""
         )
         msisdn = intake.command.msisdn if isinstance(intake, Parsed) else None
+        if isinstance(intake, Decision):
+            trace, msisdn = intake.decision.trace_number, intake.decision.msisdn
         e2e_s = None
         if job.timestamp_ms is not None:
             e2e_s = max(0.0, self._clock.now().timestamp() - job.timestamp_ms / 1000)

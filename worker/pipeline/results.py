@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.contracts import (
     Attempt,
@@ -13,10 +13,14 @@ from worker.contracts import (
     Outcome,
     ResolvedBy,
     Result,
+    ReviewDecision,
     ReviewRecord,
     event_id_for,
 )
 from worker.pipeline.intake import Rejection
+
+if TYPE_CHECKING:
+    from worker.pipeline.journal import JournalRecord
 
 
 def command_result(
@@ -130,3 +134,43 @@ def _amount_or_none(value: Any) -> Decimal | None:
     except ArithmeticError:
         return None
     return amount if amount.is_finite() else None
+
+
+def manual_result(
+    unresolved: Result, decision: ReviewDecision, *, partition: int, offset: int, now: datetime
+) -> Result:
+    return unresolved.model_copy(
+        update={
+            "event_id": event_id_for(decision.trace_number, partition, offset),
+            "outcome": Outcome(decision.outcome),
+            "resolved_by": ResolvedBy.MANUAL,
+            "transaction_number": decision.transaction_number,
+            "detail": f"closed by {decision.decided_by} after manual review: {decision.reason}",
+            "completed_at": now,
+        }
+    )
+
+
+def closed_review_record(
+    command: Command,
+    decision: ReviewDecision,
+    *,
+    record: JournalRecord,
+    result: Result,
+    opened_at: datetime,
+    now: datetime,
+) -> ReviewRecord:
+    return ReviewRecord(
+        trace_number=command.trace_number,
+        state="closed",
+        command=command,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        attempts=record.attempts,
+        last_known_state=f"closed as {decision.outcome}",
+        opened_at=opened_at,
+        closed_at=now,
+        closed_outcome=result.outcome,
+        closed_by=decision.decided_by,
+        close_reason=decision.reason,
+    )

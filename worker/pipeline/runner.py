@@ -71,6 +71,7 @@ class Runner:
         self._offsets = OffsetTracker()
         self._lanes: Lanes[Job] = Lanes(run=self._run_job, max_in_flight=settings.max_in_flight)
         self._owned: set[int] = set()
+        self._draining: set[int] = set()  # revoked, finishing in-flight work: no new work, still committed
         self._stopping = asyncio.Event()
         self._paused = False
         self._last_processed_s = 0.0
@@ -108,6 +109,7 @@ class Runner:
                     continue
                 for tp, messages in batch.items():
                     if tp.partition not in self._owned:
+                        self._rewind_unowned(tp, messages[0].offset)
                         continue
                     for message in messages:
                         self._dispatch(message)
@@ -115,6 +117,11 @@ class Runner:
             self._consuming = False
             committer.cancel()
             await self._shutdown()
+
+    def _rewind_unowned(self, tp: TopicPartition, offset: int) -> None:
+        """Fetched before its journal is restored (the fetcher runs during the assign callback): read again."""
+        if tp in self._consumer.assignment():
+            self._consumer.seek(tp, offset)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -150,7 +157,7 @@ class Runner:
             )
             self._processor_failed(job)
             return
-        if finished and job.partition in self._owned:
+        if finished and (job.partition in self._owned or job.partition in self._draining):
             self._offsets.of(job.partition).done(job.offset)
             self._last_processed_s = time.time()
 
@@ -161,6 +168,8 @@ class Runner:
 
     def _apply_backpressure(self) -> None:
         assigned = self._consumer.assignment()
+        if not assigned:
+            return
         want_pause = not self._gate.open_for_new_work or self._lanes.buffered >= self._settings.max_buffered
         if want_pause and not self._paused:
             self._consumer.pause(*assigned)
@@ -201,7 +210,7 @@ class Runner:
         offsets = {
             p: o
             for p, o in self._offsets.to_commit().items()
-            if p in self._owned and (partitions is None or p in partitions)
+            if (p in self._owned or p in self._draining) and (partitions is None or p in partitions)
         }
         if not offsets:
             return
@@ -225,6 +234,9 @@ class Runner:
         partitions &= self._owned
         if not partitions:
             return
+        # From here no new command of these partitions starts; what runs may finish within the bound.
+        self._owned -= partitions
+        self._draining |= partitions
         running = self._lanes.cancel_partitions(partitions)
         tasks = self._lanes.tasks_of(running)
         clean = True
@@ -232,10 +244,11 @@ class Runner:
             _, pending = await asyncio.wait(tasks, timeout=self._settings.drain_timeout_s)
             for task in pending:
                 task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             clean = not pending
         await self.commit(partitions)
         for partition in partitions:
-            self._owned.discard(partition)
+            self._draining.discard(partition)
             self._offsets.forget(partition)
             self._journal.release(partition, clean=clean)
         self._sink.emit(PartitionsChanged(assigned=(), revoked=tuple(sorted(partitions))))

@@ -89,7 +89,9 @@ def test_a_missing_ca_file_fails_at_start_not_at_first_connect(tmp_path: Path) -
 
 
 def test_worker_topics_are_co_partitioned_and_the_journal_expires_by_retention() -> None:
-    settings = Settings(topic_partitions=24, topic_replication_factor=3, journal_retention_s=86_400)
+    settings = Settings(
+        topic_partitions=24, topic_replication_factor=3, journal_retention_s=86_400, dedupe_window_s=86_400
+    )
     specs = {spec.name: spec for spec in worker_topic_specs(settings)}
     assert set(specs) == {
         "ecash.commands", "ecash.results", "ecash.commands.dlq", "ecash.review", "ecash.journal",

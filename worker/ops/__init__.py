@@ -1,0 +1,254 @@
+"""The operator's commands (``ecash-worker api | send | review | reconcile``) and what they share.
+
+Every command reads the worker's own settings (``ECASH_*``, ``worker.settings.load_settings``), so it talks
+to the same Kafka topics and the same E-Cash host as the worker it serves. Exit codes mean the same thing
+in every command:
+
+- 0: done; the answer is the good one (PROCESSED, succeeded, all agree).
+- 1: answered, but not the good answer (another response code, declined/failed/rejected, a disagreement).
+- 2: configuration or usage error (a bad ``ECASH_*`` value, a missing topic, an invalid argument).
+- 3: unreachable (the E-Cash API or the Kafka cluster did not answer).
+- 4: ``send``: the command ended ``unresolved`` (handed to manual review).
+- 5: ``send`` / ``review resolve``: no result arrived within the wait.
+
+This module holds the Kafka plumbing the commands share: read a topic to its end, produce one message
+and wait for the result it causes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from worker.clock import Clock, SystemClock
+from worker.contracts import Result
+from worker.kafka_admin import kafka_client_kwargs
+from worker.ops.output import Console, Progress, choose_format
+from worker.settings import Settings, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_NOT_OK = 1
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 3
+EXIT_UNRESOLVED = 4
+EXIT_NO_RESULT = 5
+
+CLIENT_ID = "ecash-worker-ops"
+STALL_TIMEOUT_S = 30.0  # reading a topic: give up when the broker has sent nothing for this long
+_POLL_MS = 200
+
+
+class OpsError(Exception):
+    """A command cannot go on: the message is for the operator, ``exit_code`` for the shell."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def ops_settings() -> Settings:
+    """The worker's settings from the environment; a bad value is a configuration error (exit 2)."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise OpsError(str(exc), EXIT_CONFIG) from None
+
+
+Body = Callable[[Settings, Console], Coroutine[Any, Any, int]]
+
+
+def run_command(
+    name: str, args: argparse.Namespace, body: Body, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Load the settings, run ``body`` in a fresh event loop, turn an ``OpsError`` into its exit code."""
+    console = Console(
+        choose_format(getattr(args, "output", None), out or sys.stdout), out or sys.stdout, err or sys.stderr
+    )
+    quiet_kafka_logs()
+    try:
+        settings = ops_settings()
+        return asyncio.run(body(settings, console))
+    except OpsError as exc:
+        console.note(f"ecash-worker {name}: {exc}")
+        return exc.exit_code
+
+
+def quiet_kafka_logs() -> None:
+    """aiokafka logs connection failures itself; the commands say it once, in their own words."""
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
+
+def _unreachable(settings: Settings, exc: BaseException) -> OpsError:
+    return OpsError(
+        f"Kafka at {settings.kafka_bootstrap_servers} did not answer ({type(exc).__name__}: {exc})",
+        EXIT_UNREACHABLE,
+    )
+
+
+@contextlib.asynccontextmanager
+async def kafka_consumer(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer without a group (it assigns partitions itself and commits nothing)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=CLIENT_ID,
+        **kafka_client_kwargs(settings),
+    )
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        raise _unreachable(settings, exc) from None
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, setting: str) -> list[TopicPartition]:
+    """Every partition of ``topic``; a topic that does not exist is a configuration error."""
+    if topic not in await consumer.topics():
+        raise OpsError(
+            f"topic {topic} does not exist ({setting}): is this the worker's configuration?", EXIT_CONFIG
+        )
+    partitions = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, partition) for partition in sorted(partitions)]
+
+
+async def read_topic(
+    settings: Settings,
+    topic: str,
+    setting: str,
+    *,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+) -> list[Any]:
+    """Every record of ``topic`` from the beginning to the end offsets taken when the read starts."""
+    clock = clock or SystemClock()
+    async with kafka_consumer(settings) as consumer:
+        partitions = await topic_partitions(consumer, topic, setting)
+        ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        pending = set(partitions)
+        last_progress_s = clock.monotonic_s()
+        while pending:
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+            if not pending:
+                break
+            batch = await consumer.getmany(*pending, timeout_ms=_POLL_MS)
+            for messages in batch.values():
+                records.extend(message for message in messages if message.offset < ends[message_tp(message)])
+            if batch:
+                last_progress_s = clock.monotonic_s()
+                if progress is not None:
+                    progress.update(len(records))
+            elif clock.monotonic_s() - last_progress_s > STALL_TIMEOUT_S:
+                raise OpsError(
+                    f"reading {topic}: nothing arrived for {STALL_TIMEOUT_S:g} s", EXIT_UNREACHABLE
+                )
+        return records
+
+
+def message_tp(message: Any) -> TopicPartition:
+    return TopicPartition(message.topic, message.partition)
+
+
+def parse_result(value: bytes | None) -> Result | None:
+    """A result event, or None for anything else on the topic (never raises)."""
+    if value is None:
+        return None
+    try:
+        return Result.model_validate_json(value)
+    except ValidationError:
+        return None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where the produced message landed, and the result it caused (None: none within the wait)."""
+
+    topic: str
+    partition: int
+    offset: int
+    result: Result | None
+
+
+async def produce_and_await_result(
+    settings: Settings,
+    *,
+    key: bytes,
+    value: bytes,
+    matches: Callable[[Result], bool],
+    wait_s: float | None,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+) -> Delivery:
+    """Produce ``value`` to the commands topic (``acks=all``) and wait up to ``wait_s`` for the first result
+    that ``matches``. The results topic's end offsets are taken before producing, so a result published
+    earlier for the same trace number is never taken for this message's."""
+    clock = clock or SystemClock()
+    async with kafka_consumer(settings) as consumer:
+        await topic_partitions(consumer, settings.commands_topic, "ECASH_COMMANDS_TOPIC")
+        partitions = await topic_partitions(consumer, settings.results_topic, "ECASH_RESULTS_TOPIC")
+        starts: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
+        topic, partition, offset = await _produce(settings, settings.commands_topic, key, value)
+        result = None
+        if wait_s is not None:
+            result = await _await_result(consumer, matches, wait_s, progress, clock)
+        return Delivery(topic, partition, offset, result)
+
+
+async def _produce(settings: Settings, topic: str, key: bytes, value: bytes) -> tuple[str, int, int]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        client_id=CLIENT_ID,
+        **kafka_client_kwargs(settings),
+    )
+    try:
+        await producer.start()
+        meta = await producer.send_and_wait(topic, value=value, key=key)
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from None
+    finally:
+        await producer.stop()
+    return topic, int(meta.partition), int(meta.offset)
+
+
+async def _await_result(
+    consumer: AIOKafkaConsumer,
+    matches: Callable[[Result], bool],
+    wait_s: float,
+    progress: Progress | None,
+    clock: Clock,
+) -> Result | None:
+    started_s = clock.monotonic_s()
+    while (waited_s := clock.monotonic_s() - started_s) < wait_s:
+        if progress is not None:
+            progress.update(int(waited_s))
+        remaining_ms = max(1, int((wait_s - waited_s) * 1000))
+        batch = await consumer.getmany(timeout_ms=min(_POLL_MS, remaining_ms))
+        for messages in batch.values():
+            for message in messages:
+                result = parse_result(message.value)
+                if result is not None and matches(result):
+                    return result
+    return None

@@ -1,0 +1,443 @@
+"""``ecash-worker reconcile``: do the worker's results and the E-Cash Transaction History agree?
+
+    ecash-worker reconcile --from 2026-01-01 --to 2026-01-31 [--msisdn M ...] [--agent PREFIX | --any-agent]
+
+Reads every result the worker published (the whole results topic) and, for each wallet involved in the
+range (or each ``--msisdn``), its Transaction History; compares them per trace number and lists what
+disagrees. Days are calendar days in the API's time (WIB, UTC+7). ``reconcile`` is the pure comparison;
+the rest of the module is the thin I/O around it.
+
+Exit codes: 0 everything agrees; 1 something disagrees (or needs attention); 2 configuration error;
+3 Kafka or the E-Cash API unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TextIO
+
+from worker.contracts import CommandType, Outcome, Result
+from worker.ecash.client import EcashClient
+from worker.ecash.codes import canonical
+from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
+from worker.ecash.models import WIB, HistoryEntry
+from worker.ops import (
+    EXIT_CONFIG,
+    EXIT_NOT_OK,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    OpsError,
+    parse_result,
+    read_topic,
+    run_command,
+)
+from worker.ops.api_cli import day, positive_int
+from worker.ops.output import Console, Format, add_output_option, mask_msisdn
+from worker.settings import Settings
+
+
+class Kind(StrEnum):
+    MONEY_WITHOUT_SUCCESS = "money_without_success"  # in history; no result, or not a success
+    SUCCESS_WITHOUT_MONEY = "success_without_money"  # a success; not in history
+    AMOUNT_MISMATCH = "amount_mismatch"  # both; the signed amounts differ
+    WALLET_MISMATCH = "wallet_mismatch"  # both; the money moved on another wallet than the result says
+    DUPLICATE_IN_HISTORY = "duplicate_in_history"  # the same trace number executed more than once
+    CONFLICTING_RESULTS = "conflicting_results"  # the worker said succeeded and also declined/failed
+    UNRESOLVED = "unresolved"  # the worker does not know: settle it with ``review``
+    HISTORY_UNAVAILABLE = "history_unavailable"  # a wallet's history could not be read: not compared
+
+
+@dataclass(frozen=True)
+class Window:
+    """Calendar days ``first_day`` to ``last_day`` (both included), in the API's time zone."""
+
+    first_day: date
+    last_day: date
+    tz: tzinfo = WIB
+
+    def __post_init__(self) -> None:
+        if self.last_day < self.first_day:
+            raise ValueError("the range ends before it starts")
+
+    def contains_day(self, day: date) -> bool:
+        return self.first_day <= day <= self.last_day
+
+    def contains(self, instant: datetime) -> bool:
+        return self.contains_day(instant.astimezone(self.tz).date())
+
+    def history_range(self) -> tuple[date, date]:
+        """The days to ask history for: one more on each side, so that a command finished just after
+        midnight still finds money that moved just before it."""
+        return self.first_day - timedelta(days=1), self.last_day + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class WalletLine:
+    """A history entry and the wallet whose history it came from."""
+
+    msisdn: str
+    entry: HistoryEntry
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Kind
+    trace_number: str | None
+    msisdn: str | None
+    result_outcome: str | None = None
+    result_amount: Decimal | None = None  # signed from the member's side, like history: a charge is < 0
+    history_amounts: tuple[Decimal | None, ...] = ()
+    transaction_numbers: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    window: Window
+    findings: tuple[Finding, ...]
+    traces_checked: int
+    wallets: tuple[str, ...]
+    results_read: int = 0
+    history_entries: int = 0
+    unreadable_results: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def agrees(self) -> bool:
+        return not self.findings
+
+
+# --- the comparison (pure) ------------------------------------------------------------------------
+
+_PRECEDENCE = (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.DECLINED, Outcome.UNRESOLVED, Outcome.REJECTED)
+
+
+def settled(results: Sequence[Result]) -> Result | None:
+    """The result that stands for a trace number: a success beats everything (money moved), a final
+    failure beats ``unresolved`` (a manual decision came later), ``rejected`` counts last (a reuse of the
+    trace number is rejected without touching the first command). The latest of its outcome."""
+    for outcome in _PRECEDENCE:
+        matching = [r for r in results if r.outcome is outcome]
+        if matching:
+            return max(matching, key=lambda r: r.completed_at)
+    return None
+
+
+def signed_amount(result: Result) -> Decimal | None:
+    if result.amount is None or result.type is None:
+        return None
+    return -result.amount if result.type is CommandType.CHARGE else result.amount
+
+
+def line_day(line: WalletLine, tz: tzinfo) -> date | None:
+    entry = line.entry
+    if entry.trx_datetime is not None:
+        return entry.trx_datetime.astimezone(tz).date()
+    return entry.transaction_date
+
+
+def _distinct(lines: Iterable[WalletLine]) -> list[WalletLine]:
+    """Drop a line seen twice (same wallet and transaction number: pages that overlapped)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for line in lines:
+        number = line.entry.transaction_number
+        if number:
+            if (line.msisdn, number) in seen:
+                continue
+            seen.add((line.msisdn, number))
+        out.append(line)
+    return out
+
+
+def reconcile(
+    results: Iterable[Result],
+    history: Iterable[WalletLine],
+    window: Window,
+    *,
+    checked_wallets: Collection[str],
+    unavailable: Mapping[str, str] | None = None,
+) -> Report:
+    """Compare per trace number. In scope: every trace number with a result completed in the window or a
+    history line dated in it (undated lines count); the other side is looked up without a date limit.
+    ``checked_wallets``: the wallets whose history was read in full (only there can money be missing)."""
+    unavailable = unavailable or {}
+    by_trace: dict[str, list[Result]] = {}
+    for result in results:
+        by_trace.setdefault(result.trace_number, []).append(result)
+    lines_by_trace: dict[str, list[WalletLine]] = {}
+    for line in _distinct(history):
+        if line.entry.trace_suffix is not None:
+            lines_by_trace.setdefault(line.entry.trace_suffix, []).append(line)
+    scope = {t for t, rs in by_trace.items() if any(window.contains(r.completed_at) for r in rs)}
+    for trace, lines in lines_by_trace.items():
+        if any((d := line_day(line, window.tz)) is None or window.contains_day(d) for line in lines):
+            scope.add(trace)
+    findings = [
+        Finding(Kind.HISTORY_UNAVAILABLE, None, msisdn, detail=reason)
+        for msisdn, reason in sorted(unavailable.items())
+    ]
+    for trace in sorted(scope):
+        findings += check_trace(
+            trace, by_trace.get(trace, []), lines_by_trace.get(trace, []), checked_wallets
+        )
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.kind.value] = counts.get(finding.kind.value, 0) + 1
+    return Report(
+        window=window,
+        findings=tuple(findings),
+        traces_checked=len(scope),
+        wallets=tuple(sorted(checked_wallets)),
+        results_read=sum(len(rs) for rs in by_trace.values()),
+        history_entries=sum(len(ls) for ls in lines_by_trace.values()),
+        counts=counts,
+    )
+
+
+def check_trace(
+    trace: str, results: Sequence[Result], lines: Sequence[WalletLine], checked_wallets: Collection[str]
+) -> list[Finding]:
+    """Everything that disagrees about one trace number."""
+    chosen = settled(results)
+    outcomes = {r.outcome for r in results}
+
+    def finding(kind: Kind, detail: str) -> Finding:
+        return Finding(
+            kind=kind,
+            trace_number=trace,
+            msisdn=chosen.msisdn
+            if chosen is not None and chosen.msisdn
+            else (lines[0].msisdn if lines else None),
+            result_outcome=chosen.outcome.value if chosen is not None else None,
+            result_amount=signed_amount(chosen) if chosen is not None else None,
+            history_amounts=tuple(line.entry.amount for line in lines),
+            transaction_numbers=tuple(line.entry.transaction_number or "?" for line in lines),
+            detail=detail,
+        )
+
+    out = []
+    if Outcome.SUCCEEDED in outcomes and outcomes & {Outcome.DECLINED, Outcome.FAILED}:
+        shown = ", ".join(sorted(o.value for o in outcomes))
+        out.append(finding(Kind.CONFLICTING_RESULTS, f"the worker published {shown} for one trace number"))
+    if chosen is not None and chosen.outcome is Outcome.UNRESOLVED:
+        out.append(finding(Kind.UNRESOLVED, "unresolved: settle it with `ecash-worker review`"))
+    if len(lines) > 1:
+        out.append(finding(Kind.DUPLICATE_IN_HISTORY, f"executed {len(lines)} times: a double movement"))
+    if lines and (chosen is None or chosen.outcome is not Outcome.SUCCEEDED):
+        said = "no result" if chosen is None else f"the result says {chosen.outcome.value}"
+        out.append(finding(Kind.MONEY_WITHOUT_SUCCESS, f"money moved, but {said}"))
+    elif lines and chosen is not None:
+        out += _compare(chosen, lines, finding)
+    elif chosen is not None and chosen.outcome is Outcome.SUCCEEDED and chosen.msisdn in checked_wallets:
+        out.append(finding(Kind.SUCCESS_WITHOUT_MONEY, "succeeded, but not in the wallet's history"))
+    return out
+
+
+def _compare(
+    chosen: Result, lines: Sequence[WalletLine], finding: Callable[[Kind, str], Finding]
+) -> list[Finding]:
+    out: list[Finding] = []
+    expected = signed_amount(chosen)
+    elsewhere = sorted({line.msisdn for line in lines if line.msisdn != chosen.msisdn})
+    if elsewhere:
+        shown = ", ".join(m for m in (mask_msisdn(w) for w in elsewhere) if m)
+        out.append(finding(Kind.WALLET_MISMATCH, f"the money moved on another wallet ({shown})"))
+    if any(line.entry.amount is None or line.entry.amount != expected for line in lines):
+        raw = ", ".join(line.entry.amount_raw or "?" for line in lines)
+        out.append(finding(Kind.AMOUNT_MISMATCH, f"history shows {raw}; the result means {expected}"))
+    return out
+
+
+# --- the CLI ----------------------------------------------------------------------------------------
+
+EMPTY_HISTORY_CODES = frozenset({"MEMBER_NOT_FOUND", "MEMBER_NOT_REGISTERED"})  # no wallet, no money
+COLUMNS = (
+    "kind",
+    "trace_number",
+    "msisdn",
+    "result_outcome",
+    "result_amount",
+    "history_amounts",
+    "transaction_numbers",
+    "detail",
+)
+
+
+def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``reconcile`` to the CLI's subparsers; the handler is ``run``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "reconcile",
+        help="compare the published results with the E-Cash transaction history",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--from", dest="start", type=day, required=True, metavar="YYYY-MM-DD")
+    parser.add_argument("--to", dest="end", type=day, required=True, metavar="YYYY-MM-DD")
+    parser.add_argument(
+        "--msisdn",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="M",
+        help="only these wallets (default: every wallet with a result in the range); needed to find "
+        "money moved on a wallet the worker never published a result for",
+    )
+    agent = parser.add_mutually_exclusive_group()
+    agent.add_argument(
+        "--agent",
+        default=None,
+        help="history entries are ours when their trace number starts with PREFIX- or their username is "
+        "PREFIX (default: ECASH_API_USERNAME)",
+    )
+    agent.add_argument(
+        "--any-agent", action="store_true", help="count every history entry with a trace number"
+    )
+    parser.add_argument("--page-size", type=positive_int, default=50, help="history page size")
+    add_output_option(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    async def body(settings: Settings, console: Console) -> int:
+        if args.end < args.start:
+            raise OpsError("--to is before --from", EXIT_CONFIG)
+        agent = None if args.any_agent else (args.agent or settings.api_username)
+        report = await gather(
+            settings, Window(args.start, args.end), args.msisdn, agent, args.page_size, console
+        )
+        print_report(report, console)
+        return EXIT_OK if report.agrees else EXIT_NOT_OK
+
+    return run_command("reconcile", args, body, out, err)
+
+
+def is_ours(entry: HistoryEntry, agent: str | None) -> bool:
+    if entry.trace_number is None:
+        return False
+    if agent is None:
+        return True
+    prefix, sep, _ = entry.trace_number.partition("-")
+    return (bool(sep) and prefix == agent) or entry.username == agent
+
+
+def wallets_in(results: Iterable[Result], window: Window) -> list[str]:
+    return sorted({r.msisdn for r in results if r.msisdn and window.contains(r.completed_at)})
+
+
+async def gather(
+    settings: Settings,
+    window: Window,
+    wanted: Sequence[str] | None,
+    agent: str | None,
+    page_size: int,
+    console: Console,
+) -> Report:
+    progress = console.progress(f"reading {settings.results_topic}", unit="results")
+    try:
+        messages = await read_topic(
+            settings, settings.results_topic, "ECASH_RESULTS_TOPIC", progress=progress
+        )
+    finally:
+        progress.done()
+    parsed = [parse_result(message.value) for message in messages]
+    results = [r for r in parsed if r is not None]
+    if wanted:
+        results = [r for r in results if r.msisdn in set(wanted)]
+    wallets = sorted(set(wanted)) if wanted else wallets_in(results, window)
+    lines, unavailable = await read_histories(settings, wallets, window, agent, page_size, console)
+    checked = [w for w in wallets if w not in unavailable]
+    report = reconcile(results, lines, window, checked_wallets=checked, unavailable=unavailable)
+    return dataclasses.replace(report, unreadable_results=len(parsed) - len([r for r in parsed if r]))
+
+
+async def read_histories(
+    settings: Settings,
+    wallets: Sequence[str],
+    window: Window,
+    agent: str | None,
+    page_size: int,
+    console: Console,
+) -> tuple[list[WalletLine], dict[str, str]]:
+    """Every wallet's history over the window (a day wider each side), only the entries that are ours."""
+    start, end = window.history_range()
+    lines: list[WalletLine] = []
+    unavailable: dict[str, str] = {}
+    progress = console.progress("reading history", unit=f"of {len(wallets)} wallets")
+    try:
+        async with EcashClient(settings) as client:
+            for done, msisdn in enumerate(wallets):
+                progress.update(done)
+                try:
+                    async for entry in client.history(msisdn, start, end, page_size=page_size):
+                        if is_ours(entry, agent):
+                            lines.append(WalletLine(msisdn, entry))
+                except ApiError as exc:
+                    if canonical(exc.code) not in EMPTY_HISTORY_CODES:
+                        unavailable[msisdn] = str(exc)
+    except FatalConfigError as exc:
+        raise OpsError(f"{exc.reason} (check ECASH_API_* settings)", EXIT_CONFIG) from None
+    except ApiUnavailable as exc:
+        raise OpsError(
+            f"the E-Cash API at {settings.api_base_url} did not answer: {exc}", EXIT_UNREACHABLE
+        ) from None
+    finally:
+        progress.done()
+    return lines, unavailable
+
+
+def finding_row(finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": finding.kind,
+        "trace_number": finding.trace_number,
+        "msisdn": finding.msisdn,
+        "result_outcome": finding.result_outcome,
+        "result_amount": finding.result_amount,
+        "history_amounts": list(finding.history_amounts),
+        "transaction_numbers": list(finding.transaction_numbers),
+        "detail": finding.detail,
+    }
+
+
+def summary(report: Report) -> dict[str, Any]:
+    return {
+        "from": report.window.first_day,
+        "to": report.window.last_day,
+        "time_zone": str(report.window.tz),
+        "agrees": report.agrees,
+        "traces_checked": report.traces_checked,
+        "wallets_checked": len(report.wallets),
+        "results_compared": report.results_read,
+        "history_entries_compared": report.history_entries,
+        "unreadable_results": report.unreadable_results,
+        "disagreements": report.counts,
+    }
+
+
+def print_report(report: Report, console: Console) -> None:
+    rows = [finding_row(f) for f in report.findings]
+    if console.fmt is Format.JSON:
+        console.record({"summary": summary(report), "findings": rows})
+        return
+    if console.fmt is Format.CSV:
+        console.rows(rows, COLUMNS)
+        return
+    if rows:
+        console.rows(rows, COLUMNS)
+    verdict = (
+        "all agree"
+        if report.agrees
+        else f"{len(report.findings)} to look at: "
+        + ", ".join(f"{kind} {count}" for kind, count in sorted(report.counts.items()))
+    )
+    console.out.write(
+        f"{report.window.first_day} to {report.window.last_day} (WIB): {report.traces_checked} trace "
+        f"numbers on {len(report.wallets)} wallets checked; {verdict}\n"
+    )

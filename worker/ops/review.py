@@ -1,0 +1,279 @@
+"""``ecash-worker review``: the manual-review queue, and settling an item in it.
+
+    ecash-worker review list
+    ecash-worker review show TRACE
+    ecash-worker review resolve TRACE --outcome succeeded|failed --by NAME --reason TEXT
+                                [--transaction-number N] [--wait-s 60 | --no-wait]
+
+The queue is the compacted review topic (key = trace number): the latest record of a trace number is its
+state, and a ``closed`` record supersedes the ``open`` one. ``resolve`` does not write a result itself: it
+produces a review decision to the commands topic, keyed by the command's MSISDN, so the worker that owns
+the MSISDN's partition (the journal's only writer) applies it in order with that wallet's other commands,
+then publishes the final result (``resolved_by: manual``) and closes the record. ``resolve`` waits for
+that result and prints it.
+
+Exit codes: 0 done; 1 ``show``: no record for the trace number, ``resolve``: the worker published another
+outcome; 2 usage or configuration error (``resolve``: no open review record for the trace number);
+3 Kafka unreachable; 5 ``resolve``: no final result within the wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from worker.contracts import ResolvedBy, ReviewDecision, ReviewRecord
+from worker.ops import (
+    EXIT_CONFIG,
+    EXIT_NO_RESULT,
+    EXIT_NOT_OK,
+    EXIT_OK,
+    Delivery,
+    OpsError,
+    produce_and_await_result,
+    read_topic,
+    run_command,
+)
+from worker.ops.output import Console, Format, add_output_option, mask_msisdn
+from worker.ops.send import DEFAULT_WAIT_S, result_record
+from worker.settings import Settings
+
+LIST_COLUMNS = ("trace_number", "msisdn", "amount", "type", "opened_at", "last_known_state")
+ATTEMPT_COLUMNS = ("at", "operation", "outcome_class", "response_code", "detail")
+DECISION_OUTCOMES = ("succeeded", "failed")
+
+
+def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``review`` (list, show, resolve) to the CLI's subparsers; the handler is ``run``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "review",
+        help="the manual-review queue: list, show and resolve unresolved commands",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="review_command", metavar="ACTION", required=True)
+    add_output_option(actions.add_parser("list", help="the open review items (MSISDN masked)"))
+    show = actions.add_parser("show", help="one item's full evidence: the command and every attempt")
+    show.add_argument("trace_number", metavar="TRACE")
+    add_output_option(show)
+    _resolve_parser(actions)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _resolve_parser(actions: Any) -> None:
+    resolve: argparse.ArgumentParser = actions.add_parser(
+        "resolve", help="settle an open item as succeeded or failed (the worker publishes the result)"
+    )
+    resolve.add_argument("trace_number", metavar="TRACE")
+    resolve.add_argument("--outcome", required=True, choices=DECISION_OUTCOMES, help="what really happened")
+    resolve.add_argument("--by", dest="decided_by", required=True, metavar="NAME", help="who decides")
+    resolve.add_argument("--reason", required=True, metavar="TEXT", help="the evidence the decision rests on")
+    resolve.add_argument("--transaction-number", default=None, help="the E-Cash transaction number, if known")
+    wait = resolve.add_mutually_exclusive_group()
+    wait.add_argument("--wait-s", type=float, default=DEFAULT_WAIT_S, help="how long to wait for the result")
+    wait.add_argument("--no-wait", action="store_true", help="produce the decision and exit")
+    add_output_option(resolve)
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    async def body(settings: Settings, console: Console) -> int:
+        records = await load_reviews(settings, console)
+        if args.review_command == "list":
+            return list_open(records, console)
+        if args.review_command == "show":
+            return show(records, args.trace_number, console)
+        return await resolve(settings, records, args, console)
+
+    return run_command("review", args, body, out, err)
+
+
+# --- reading the queue ------------------------------------------------------------------------------
+
+
+def latest_records(
+    messages: Iterable[tuple[bytes | None, bytes | None]],
+) -> tuple[dict[str, ReviewRecord], int]:
+    """Fold the topic's (key, value) pairs in offset order: the last record per trace number wins, a
+    tombstone removes it. Returns the records and how many values were not review records."""
+    latest: dict[str, ReviewRecord] = {}
+    unreadable = 0
+    for key, value in messages:
+        trace = key.decode(errors="replace") if key is not None else None
+        if value is None:
+            if trace is not None:
+                latest.pop(trace, None)
+            continue
+        try:
+            record = ReviewRecord.model_validate_json(value)
+        except ValidationError:
+            unreadable += 1
+            continue
+        latest[trace or record.trace_number] = record
+    return latest, unreadable
+
+
+async def load_reviews(settings: Settings, console: Console) -> dict[str, ReviewRecord]:
+    progress = console.progress(f"reading {settings.review_topic}", unit="records")
+    try:
+        messages = await read_topic(settings, settings.review_topic, "ECASH_REVIEW_TOPIC", progress=progress)
+    finally:
+        progress.done()
+    latest, unreadable = latest_records((message.key, message.value) for message in messages)
+    if unreadable:
+        console.note(
+            f"skipped {unreadable} message(s) on {settings.review_topic} that are not review records"
+        )
+    return latest
+
+
+def open_items(records: dict[str, ReviewRecord]) -> list[ReviewRecord]:
+    """The open items, oldest first."""
+    return sorted(
+        (r for r in records.values() if r.state == "open"), key=lambda r: (r.opened_at, r.trace_number)
+    )
+
+
+def list_row(record: ReviewRecord) -> dict[str, Any]:
+    command = record.command
+    return {
+        "trace_number": record.trace_number,
+        "msisdn": mask_msisdn(command.msisdn),
+        "amount": command.amount,
+        "type": command.type,
+        "opened_at": record.opened_at,
+        "last_known_state": record.last_known_state,
+    }
+
+
+def list_open(records: dict[str, ReviewRecord], console: Console) -> int:
+    console.rows([list_row(r) for r in open_items(records)], LIST_COLUMNS, empty="(no open review items)")
+    return EXIT_OK
+
+
+# --- one item ---------------------------------------------------------------------------------------
+
+
+def summary(record: ReviewRecord) -> dict[str, Any]:
+    """Everything about an item but its attempts, for an operator about to decide (MSISDN in full)."""
+    command = record.command
+    return {
+        "trace_number": record.trace_number,
+        "state": record.state,
+        "type": command.type,
+        "msisdn": command.msisdn,
+        "amount": command.amount,
+        "transfer_type_id": command.transfer_type_id,
+        "account_type_id": command.account_type_id,
+        "description": command.description,
+        "expires_at": command.expires_at,
+        "metadata": command.metadata or None,
+        "source": f"partition {record.source_partition} offset {record.source_offset}",
+        "opened_at": record.opened_at,
+        "last_known_state": record.last_known_state,
+        "attempts": len(record.attempts),
+        "closed_at": record.closed_at,
+        "closed_outcome": record.closed_outcome,
+        "closed_by": record.closed_by,
+        "close_reason": record.close_reason,
+    }
+
+
+def show(records: dict[str, ReviewRecord], trace: str, console: Console) -> int:
+    record = records.get(trace)
+    if record is None:
+        console.note(f"no review record for trace number {trace}")
+        return EXIT_NOT_OK
+    attempts = [attempt.model_dump() for attempt in record.attempts]
+    if console.fmt is Format.JSON:
+        console.record(record.model_dump())
+    elif console.fmt is Format.CSV:
+        console.rows([{"trace_number": trace, **a} for a in attempts], ("trace_number", *ATTEMPT_COLUMNS))
+    else:
+        console.record({k: v for k, v in summary(record).items() if v is not None})
+        console.out.write("\nattempts:\n")
+        console.rows(attempts, ATTEMPT_COLUMNS, empty="(no attempts recorded)")
+    return EXIT_OK
+
+
+# --- resolving --------------------------------------------------------------------------------------
+
+
+def decision_for(records: dict[str, ReviewRecord], args: argparse.Namespace) -> ReviewDecision:
+    """The decision the arguments describe, refused (exit 2) unless the trace number is open for review."""
+    record = records.get(args.trace_number)
+    if record is None:
+        raise OpsError(
+            f"no review record for trace number {args.trace_number}: only a command the worker handed to "
+            "manual review (outcome unresolved) can be resolved",
+            EXIT_CONFIG,
+        )
+    if record.state != "open":
+        raise OpsError(
+            f"the review of {args.trace_number} is already closed ({record.closed_outcome}, by "
+            f"{record.closed_by} at {record.closed_at}): nothing to resolve",
+            EXIT_CONFIG,
+        )
+    if args.outcome not in DECISION_OUTCOMES:
+        raise OpsError(f"--outcome must be one of {', '.join(DECISION_OUTCOMES)}", EXIT_CONFIG)
+    try:
+        return ReviewDecision(
+            type="review_decision",
+            trace_number=record.trace_number,
+            msisdn=record.command.msisdn,
+            outcome=args.outcome,
+            decided_by=args.decided_by.strip(),
+            reason=args.reason.strip(),
+            transaction_number=args.transaction_number,
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise OpsError(f"invalid decision: {reasons}", EXIT_CONFIG) from None
+
+
+async def resolve(
+    settings: Settings, records: dict[str, ReviewRecord], args: argparse.Namespace, console: Console
+) -> int:
+    decision = decision_for(records, args)
+    wait_s = None if args.no_wait else args.wait_s
+    progress = console.progress(f"waiting for the worker to settle {decision.trace_number}", unit="s")
+    try:
+        delivery = await produce_and_await_result(
+            settings,
+            key=decision.msisdn.encode(),
+            value=decision.model_dump_json().encode(),
+            matches=lambda r: r.trace_number == decision.trace_number and r.resolved_by is ResolvedBy.MANUAL,
+            wait_s=wait_s,
+            progress=progress,
+        )
+    finally:
+        progress.done()
+    return report(decision, delivery, wait_s, console)
+
+
+def report(decision: ReviewDecision, delivery: Delivery, wait_s: float | None, console: Console) -> int:
+    where = f"{delivery.topic} partition {delivery.partition} offset {delivery.offset}"
+    if wait_s is None:
+        console.record(
+            {
+                **decision.model_dump(),
+                "topic": delivery.topic,
+                "partition": delivery.partition,
+                "offset": delivery.offset,
+            }
+        )
+        return EXIT_OK
+    if delivery.result is None:
+        console.note(
+            f"the decision is on {where}, but no final result for {decision.trace_number} arrived within "
+            f"{wait_s:g} s: is the worker running? It will apply the decision when it reaches it."
+        )
+        return EXIT_NO_RESULT
+    console.record(result_record(delivery.result))
+    if delivery.result.outcome.value != decision.outcome:
+        console.note(f"the worker published {delivery.result.outcome.value}, not {decision.outcome}")
+        return EXIT_NOT_OK
+    return EXIT_OK

@@ -1,0 +1,163 @@
+"""``ecash-worker send``: put one Charge or Credit on the commands topic and wait for its result.
+
+    ecash-worker send charge --msisdn 08131234567 --amount 100000 [--trace-number T] [--wait-s 60]
+    ecash-worker send credit --msisdn 08131234567 --amount 2500 --no-wait
+
+The command goes where producers put theirs (the commands topic, key = MSISDN), so the worker handles it
+exactly like any other: journaled, sent once, resolved if ambiguous. The result is matched by trace
+number, reading the results topic from the end offsets taken before the command was produced.
+
+Exit codes: 0 succeeded (or sent, with ``--no-wait``); 1 declined, failed or rejected; 2 invalid command or
+configuration; 3 Kafka unreachable; 4 unresolved (handed to manual review); 5 no result within the wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from datetime import timedelta
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from worker.clock import Clock, SystemClock
+from worker.contracts import Command, CommandType, Outcome, Result
+from worker.ops import (
+    EXIT_CONFIG,
+    EXIT_NO_RESULT,
+    EXIT_NOT_OK,
+    EXIT_OK,
+    EXIT_UNRESOLVED,
+    Delivery,
+    OpsError,
+    produce_and_await_result,
+    run_command,
+)
+from worker.ops.api_cli import amount
+from worker.ops.output import Console, add_output_option
+from worker.settings import Settings
+
+DEFAULT_WAIT_S = 60.0
+
+OUTCOME_EXIT_CODES: dict[Outcome, int] = {
+    Outcome.SUCCEEDED: EXIT_OK,
+    Outcome.DECLINED: EXIT_NOT_OK,
+    Outcome.FAILED: EXIT_NOT_OK,
+    Outcome.REJECTED: EXIT_NOT_OK,
+    Outcome.UNRESOLVED: EXIT_UNRESOLVED,
+}
+
+
+def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``send`` to the CLI's subparsers; the handler is ``run``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "send",
+        help="produce one charge or credit command and wait for its result",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("type", choices=[kind.value for kind in CommandType])
+    parser.add_argument("--msisdn", required=True)
+    parser.add_argument("--amount", type=amount, required=True, help="a decimal amount: 100000, 1500.50")
+    parser.add_argument(
+        "--trace-number", default=None, help="the idempotency key, [0-9A-Za-z] (default: a new one)"
+    )
+    parser.add_argument("--transfer-type-id", default=None)
+    parser.add_argument("--account-type-id", default=None)
+    parser.add_argument("--description", default=None)
+    parser.add_argument(
+        "--expires-in-s", type=float, default=None, help="the worker must not start it after this long"
+    )
+    wait = parser.add_mutually_exclusive_group()
+    wait.add_argument("--wait-s", type=float, default=DEFAULT_WAIT_S, help="how long to wait for the result")
+    wait.add_argument("--no-wait", action="store_true", help="produce the command and exit")
+    add_output_option(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    async def body(settings: Settings, console: Console) -> int:
+        return await send(settings, args, console)
+
+    return run_command("send", args, body, out, err)
+
+
+def new_trace_number(clock: Clock) -> str:
+    """``20260101120000`` + 8 random hex digits: sortable by time, unique, in [0-9A-Za-z]."""
+    return f"{clock.now():%Y%m%d%H%M%S}{secrets.token_hex(4)}"
+
+
+def build_command(args: argparse.Namespace, clock: Clock) -> Command:
+    """The command the arguments describe; an invalid one is a usage error (exit 2) naming the field."""
+    expires_at = None
+    if args.expires_in_s is not None:
+        expires_at = clock.now() + timedelta(seconds=args.expires_in_s)
+    try:
+        return Command(
+            type=args.type,
+            trace_number=args.trace_number or new_trace_number(clock),
+            msisdn=args.msisdn,
+            amount=args.amount,
+            transfer_type_id=args.transfer_type_id,
+            account_type_id=args.account_type_id,
+            description=args.description,
+            expires_at=expires_at,
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise OpsError(f"invalid command: {reasons}", EXIT_CONFIG) from None
+
+
+async def send(
+    settings: Settings, args: argparse.Namespace, console: Console, clock: Clock | None = None
+) -> int:
+    clock = clock or SystemClock()
+    command = build_command(args, clock)
+    wait_s = None if args.no_wait else args.wait_s
+    progress = console.progress(f"waiting for the result of {command.trace_number}", unit="s")
+    try:
+        delivery = await produce_and_await_result(
+            settings,
+            key=command.msisdn.encode(),
+            value=command.model_dump_json(exclude_none=True).encode(),
+            matches=lambda result: result.trace_number == command.trace_number,
+            wait_s=wait_s,
+            progress=progress,
+            clock=clock,
+        )
+    finally:
+        progress.done()
+    return report(command, delivery, wait_s, console)
+
+
+def report(command: Command, delivery: Delivery, wait_s: float | None, console: Console) -> int:
+    if wait_s is None:
+        console.record(sent_record(command, delivery))
+        return EXIT_OK
+    if delivery.result is None:
+        console.note(
+            f"no result for trace number {command.trace_number} within {wait_s:g} s; the command is on "
+            f"{delivery.topic} partition {delivery.partition} offset {delivery.offset}. Is a worker running? "
+            "Its result will still be published: do not send it again under a new trace number."
+        )
+        return EXIT_NO_RESULT
+    console.record(result_record(delivery.result))
+    return OUTCOME_EXIT_CODES[delivery.result.outcome]
+
+
+def sent_record(command: Command, delivery: Delivery) -> dict[str, Any]:
+    return {
+        "trace_number": command.trace_number,
+        "type": command.type,
+        "msisdn": command.msisdn,
+        "amount": command.amount,
+        "topic": delivery.topic,
+        "partition": delivery.partition,
+        "offset": delivery.offset,
+    }
+
+
+def result_record(result: Result) -> dict[str, Any]:
+    """A result as printed: every field of the contract, in its order."""
+    return dict(result.model_dump())
