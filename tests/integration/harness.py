@@ -173,3 +173,52 @@ def ledger_count(executions: Iterable[Any], trace: str) -> int:
 
 def money(value: str | int) -> Decimal:
     return Decimal(str(value))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes ``ecash-worker run`` (another process) use these settings."""
+    from pydantic import SecretStr
+
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[f"ECASH_{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """``ecash-worker run`` in a process of its own, to be killed with SIGKILL like a crashed pod."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        import os
+        import sys
+
+        self._env = {**os.environ, **settings_env(settings), "ECASH_LOG_FORMAT": "json"}
+        self._argv = [sys.executable, "-m", "worker.cli", "run"]
+        self._log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        log = self._log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            *self._argv, env=self._env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL
+        )
+        log.close()
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
+
+    async def terminate(self, timeout_s: float = 30) -> int:
+        assert self.process is not None
+        self.process.terminate()
+        return await asyncio.wait_for(self.process.wait(), timeout_s)

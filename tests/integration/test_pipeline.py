@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import (
+    Results,
     command,
     create_topics,
     fast_settings,
@@ -18,8 +20,11 @@ from tests.integration.harness import (
     running_worker,
     wait_results,
 )
+from worker.ecash.wire import Operation
+from worker.observability.events import ResolutionStarted
+from worker.sandbox.faults import FaultKind, FaultRule
 from worker.sandbox.server import RunningSandbox, serve_sandbox
-from worker.sandbox.state import SandboxConfig, WalletSpec
+from worker.sandbox.state import Ledger, SandboxConfig, WalletSpec
 
 pytestmark = pytest.mark.kafka
 
@@ -160,3 +165,215 @@ async def test_bad_messages_land_in_the_dlq_or_as_rejected_and_the_worker_keeps_
     assert reasons == ["no_trace_number", "not_a_command", "not_json", "oversize"]
     assert all(letter["value_b64"] and letter["topic"] == settings.commands_topic for letter in letters)
     assert [e.trace_number for e in sandbox.state.ledger.executions] == ["B5"]
+
+
+async def test_every_ambiguous_fault_is_resolved_by_status_inquiry(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    settings = fast_settings(
+        kafka_bootstrap, sandbox.base_url, prefix(), tmp_path, resolution_schedule_s=[1.0]
+    )
+    await create_topics(settings)
+    rules = [
+        FaultRule(operation=Operation.CHARGE, kind=FaultKind.HANG_AFTER_COMMIT, trace_numbers=("A1",)),
+        FaultRule(operation=Operation.CHARGE, kind=FaultKind.HTTP_5XX_AFTER_COMMIT, trace_numbers=("A2",)),
+        FaultRule(operation=Operation.CHARGE, kind=FaultKind.RESET_AFTER_COMMIT, trace_numbers=("A3",)),
+        FaultRule(operation=Operation.CREDIT, kind=FaultKind.MALFORMED_JSON, trace_numbers=("A4",)),
+        FaultRule(operation=Operation.CHARGE, kind=FaultKind.HTTP_5XX_BEFORE_COMMIT, trace_numbers=("A5",)),
+        FaultRule(operation=Operation.CHARGE, kind=FaultKind.HANG_AFTER_COMMIT, trace_numbers=("A6",)),
+        FaultRule(operation=Operation.STATUS, kind=FaultKind.STATUS_LAG, lag_s=1.6, trace_numbers=("A6",)),
+        FaultRule(operation=Operation.CHARGE, kind=FaultKind.TOKEN_EXPIRED, trace_numbers=("A7",), count=1),
+    ]
+    sandbox.sandbox.faults.replace(rules)
+    commands = [
+        command("A1", RICH, 100),
+        command("A2", POOR, 100),
+        command("A3", POOR, 100),
+        command("A4", CAPPED, 50, "credit"),
+        command("A5", RICH, 200),
+        command("A6", POOR, 200),
+        command("A7", CAPPED, 1, "credit"),
+    ]
+    await produce(settings, commands)
+    async with running_worker(settings):
+        results = await wait_results(settings, {c["trace_number"] for c in commands}, timeout_s=60)
+    by_trace = {t: events[0] for t, events in results.by_trace().items()}
+    assert {t: len(v) for t, v in results.by_trace().items()} == dict.fromkeys(by_trace, 1)
+    outcomes = {t: (e["outcome"], e["resolved_by"]) for t, e in by_trace.items()}
+    assert outcomes == {
+        "A1": ("succeeded", "status_inquiry"),
+        "A2": ("succeeded", "status_inquiry"),
+        "A3": ("succeeded", "status_inquiry"),
+        "A4": ("succeeded", "status_inquiry"),
+        "A5": ("failed", "status_inquiry"),
+        "A6": ("succeeded", "status_inquiry"),
+        "A7": ("succeeded", "response"),
+    }
+    assert "confirmed not executed" in by_trace["A5"]["detail"]
+    # Status Inquiry gives no transaction number; Transaction History does, and the worker looked it up.
+    ledger = sandbox.state.ledger
+    assert by_trace["A1"]["transaction_number"] == ledger.find("agent01", "A1")[0].transaction_number
+    for trace in ("A1", "A2", "A3", "A4", "A6", "A7"):
+        assert len(ledger.find("agent01", trace)) == 1, trace
+    assert ledger.find("agent01", "A5") == []
+
+
+async def test_unresolved_goes_to_review_and_an_operator_decision_closes_it(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    settings = fast_settings(kafka_bootstrap, sandbox.base_url, prefix(), tmp_path, resolution_deadline_s=3.0)
+    await create_topics(settings)
+    sandbox.sandbox.faults.replace(
+        [
+            FaultRule(operation=Operation.CHARGE, kind=FaultKind.HANG_AFTER_COMMIT, trace_numbers=("U1",)),
+            FaultRule(
+                operation=Operation.STATUS, kind=FaultKind.HTTP_5XX_BEFORE_COMMIT, trace_numbers=("U1",)
+            ),
+        ]
+    )
+    await produce(settings, [command("U1", RICH, 300)])
+    async with running_worker(settings):
+        results = await wait_results(settings, {"U1"}, timeout_s=60)
+        assert results.outcome_of("U1") == "unresolved"
+        reviews = await read_topic(
+            kafka_bootstrap,
+            settings.review_topic,
+            partitions=settings.topic_partitions,
+            until=1,
+            timeout_s=20,
+        )
+        assert len(reviews) == 1
+        review = reviews[0]
+        assert review["state"] == "open"
+        assert review["command"]["trace_number"] == "U1"
+        assert [a["operation"] for a in review["attempts"]][0] == "charge"
+        assert any(a["operation"] == "status" for a in review["attempts"])
+        # The operator looks at the ledger (money did move) and closes it as succeeded.
+        decision = {
+            "type": "review_decision",
+            "trace_number": "U1",
+            "msisdn": RICH,
+            "outcome": "succeeded",
+            "decided_by": "sre-on-call",
+            "reason": "ledger shows the charge",
+        }
+        await produce(settings, [decision])
+        while True:
+            results = await wait_results(settings, {"U1"}, timeout_s=30)
+            if len(results.distinct()) >= 2:
+                break
+        reviews = await read_topic(
+            kafka_bootstrap,
+            settings.review_topic,
+            partitions=settings.topic_partitions,
+            until=2,
+            timeout_s=20,
+        )
+    final = [e for e in results.distinct().values() if e["resolved_by"] == "manual"]
+    assert len(final) == 1
+    assert final[0]["outcome"] == "succeeded"
+    assert "sre-on-call" in final[0]["detail"]
+    assert reviews[-1]["state"] == "closed"
+    assert reviews[-1]["closed_by"] == "sre-on-call"
+    assert len(sandbox.state.ledger.find("agent01", "U1")) == 1
+
+
+async def test_resubmit_policy_sends_again_only_after_not_found_is_confirmed(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    settings = fast_settings(
+        kafka_bootstrap, sandbox.base_url, prefix(), tmp_path, not_found_policy="resubmit", resubmit_max=1
+    )
+    await create_topics(settings)
+    sandbox.sandbox.faults.replace(
+        [
+            FaultRule(
+                operation=Operation.CHARGE,
+                kind=FaultKind.HTTP_5XX_BEFORE_COMMIT,
+                trace_numbers=("R1",),
+                count=1,
+            ),
+            FaultRule(
+                operation=Operation.CHARGE, kind=FaultKind.HTTP_5XX_BEFORE_COMMIT, trace_numbers=("R2",)
+            ),
+        ]
+    )
+    await produce(settings, [command("R1", RICH, 10), command("R2", POOR, 10)])
+    async with running_worker(settings):
+        results = await wait_results(settings, {"R1", "R2"}, timeout_s=60)
+    assert results.outcome_of("R1") == "succeeded"
+    assert results.by_trace()["R1"][0]["attempts"] == 2
+    assert results.outcome_of("R2") == "failed"  # resubmitted once, not found again: bounded
+    assert len(sandbox.state.ledger.find("agent01", "R1")) == 1
+    assert sandbox.state.ledger.find("agent01", "R2") == []
+
+
+async def test_a_resolution_cut_short_by_shutdown_resumes_in_the_next_worker(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    settings = fast_settings(
+        kafka_bootstrap,
+        sandbox.base_url,
+        prefix(),
+        tmp_path,
+        resolution_schedule_s=[0.5],
+        resolution_grace_s=2.0,
+    )
+    await create_topics(settings)
+    sandbox.sandbox.faults.replace(
+        [FaultRule(operation=Operation.CHARGE, kind=FaultKind.HANG_AFTER_COMMIT, trace_numbers=("S1",))]
+    )
+    await produce(settings, [command("S1", RICH, 42), command("S2", RICH, 43)])
+    started = asyncio.Event()
+    async with running_worker(settings) as worker:
+        worker.sink.hooks.append(lambda e: started.set() if isinstance(e, ResolutionStarted) else None)
+        await asyncio.wait_for(started.wait(), 20)
+    # The first worker stopped mid-resolution: S1 has no result, S2 waits behind it (same MSISDN).
+    status_calls_before = sandbox.state.stats.calls["status"]
+    async with running_worker(settings):
+        results = await wait_results(settings, {"S1", "S2"}, timeout_s=60)
+    assert results.outcome_of("S1") == "succeeded"
+    assert results.by_trace()["S1"][0]["resolved_by"] == "status_inquiry"
+    assert results.outcome_of("S2") == "succeeded"
+    assert len(results.distinct()) == 2
+    assert sandbox.state.stats.calls["status"] > status_calls_before
+    assert [e.trace_number for e in sandbox.state.ledger.by_msisdn[RICH]] == ["S1", "S2"]
+
+
+def assert_exactly_once(results: Results, ledger: Ledger, traces: set[str]) -> None:
+    """Every trace number: one distinct result; executed at most once; succeeded exactly when executed."""
+    by_trace: dict[str, set[str]] = {}
+    outcome: dict[str, str] = {}
+    for event in results.distinct().values():
+        by_trace.setdefault(event["trace_number"], set()).add(event["event_id"])
+        outcome[event["trace_number"]] = event["outcome"]
+    assert set(by_trace) == traces
+    doubled = {t: ids for t, ids in by_trace.items() if len(ids) != 1}
+    assert not doubled, f"commands with more than one distinct result: {list(doubled)[:5]}"
+    assert ledger.duplicated() == {}, "a trace number moved money twice"
+    executed = {e.trace_number for e in ledger.executions}
+    disagree = [t for t in traces if (outcome[t] == "succeeded") != (t in executed)]
+    assert not disagree, f"results disagreeing with the ledger: {disagree[:5]}"
+
+
+async def test_two_workers_joining_and_leaving_lose_and_double_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    config = SandboxConfig(auto_create_wallets=True, default_balance=Decimal("0"), base_latency_ms=10)
+    async with serve_sandbox(config) as sandbox:
+        name = prefix()
+        first = fast_settings(kafka_bootstrap, sandbox.base_url, name, tmp_path / "a", max_in_flight=32)
+        second = fast_settings(kafka_bootstrap, sandbox.base_url, name, tmp_path / "b", max_in_flight=32)
+        await create_topics(first)
+        commands = [command(f"W{i}", f"0813{i % 300:09d}", 5, "credit") for i in range(3000)]
+        traces = {c["trace_number"] for c in commands}
+        await produce(first, commands)
+        async with running_worker(first):
+            while len(sandbox.state.ledger.executions) < 500:
+                await asyncio.sleep(0.05)
+            async with running_worker(second):
+                while len(sandbox.state.ledger.executions) < 1500:
+                    await asyncio.sleep(0.05)
+            # the second worker left mid-stream; the first takes its partitions back
+            results = await wait_results(first, traces, timeout_s=120)
+        assert_exactly_once(results, sandbox.state.ledger, traces)

@@ -84,8 +84,11 @@ def run_command(
 
 
 def quiet_kafka_logs() -> None:
-    """aiokafka logs connection failures itself; the commands say it once, in their own words."""
-    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+    """aiokafka logs connection failures itself; the commands say it once, in their own words. (Records
+    still propagate to handlers a host process configured; only Python's last-resort stderr is avoided.)"""
+    logger = logging.getLogger("aiokafka")
+    if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+        logger.addHandler(logging.NullHandler())
 
 
 def _unreachable(settings: Settings, exc: BaseException) -> OpsError:

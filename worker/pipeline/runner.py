@@ -119,7 +119,7 @@ class Runner:
             await self._shutdown()
 
     def _rewind_unowned(self, tp: TopicPartition, offset: int) -> None:
-        """Fetched before its journal is restored (the fetcher runs during the assign callback): read again."""
+        """Fetched before its journal was restored (the fetcher runs during the assign callback): re-read."""
         if tp in self._consumer.assignment():
             self._consumer.seek(tp, offset)
 
