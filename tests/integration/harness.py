@@ -222,3 +222,15 @@ class WorkerProcess:
         assert self.process is not None
         self.process.terminate()
         return await asyncio.wait_for(self.process.wait(), timeout_s)
+
+
+async def eventually(predicate: Any, *, timeout_s: float, poll_s: float = 0.02) -> None:
+    """Wait until ``predicate()`` is true; fail the test if it is not within the time."""
+    deadline = time.monotonic() + timeout_s
+    for _ in range(int(timeout_s / poll_s) + 1):
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(poll_s)
+    raise AssertionError(f"condition not met within {timeout_s} s")

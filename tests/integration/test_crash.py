@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +12,7 @@ from tests.integration.harness import (
     WorkerProcess,
     command,
     create_topics,
+    eventually,
     fast_settings,
     produce,
     wait_results,
@@ -46,8 +46,7 @@ async def test_kill_9_mid_stream_and_restart_moves_each_trace_number_at_most_onc
         kills = 0
         for threshold in (800, 2500):
             await worker.start()
-            while len(sandbox.state.ledger.executions) < threshold:
-                await asyncio.sleep(0.02)
+            await eventually(lambda t=threshold: len(sandbox.state.ledger.executions) >= t, timeout_s=120)
             await worker.kill()
             kills += 1
         await worker.start()

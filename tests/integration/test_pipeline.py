@@ -14,6 +14,7 @@ from tests.integration.harness import (
     Results,
     command,
     create_topics,
+    eventually,
     fast_settings,
     produce,
     read_topic,
@@ -246,7 +247,7 @@ async def test_unresolved_goes_to_review_and_an_operator_decision_closes_it(
         review = reviews[0]
         assert review["state"] == "open"
         assert review["command"]["trace_number"] == "U1"
-        assert [a["operation"] for a in review["attempts"]][0] == "charge"
+        assert review["attempts"][0]["operation"] == "charge"
         assert any(a["operation"] == "status" for a in review["attempts"])
         # The operator looks at the ledger (money did move) and closes it as succeeded.
         decision = {
@@ -369,11 +370,9 @@ async def test_two_workers_joining_and_leaving_lose_and_double_nothing(
         traces = {c["trace_number"] for c in commands}
         await produce(first, commands)
         async with running_worker(first):
-            while len(sandbox.state.ledger.executions) < 500:
-                await asyncio.sleep(0.05)
+            await eventually(lambda: len(sandbox.state.ledger.executions) >= 500, timeout_s=60)
             async with running_worker(second):
-                while len(sandbox.state.ledger.executions) < 1500:
-                    await asyncio.sleep(0.05)
+                await eventually(lambda: len(sandbox.state.ledger.executions) >= 1500, timeout_s=60)
             # the second worker left mid-stream; the first takes its partitions back
             results = await wait_results(first, traces, timeout_s=120)
         assert_exactly_once(results, sandbox.state.ledger, traces)
