@@ -30,7 +30,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install kafka-jars
-	bash scripts/ensure-promtool.sh
+	bash scripts/ensure-test-tools.sh
 	$(BIN)/ruff check worker tests
 	$(BIN)/ruff format --check worker tests
 	$(BIN)/mypy

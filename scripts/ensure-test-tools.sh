@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The system tools the tests call, from Debian's packages when missing (CI runs as root):
+# promtool (alert rules), docker-compose (compose file validation, no engine needed), kubectl (kustomize;
+# part of this machine's image). Each test that needs one fails, never skips, when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")"
+bash ./ensure-promtool.sh
+if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "ensure-test-tools: docker-compose is missing and installing it needs root" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+fi
+echo "docker-compose: $(command -v docker-compose || echo 'docker compose plugin')"
+command -v kubectl >/dev/null 2>&1 && echo "kubectl: $(command -v kubectl)" || echo "kubectl: missing (deploy tests will say how to install kustomize)"
