@@ -1,4 +1,4 @@
-"""What an SRE sees on a running worker with real Kafka: metrics, probes, `check`, fatal errors, the breaker."""
+"""What an SRE sees on a running worker with real Kafka: metrics, probes, check, fatal errors, breaker."""
 
 from __future__ import annotations
 
