@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
@@ -120,14 +121,29 @@ async def kafka_consumer(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
         await consumer.stop()
 
 
-async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, setting: str) -> list[TopicPartition]:
-    """Every partition of ``topic``; a topic that does not exist is a configuration error."""
-    if topic not in await consumer.topics():
-        raise OpsError(
-            f"topic {topic} does not exist ({setting}): is this the worker's configuration?", EXIT_CONFIG
-        )
-    partitions = consumer.partitions_for_topic(topic) or set()
-    return [TopicPartition(topic, partition) for partition in sorted(partitions)]
+async def topic_partitions(settings: Settings, topic: str, setting: str) -> list[TopicPartition]:
+    """Every partition of ``topic``; a topic that does not exist is a configuration error.
+
+    Asked of the admin API (a consumer only learns a topic's partitions once it uses it); only an
+    existing topic is described, so a cluster that auto-creates topics does not create it."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=CLIENT_ID,
+        **kafka_client_kwargs(settings),
+    )
+    try:
+        await admin.start()
+        if topic not in await admin.list_topics():
+            raise OpsError(
+                f"topic {topic} does not exist ({setting}): is this the worker's configuration?", EXIT_CONFIG
+            )
+        described = await admin.describe_topics([topic])
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from None
+    finally:
+        await admin.close()
+    partitions = sorted(p["partition"] for t in described if t["topic"] == topic for p in t["partitions"])
+    return [TopicPartition(topic, partition) for partition in partitions]
 
 
 async def read_topic(
@@ -140,8 +156,8 @@ async def read_topic(
 ) -> list[Any]:
     """Every record of ``topic`` from the beginning to the end offsets taken when the read starts."""
     clock = clock or SystemClock()
+    partitions = await topic_partitions(settings, topic, setting)
     async with kafka_consumer(settings) as consumer:
-        partitions = await topic_partitions(consumer, topic, setting)
         ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -204,9 +220,9 @@ async def produce_and_await_result(
     that ``matches``. The results topic's end offsets are taken before producing, so a result published
     earlier for the same trace number is never taken for this message's."""
     clock = clock or SystemClock()
+    await topic_partitions(settings, settings.commands_topic, "ECASH_COMMANDS_TOPIC")
+    partitions = await topic_partitions(settings, settings.results_topic, "ECASH_RESULTS_TOPIC")
     async with kafka_consumer(settings) as consumer:
-        await topic_partitions(consumer, settings.commands_topic, "ECASH_COMMANDS_TOPIC")
-        partitions = await topic_partitions(consumer, settings.results_topic, "ECASH_RESULTS_TOPIC")
         starts: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         for tp in partitions:

@@ -108,17 +108,19 @@ def test_api_calls_count_by_operation_and_code_and_time_the_exchange() -> None:
     ("code", "label"),
     [
         ("PROCESSED", "PROCESSED"),
-        ("UNSUPPORTED PROVIDER", "UNSUPPORTED PROVIDER"),
+        ("UNSUPPORTED_PROVIDER", "UNSUPPORTED PROVIDER"),
+        ("TO_INVALID_CHANNEL", "TO_INVALID_CHANEL"),
+        ("SOME_NEW_CODE", "other"),
         ("not_sent", "not_sent"),
         ("ambiguous", "ambiguous"),
-        ("processed", "other"),
+        ("processed", "PROCESSED"),
         ("<html>502 Bad Gateway</html>", "other"),
         ("", "other"),
         ("A" * 65, "other"),
         ("CODE-1", "other"),
     ],
 )
-def test_code_label_keeps_code_shaped_names_and_maps_the_rest_to_other(code: str, label: str) -> None:
+def test_code_label_keeps_catalogue_codes_and_maps_the_rest_to_other(code: str, label: str) -> None:
     assert code_label(code) == label
 
 
