@@ -28,6 +28,7 @@ from tests.integration.harness import (
     fast_settings,
     produce,
     running_worker,
+    settings_env,
     wait_results,
 )
 from worker.contracts import Attempt, Command, Outcome, ResolvedBy, Result, ReviewRecord
@@ -44,23 +45,6 @@ RICH = "0811000000001"
 POOR = "0811000000002"
 UNKNOWN = "0819999999999"
 UNRESOLVED_TRACE = "U1"
-
-ENV_FIELDS = (
-    "kafka_bootstrap_servers",
-    "group_id",
-    "commands_topic",
-    "results_topic",
-    "dlq_topic",
-    "review_topic",
-    "journal_topic",
-    "topic_partitions",
-    "api_base_url",
-    "request_timeout_s",
-    "connect_timeout_s",
-    "not_sent_backoff_initial_s",
-    "not_sent_backoff_max_s",
-    "state_dir",
-)
 
 
 @pytest.fixture
@@ -104,8 +88,8 @@ async def settings(
     prefix = f"ops{uuid.uuid4().hex[:10]}"
     built = fast_settings(kafka_bootstrap, sandbox.base_url, prefix, tmp_path)
     await create_topics(built)
-    for name in ENV_FIELDS:
-        monkeypatch.setenv(f"ECASH_{name.upper()}", str(getattr(built, name)))
+    for name, value in settings_env(built).items():
+        monkeypatch.setenv(name, value)
     return built
 
 
@@ -160,10 +144,7 @@ async def read_messages(settings: Settings, topic: str, count: int, timeout_s: f
     await consumer.start()
     messages: list[Any] = []
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        if not tps:
-            await consumer.topics()
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout_s

@@ -74,3 +74,15 @@ def test_amount_goes_out_as_a_plain_decimal_string() -> None:
 def test_event_id_is_stable_per_command_message() -> None:
     assert event_id_for("T1", 3, 10) == event_id_for("T1", 3, 10)
     assert event_id_for("T1", 3, 10) != event_id_for("T1", 3, 11)
+
+
+def test_asyncapi_names_every_schema_file_and_each_exists() -> None:
+    import yaml
+
+    document = yaml.safe_load((DEFAULT_DIR / "asyncapi.yaml").read_text())
+    refs = {m["payload"]["$ref"] for m in document["components"]["messages"].values()}
+    assert refs == {f"./{name}" for name in (p.name for p in DEFAULT_DIR.glob("*.schema.json"))}
+    for ref in refs:
+        assert (DEFAULT_DIR / ref).exists()
+    addresses = {c["address"] for c in document["channels"].values()}
+    assert addresses == {"ecash.commands", "ecash.results", "ecash.commands.dlq", "ecash.review"}
