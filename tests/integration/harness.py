@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from worker import stack
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.service import Worker
 from worker.settings import Settings, load_settings
+from worker.stack import WorkerProcess as WorkerProcess  # moved to worker.stack; re-exported for tests
+from worker.stack import settings_env as settings_env
 
 
 def fast_settings(
@@ -66,22 +69,7 @@ def command(
 async def produce(
     settings: Settings, messages: Iterable[dict[str, Any] | bytes], key: bytes | None = None
 ) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, linger_ms=5, acks="all")
-    await producer.start()
-    count = 0
-    try:
-        futures = []
-        for message in messages:
-            if isinstance(message, bytes):
-                value, msg_key = message, key
-            else:
-                value, msg_key = orjson.dumps(message), str(message.get("msisdn", "")).encode() or key
-            futures.append(await producer.send(settings.commands_topic, value=value, key=msg_key))
-            count += 1
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-    return count
+    return await stack.produce(settings.kafka_bootstrap_servers, settings.commands_topic, messages, key=key)
 
 
 async def read_topic(
@@ -173,55 +161,6 @@ def ledger_count(executions: Iterable[Any], trace: str) -> int:
 
 def money(value: str | int) -> Decimal:
     return Decimal(str(value))
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes ``ecash-worker run`` (another process) use these settings."""
-    from pydantic import SecretStr
-
-    env: dict[str, str] = {}
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        env[f"ECASH_{name.upper()}"] = str(value)
-    return env
-
-
-class WorkerProcess:
-    """``ecash-worker run`` in a process of its own, to be killed with SIGKILL like a crashed pod."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        import os
-        import sys
-
-        self._env = {**os.environ, **settings_env(settings), "ECASH_LOG_FORMAT": "json"}
-        self._argv = [sys.executable, "-m", "worker.cli", "run"]
-        self._log_path = log_path
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        log = self._log_path.open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            *self._argv, env=self._env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL
-        )
-        log.close()
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        await self.process.wait()
-
-    async def terminate(self, timeout_s: float = 30) -> int:
-        assert self.process is not None
-        self.process.terminate()
-        return await asyncio.wait_for(self.process.wait(), timeout_s)
 
 
 async def eventually(predicate: Any, *, timeout_s: float, poll_s: float = 0.02) -> None:

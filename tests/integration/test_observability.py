@@ -94,9 +94,10 @@ async def test_metrics_probes_and_check_on_a_running_worker(
         assert sample(text, "ecash_assigned_partitions") == settings.topic_partitions
         assert sample(text, "ecash_api_call_duration_seconds_count", operation="charge") == 2
         assert sample(text, "ecash_build_info") == 1
-        assert "msisdn" not in text  # bounded labels: never an MSISDN or a trace number
+        assert 'msisdn="' not in text  # bounded labels: never an MSISDN or a trace number
+        assert 'trace_number="' not in text
         assert RICH not in text
-        assert "trace_number" not in text
+        assert '"M1"' not in text
         assert settings.api_key.get_secret_value() not in text
         await eventually(lambda: sample_sync(worker) == 0, timeout_s=10)
         assert (await get(worker, "/healthz")).status_code == 200

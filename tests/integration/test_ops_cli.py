@@ -12,7 +12,7 @@ import io
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -387,10 +387,27 @@ async def test_review_resolve_sends_the_decision_to_the_msisdn_partition(setting
 
 
 @pytest.mark.kafka
+async def test_review_resolve_says_at_once_when_the_worker_refuses_the_decision(settings: Settings) -> None:
+    # A planted review record the worker's journal knows nothing about: the worker dead-letters the decision.
+    await publish(settings, settings.review_topic, "R5", review_record("R5").model_dump_json().encode())
+    async with running_worker(settings):
+        started = time.monotonic()
+        code, out, err = await cli(
+            review,
+            *("review", "resolve", "R5", "--outcome", "failed", "--by", "bob", "--reason", "x"),
+            "--wait-s",
+            "30",
+        )
+    assert (code, out) == (1, "")
+    assert "the worker refused the decision: review_decision_not_applicable" in err
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.kafka
 async def test_an_unresolved_charge_is_resolved_by_an_operator_and_reconciles(settings: Settings) -> None:
     await produce(settings, [command(UNRESOLVED_TRACE, RICH, 7000), command("OK1", RICH, 1000)])
     async with running_worker(settings):
-        listed = await _wait_for_review_item(UNRESOLVED_TRACE)
+        listed = (await _review_list_until(lambda items: UNRESOLVED_TRACE in items))[UNRESOLVED_TRACE]
         assert listed["msisdn"] == "*********0001"
         code, _, err = await cli(api_cli, "api", "status", UNRESOLVED_TRACE, "--amount", "7000")
         assert code == 3  # Status Inquiry cannot answer for this trace: the operator looks at the history
@@ -402,22 +419,23 @@ async def test_an_unresolved_charge_is_resolved_by_an_operator_and_reconciles(se
         )
         assert (final["outcome"], final["resolved_by"]) == ("succeeded", "manual")
         assert final["trace_number"] == UNRESOLVED_TRACE
-        assert await cli_json(review, "review", "list") == []
+        await _review_list_until(lambda items: UNRESOLVED_TRACE not in items)  # closed after the result
     agreed = await cli_json(reconcile, "reconcile", "--from", today(), "--to", today())
     assert agreed["summary"]["agrees"] is True
     assert agreed["summary"]["traces_checked"] == 2
 
 
-async def _wait_for_review_item(trace: str, timeout_s: float = 30.0) -> dict[str, Any]:
+async def _review_list_until(
+    predicate: Callable[[dict[str, dict[str, Any]]], bool], timeout_s: float = 30.0
+) -> dict[str, dict[str, Any]]:
+    """``review list`` again and again until its items (by trace number) satisfy ``predicate``."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        items: dict[str, dict[str, Any]] = {
-            item["trace_number"]: item for item in await cli_json(review, "review", "list")
-        }
-        if trace in items:
-            return items[trace]
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"no open review item for {trace} within {timeout_s} s")
+    while True:
+        items = {item["trace_number"]: item for item in await cli_json(review, "review", "list")}
+        if predicate(items):
+            return items
+        assert time.monotonic() < deadline, f"review list never matched; last: {sorted(items)}"
+        await asyncio.sleep(0.3)
 
 
 # --- reconcile -----------------------------------------------------------------------------------

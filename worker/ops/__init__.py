@@ -11,6 +11,9 @@ in every command:
 - 4: ``send``: the command ended ``unresolved`` (handed to manual review).
 - 5: ``send`` / ``review resolve``: no result arrived within the wait.
 
+``send`` and ``review resolve`` also watch the dead-letter topic: if the worker dead-letters the very
+message they produced, they say why at once (exit 1) instead of waiting in vain.
+
 This module holds the Kafka plumbing the commands share: read a topic to its end, produce one message
 and wait for the result it causes.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -32,7 +36,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from worker.clock import Clock, SystemClock
-from worker.contracts import Result
+from worker.contracts import DeadLetter, Result
 from worker.kafka_admin import kafka_client_kwargs
 from worker.ops.output import Console, Progress, choose_format
 from worker.settings import Settings, SettingsError, load_settings
@@ -55,6 +59,12 @@ class OpsError(Exception):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def invalid(what: str, exc: ValidationError) -> OpsError:
+    """``invalid command: msisdn: String should match pattern ...`` (exit 2). Values are not echoed."""
+    reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors())
+    return OpsError(f"invalid {what}: {reasons}", EXIT_CONFIG)
 
 
 def ops_settings() -> Settings:
@@ -82,6 +92,9 @@ def run_command(
     except OpsError as exc:
         console.note(f"ecash-worker {name}: {exc}")
         return exc.exit_code
+    except KafkaError as exc:  # the cluster went away in the middle of the command
+        console.note(f"ecash-worker {name}: Kafka stopped answering ({type(exc).__name__}: {exc})")
+        return EXIT_UNREACHABLE
 
 
 def quiet_kafka_logs() -> None:
@@ -196,14 +209,28 @@ def parse_result(value: bytes | None) -> Result | None:
         return None
 
 
+def parse_dead_letter(value: bytes | None) -> DeadLetter | None:
+    if value is None:
+        return None
+    try:
+        return DeadLetter.model_validate_json(value)
+    except ValidationError:
+        return None
+
+
 @dataclass(frozen=True)
 class Delivery:
-    """Where the produced message landed, and the result it caused (None: none within the wait)."""
+    """Where the produced message landed, and what it caused within the wait: its result, or the dead
+    letter the worker wrote for it instead (both None: nothing yet)."""
 
     topic: str
     partition: int
     offset: int
-    result: Result | None
+    result: Result | None = None
+    dead_letter: DeadLetter | None = None
+
+    def is_for_this(self, letter: DeadLetter) -> bool:
+        return (letter.topic, letter.partition, letter.offset) == (self.topic, self.partition, self.offset)
 
 
 async def produce_and_await_result(
@@ -217,24 +244,25 @@ async def produce_and_await_result(
     clock: Clock | None = None,
 ) -> Delivery:
     """Produce ``value`` to the commands topic (``acks=all``) and wait up to ``wait_s`` for the first result
-    that ``matches``. The results topic's end offsets are taken before producing, so a result published
-    earlier for the same trace number is never taken for this message's."""
+    that ``matches``, or the dead letter of this very message. The end offsets of the results and
+    dead-letter topics are taken before producing, so nothing published earlier (a result for the same
+    trace number) is taken for this message's."""
     clock = clock or SystemClock()
     await topic_partitions(settings, settings.commands_topic, "ECASH_COMMANDS_TOPIC")
     partitions = await topic_partitions(settings, settings.results_topic, "ECASH_RESULTS_TOPIC")
+    partitions += await topic_partitions(settings, settings.dlq_topic, "ECASH_DLQ_TOPIC")
     async with kafka_consumer(settings) as consumer:
         starts: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         for tp in partitions:
             consumer.seek(tp, starts[tp])
-        topic, partition, offset = await _produce(settings, settings.commands_topic, key, value)
-        result = None
-        if wait_s is not None:
-            result = await _await_result(consumer, matches, wait_s, progress, clock)
-        return Delivery(topic, partition, offset, result)
+        sent = await _produce(settings, settings.commands_topic, key, value)
+        if wait_s is None:
+            return sent
+        return await _await_outcome(consumer, settings.results_topic, matches, sent, wait_s, progress, clock)
 
 
-async def _produce(settings: Settings, topic: str, key: bytes, value: bytes) -> tuple[str, int, int]:
+async def _produce(settings: Settings, topic: str, key: bytes, value: bytes) -> Delivery:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
@@ -249,25 +277,29 @@ async def _produce(settings: Settings, topic: str, key: bytes, value: bytes) -> 
         raise _unreachable(settings, exc) from None
     finally:
         await producer.stop()
-    return topic, int(meta.partition), int(meta.offset)
+    return Delivery(topic, int(meta.partition), int(meta.offset))
 
 
-async def _await_result(
+async def _await_outcome(
     consumer: AIOKafkaConsumer,
+    results_topic: str,
     matches: Callable[[Result], bool],
+    sent: Delivery,
     wait_s: float,
     progress: Progress | None,
     clock: Clock,
-) -> Result | None:
+) -> Delivery:
     started_s = clock.monotonic_s()
     while (waited_s := clock.monotonic_s() - started_s) < wait_s:
         if progress is not None:
             progress.update(int(waited_s))
         remaining_ms = max(1, int((wait_s - waited_s) * 1000))
         batch = await consumer.getmany(timeout_ms=min(_POLL_MS, remaining_ms))
-        for messages in batch.values():
-            for message in messages:
+        for message in (m for messages in batch.values() for m in messages):
+            if message.topic == results_topic:
                 result = parse_result(message.value)
                 if result is not None and matches(result):
-                    return result
-    return None
+                    return dataclasses.replace(sent, result=result)
+            elif (letter := parse_dead_letter(message.value)) is not None and sent.is_for_this(letter):
+                return dataclasses.replace(sent, dead_letter=letter)
+    return sent

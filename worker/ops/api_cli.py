@@ -24,8 +24,8 @@ from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass, describe, lookup
 from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
 from worker.ecash.models import HistoryEntry
-from worker.ops import EXIT_CONFIG, EXIT_NOT_OK, EXIT_OK, EXIT_UNREACHABLE, OpsError, run_command
-from worker.ops.output import Console, Format, add_output_option, secret_text
+from worker.ops import EXIT_CONFIG, EXIT_NOT_OK, EXIT_OK, EXIT_UNREACHABLE, OpsError, invalid, run_command
+from worker.ops.output import Console, Format, add_output_option, help_text, secret_text
 from worker.settings import Settings
 
 Handler = Callable[[EcashClient, argparse.Namespace, Console], Awaitable[int]]
@@ -92,7 +92,7 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "api",
         help="ask the E-Cash API one question (balance, validate, history, status, ticket)",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     operations = parser.add_subparsers(dest="api_command", metavar="OPERATION", required=True)
@@ -157,19 +157,21 @@ async def ask(settings: Settings, args: argparse.Namespace, console: Console) ->
     try:
         async with EcashClient(settings) as client:
             return await handler(client, args, console)
-    except FatalConfigError as exc:
-        raise OpsError(f"{exc.reason} (check ECASH_API_* settings)", EXIT_CONFIG) from None
-    except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise OpsError(f"invalid argument: {reasons}", EXIT_CONFIG) from None
-    except ApiUnavailable as exc:
-        raise OpsError(
-            f"the E-Cash API at {settings.api_base_url} did not answer: {exc}", EXIT_UNREACHABLE
-        ) from None
+    except (FatalConfigError, ValidationError, ApiUnavailable) as exc:
+        raise api_failure(settings, exc) from None
     except ApiError as exc:
         console.record(answered(str(exc.operation), exc.code, exc.detail))
         console.note(f"{exc.operation} answered {describe(exc.code)}")
         return EXIT_NOT_OK
+
+
+def api_failure(settings: Settings, exc: FatalConfigError | ValidationError | ApiUnavailable) -> OpsError:
+    """A failure that stops an API command, with its exit code: configuration (2) or unreachable (3)."""
+    if isinstance(exc, FatalConfigError):
+        return OpsError(f"{exc.reason} (check the ECASH_API_* settings)", EXIT_CONFIG)
+    if isinstance(exc, ValidationError):
+        return invalid("argument", exc)
+    return OpsError(f"the E-Cash API at {settings.api_base_url} did not answer: {exc}", EXIT_UNREACHABLE)
 
 
 def answered(operation: str, code: str | None, detail: str = "") -> dict[str, Any]:

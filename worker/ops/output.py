@@ -42,6 +42,11 @@ def add_output_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def help_text(doc: str | None) -> str:
+    """A module docstring as ``--help`` text: without the reStructuredText literal marks."""
+    return (doc or "").replace("``", "")
+
+
 def choose_format(requested: str | None, out: TextIO) -> Format:
     if requested is not None:
         return Format(requested)

@@ -22,6 +22,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from worker.contracts import CommandType, Outcome, Result
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import canonical
@@ -31,14 +33,13 @@ from worker.ops import (
     EXIT_CONFIG,
     EXIT_NOT_OK,
     EXIT_OK,
-    EXIT_UNREACHABLE,
     OpsError,
     parse_result,
     read_topic,
     run_command,
 )
-from worker.ops.api_cli import day, positive_int
-from worker.ops.output import Console, Format, add_output_option, mask_msisdn
+from worker.ops.api_cli import api_failure, day, positive_int
+from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
 from worker.settings import Settings
 
 
@@ -207,14 +208,15 @@ def check_trace(
     """Everything that disagrees about one trace number."""
     chosen = settled(results)
     outcomes = {r.outcome for r in results}
+    wallet = chosen.msisdn if chosen is not None and chosen.msisdn else None
+    if wallet is None and lines:
+        wallet = lines[0].msisdn
 
     def finding(kind: Kind, detail: str) -> Finding:
         return Finding(
             kind=kind,
             trace_number=trace,
-            msisdn=chosen.msisdn
-            if chosen is not None and chosen.msisdn
-            else (lines[0].msisdn if lines else None),
+            msisdn=wallet,
             result_outcome=chosen.outcome.value if chosen is not None else None,
             result_amount=signed_amount(chosen) if chosen is not None else None,
             history_amounts=tuple(line.entry.amount for line in lines),
@@ -275,7 +277,7 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "reconcile",
         help="compare the published results with the E-Cash transaction history",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--from", dest="start", type=day, required=True, metavar="YYYY-MM-DD")
@@ -355,7 +357,7 @@ async def gather(
     lines, unavailable = await read_histories(settings, wallets, window, agent, page_size, console)
     checked = [w for w in wallets if w not in unavailable]
     report = reconcile(results, lines, window, checked_wallets=checked, unavailable=unavailable)
-    return dataclasses.replace(report, unreadable_results=len(parsed) - len([r for r in parsed if r]))
+    return dataclasses.replace(report, unreadable_results=sum(r is None for r in parsed))
 
 
 async def read_histories(
@@ -382,12 +384,8 @@ async def read_histories(
                 except ApiError as exc:
                     if canonical(exc.code) not in EMPTY_HISTORY_CODES:
                         unavailable[msisdn] = str(exc)
-    except FatalConfigError as exc:
-        raise OpsError(f"{exc.reason} (check ECASH_API_* settings)", EXIT_CONFIG) from None
-    except ApiUnavailable as exc:
-        raise OpsError(
-            f"the E-Cash API at {settings.api_base_url} did not answer: {exc}", EXIT_UNREACHABLE
-        ) from None
+    except (FatalConfigError, ValidationError, ApiUnavailable) as exc:
+        raise api_failure(settings, exc) from None
     finally:
         progress.done()
     return lines, unavailable
@@ -414,8 +412,8 @@ def summary(report: Report) -> dict[str, Any]:
         "agrees": report.agrees,
         "traces_checked": report.traces_checked,
         "wallets_checked": len(report.wallets),
-        "results_compared": report.results_read,
-        "history_entries_compared": report.history_entries,
+        "results_read": report.results_read,
+        "history_entries_read": report.history_entries,
         "unreadable_results": report.unreadable_results,
         "disagreements": report.counts,
     }

@@ -12,9 +12,13 @@ the MSISDN's partition (the journal's only writer) applies it in order with that
 then publishes the final result (``resolved_by: manual``) and closes the record. ``resolve`` waits for
 that result and prints it.
 
-Exit codes: 0 done; 1 ``show``: no record for the trace number, ``resolve``: the worker published another
-outcome; 2 usage or configuration error (``resolve``: no open review record for the trace number);
-3 Kafka unreachable; 5 ``resolve``: no final result within the wait.
+Exit codes:
+  0 done
+  1 show: no record for the trace number; resolve: the worker refused the decision (dead-lettered:
+    its journal has no unresolved command for the trace number) or published another outcome
+  2 usage or configuration error; resolve: no open review record for the trace number
+  3 Kafka unreachable
+  5 resolve: no final result within the wait
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from worker.ops import (
     EXIT_OK,
     Delivery,
     OpsError,
+    invalid,
     produce_and_await_result,
     read_topic,
     run_command,
 )
-from worker.ops.output import Console, Format, add_output_option, mask_msisdn
+from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
 from worker.ops.send import DEFAULT_WAIT_S, result_record
 from worker.settings import Settings
 
@@ -51,7 +56,7 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "review",
         help="the manual-review queue: list, show and resolve unresolved commands",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="review_command", metavar="ACTION", required=True)
@@ -230,8 +235,7 @@ def decision_for(records: dict[str, ReviewRecord], args: argparse.Namespace) -> 
             transaction_number=args.transaction_number,
         )
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise OpsError(f"invalid decision: {reasons}", EXIT_CONFIG) from None
+        raise invalid("decision", exc) from None
 
 
 async def resolve(
@@ -266,6 +270,9 @@ def report(decision: ReviewDecision, delivery: Delivery, wait_s: float | None, c
             }
         )
         return EXIT_OK
+    if delivery.dead_letter is not None:
+        console.note(f"the worker refused the decision: {delivery.dead_letter.reason}")
+        return EXIT_NOT_OK
     if delivery.result is None:
         console.note(
             f"the decision is on {where}, but no final result for {decision.trace_number} arrived within "

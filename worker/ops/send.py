@@ -7,8 +7,9 @@ The command goes where producers put theirs (the commands topic, key = MSISDN), 
 exactly like any other: journaled, sent once, resolved if ambiguous. The result is matched by trace
 number, reading the results topic from the end offsets taken before the command was produced.
 
-Exit codes: 0 succeeded (or sent, with ``--no-wait``); 1 declined, failed or rejected; 2 invalid command or
-configuration; 3 Kafka unreachable; 4 unresolved (handed to manual review); 5 no result within the wait.
+Exit codes: 0 succeeded (or sent, with --no-wait); 1 declined, failed, rejected or dead-lettered;
+2 invalid command or configuration; 3 Kafka unreachable; 4 unresolved (handed to manual review);
+5 no result within the wait.
 """
 
 from __future__ import annotations
@@ -23,18 +24,17 @@ from pydantic import ValidationError
 from worker.clock import Clock, SystemClock
 from worker.contracts import Command, CommandType, Outcome, Result
 from worker.ops import (
-    EXIT_CONFIG,
     EXIT_NO_RESULT,
     EXIT_NOT_OK,
     EXIT_OK,
     EXIT_UNRESOLVED,
     Delivery,
-    OpsError,
+    invalid,
     produce_and_await_result,
     run_command,
 )
 from worker.ops.api_cli import amount
-from worker.ops.output import Console, add_output_option
+from worker.ops.output import Console, add_output_option, help_text
 from worker.settings import Settings
 
 DEFAULT_WAIT_S = 60.0
@@ -53,7 +53,7 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "send",
         help="produce one charge or credit command and wait for its result",
-        description=__doc__,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("type", choices=[kind.value for kind in CommandType])
@@ -105,8 +105,7 @@ def build_command(args: argparse.Namespace, clock: Clock) -> Command:
             expires_at=expires_at,
         )
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise OpsError(f"invalid command: {reasons}", EXIT_CONFIG) from None
+        raise invalid("command", exc) from None
 
 
 async def send(
@@ -135,6 +134,9 @@ def report(command: Command, delivery: Delivery, wait_s: float | None, console: 
     if wait_s is None:
         console.record(sent_record(command, delivery))
         return EXIT_OK
+    if delivery.dead_letter is not None:
+        console.note(f"the worker dead-lettered the command: {delivery.dead_letter.reason}")
+        return EXIT_NOT_OK
     if delivery.result is None:
         console.note(
             f"no result for trace number {command.trace_number} within {wait_s:g} s; the command is on "

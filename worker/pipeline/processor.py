@@ -349,11 +349,22 @@ class Processor:
         while isinstance(decision, InquireAt):
             if not await self._sleep(decision.delay_s(self._clock.now().timestamp()), job):
                 return False
-            answer = await self._client.status(
-                trace_number=command.trace_number,
-                amount=command.amount,
-                account_type_id=command.account_type_id,
-            )
+            try:
+                answer = await self._client.status(
+                    trace_number=command.trace_number,
+                    amount=command.amount,
+                    account_type_id=command.account_type_id,
+                )
+            except FatalConfigError as exc:
+                # The agent cannot log in: nothing can be learnt now. Wait (the deadline still runs).
+                self._gate.set_fatal(str(exc))
+                self._sink.emit(FatalConfiguration(str(exc)))
+                if not await self._sleep(self._settings.resolution_schedule_s[-1], job):
+                    return False
+                decision = next_step(
+                    self._policy, state, self._clock.now().timestamp(), pace_factor=self._gate.pace_factor()
+                )
+                continue
             observation = observe(answer.code, _transport_class(answer.call_class), self._policy)
             state, decision = apply_answer(
                 self._policy,

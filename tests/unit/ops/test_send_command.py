@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from worker.clock import FakeClock
-from worker.contracts import TRACE_NUMBER_PATTERN, Outcome, ResolvedBy, Result
+from worker.contracts import TRACE_NUMBER_PATTERN, DeadLetter, Outcome, ResolvedBy, Result
 from worker.ops import EXIT_CONFIG, Delivery, OpsError
 from worker.ops.output import Console, Format
 from worker.ops.send import build_command, configure_parser, report
@@ -107,6 +108,26 @@ def test_the_exit_code_follows_the_outcome(outcome: Outcome | None, code: int) -
         assert "partition 2 offset 17" in err.getvalue()
     else:
         assert f'"outcome": "{outcome.value}"' in out.getvalue()
+
+
+def test_a_dead_lettered_command_is_reported_with_the_worker_reason() -> None:
+    command = build_command(
+        parse("charge", "--msisdn", "08131234567", "--amount", "1000", "--trace-number", "T1"), FakeClock()
+    )
+    letter = DeadLetter(
+        reason="oversize: the message is 20000 bytes",
+        topic="ecash.commands",
+        partition=2,
+        offset=17,
+        key_b64=None,
+        value_b64=None,
+        dead_lettered_at=CLOCK_START,
+    )
+    err = io.StringIO()
+    delivery = dataclasses.replace(delivered(None), dead_letter=letter)
+    assert delivery.is_for_this(letter)
+    assert report(command, delivery, 60.0, Console(Format.JSON, io.StringIO(), err)) == 1
+    assert "dead-lettered the command: oversize" in err.getvalue()
 
 
 def test_no_wait_prints_where_the_command_went() -> None:

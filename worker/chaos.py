@@ -1,0 +1,390 @@
+"""``ecash-worker chaos`` (``python -m worker.chaos``): a chaos run anyone can repeat, and its verdict.
+
+It starts a Kafka broker of its own (free ports, data in the work directory; or uses ``--bootstrap``),
+the sandbox as a process with faults on about 11% of money calls (every ambiguous kind), 5% token expiry
+and status lag, and ``--workers`` worker processes in one group. While it sends the commands (``--rate``
+per second) it kills a worker with SIGKILL every ``--seconds-between-kills`` and starts it again, and
+restarts (crashes) the broker once. Then it waits for every result and compares the results topic with
+the sandbox's ledger (``worker.agreement``). Exit 0 only if no trace number moved money twice, no command
+went unanswered and no result disagrees with the ledger.
+
+    python -m worker.chaos --commands 20000 --msisdns 2000 --workers 3 --seed 1 --json-out chaos.json
+
+Everything it starts is stopped on exit, on failure and on Ctrl-C. The work directory keeps the logs
+(``worker-N.log``, ``sandbox.log``), ``summary.json`` and, if something disagreed, ``evidence.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from worker.agreement import Agreement
+from worker.chaos_plan import ChaosOptions, fault_rules, plan_commands, worker_settings
+from worker.chaos_report import collect_evidence, ledger_check, summary_table
+from worker.clock import Clock, SystemClock
+from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+from worker.kafka_admin import ensure_topics, worker_topic_specs
+from worker.settings import load_settings
+from worker.stack import CommandProducer, ResultTail, SandboxProcess, WorkerProcess, cancelled_by_sigterm
+
+Say = Callable[[str], None]
+BROKER_DOWN_S = 3.0
+RESTART_DELAY_S = 1.0
+SETTLE_S = 3.0  # after the last result: time for a duplicate that should not exist to show up
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Timeline:
+    """What the chaos did, and when (seconds since the start)."""
+
+    clock: Clock
+    started_s: float
+    sent: int = 0
+    kills: int = 0
+    broker_restarts: int = 0
+    unexpected_exits: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def elapsed_s(self) -> float:
+        return self.clock.monotonic_s() - self.started_s
+
+    def note(self, event: str, **details: Any) -> None:
+        self.events.append({"at_s": round(self.elapsed_s(), 2), "event": event, **details})
+
+
+@dataclass(frozen=True)
+class ChaosSummary:
+    options: ChaosOptions
+    agreement: Agreement
+    timeline: Timeline
+    sandbox_stats: dict[str, Any]
+    complete: bool  # every command answered within --max-wait-s
+    workdir: Path
+    evidence_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.agreement.ok
+
+    def to_json(self) -> dict[str, Any]:
+        opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.options.__dict__.items()}
+        return {
+            "ok": self.ok,
+            "options": opts,
+            "check": self.agreement.to_json(),
+            "faults_injected": self.sandbox_stats.get("faults", {}),
+            "api_calls": self.sandbox_stats.get("calls", {}),
+            "kills": self.timeline.kills,
+            "unexpected_worker_exits": self.timeline.unexpected_exits,
+            "broker_restarts": self.timeline.broker_restarts,
+            "elapsed_s": round(self.timeline.elapsed_s(), 1),
+            "complete": self.complete,
+            "timeline": self.timeline.events,
+            "workdir": str(self.workdir),
+            "evidence": str(self.evidence_path) if self.evidence_path else None,
+        }
+
+
+class Chaos:
+    """Kills and restarts workers, restarts the broker, restarts a worker that died on its own."""
+
+    def __init__(
+        self,
+        options: ChaosOptions,
+        workers: list[WorkerProcess],
+        broker: LocalKafka | None,
+        timeline: Timeline,
+        say: Say,
+    ) -> None:
+        self._options = options
+        self._workers = workers
+        self._broker = broker
+        self._timeline = timeline
+        self._say = say
+        self._rng = random.Random(options.seed)
+        self.producing = True
+        production_s = options.commands / options.rate_per_s
+        self._broker_restart_at_s = production_s / 2
+        self._next_kill_s = self._interval_s()
+
+    def _interval_s(self) -> float:
+        return self._options.seconds_between_kills * self._rng.uniform(0.75, 1.25)
+
+    def _done(self) -> bool:
+        kills_done = self._options.max_kills is None or self._timeline.kills >= self._options.max_kills
+        restarts_done = (
+            self._broker is None or self._timeline.broker_restarts >= self._options.broker_restarts
+        )
+        return not self.producing and kills_done and restarts_done
+
+    async def run(self) -> None:
+        clock = self._timeline.clock
+        while not self._done():
+            await clock.sleep_s(0.25)
+            await self._restart_the_dead()
+            now_s = self._timeline.elapsed_s()
+            if self._broker_restart_due(now_s):
+                await self._restart_broker()
+            elif now_s >= self._next_kill_s and self._kill_wanted():
+                await self._kill_one()
+                self._next_kill_s = self._timeline.elapsed_s() + self._interval_s()
+
+    def _broker_restart_due(self, now_s: float) -> bool:
+        if self._broker is None or self._timeline.broker_restarts >= self._options.broker_restarts:
+            return False
+        return now_s >= self._broker_restart_at_s or not self.producing
+
+    def _kill_wanted(self) -> bool:
+        return self._options.max_kills is None or self._timeline.kills < self._options.max_kills
+
+    async def _kill_one(self) -> None:
+        victim = self._rng.choice(self._workers)
+        pid = victim.pid
+        await victim.kill()
+        self._timeline.kills += 1
+        self._timeline.note("kill -9", worker=victim.name, pid=pid)
+        await self._timeline.clock.sleep_s(RESTART_DELAY_S)
+        await victim.start()
+        self._timeline.note("worker started", worker=victim.name, pid=victim.pid)
+
+    async def _restart_broker(self) -> None:
+        assert self._broker is not None
+        self._timeline.note("broker crash (kill -9)")
+        self._say(f"chaos: crashing the broker, down {BROKER_DOWN_S:g} s")
+        await asyncio.to_thread(self._broker.restart, hard=True, down_s=BROKER_DOWN_S)
+        self._timeline.broker_restarts += 1
+        self._timeline.note("broker answering again")
+
+    async def _restart_the_dead(self) -> None:
+        for worker in self._workers:
+            if worker.running:
+                continue
+            self._timeline.unexpected_exits += 1
+            self._timeline.note("worker exited on its own", worker=worker.name, code=worker.returncode)
+            self._say(f"chaos: {worker.name} exited on its own ({worker.returncode}); see {worker.log_path}")
+            await worker.start()
+
+
+async def produce_paced(
+    producer: CommandProducer, commands: list[dict[str, str]], rate_per_s: float, timeline: Timeline
+) -> None:
+    """Send ``commands`` at ``rate_per_s`` (in small bursts); a broker outage delays, then catches up."""
+    clock = timeline.clock
+    start_s = clock.monotonic_s()
+    burst = max(1, int(rate_per_s / 10))
+    for index, command in enumerate(commands, start=1):
+        await producer.send(command)
+        timeline.sent = index
+        if index % burst == 0:
+            if index % (burst * 20) == 0:
+                await producer.flush()
+            await clock.sleep_s(start_s + index / rate_per_s - clock.monotonic_s())
+    await producer.flush()
+
+
+async def progress(tail: ResultTail, total: int, timeline: Timeline, say: Say) -> None:
+    every_s = 1.0 if sys.stderr.isatty() else 10.0
+    end = "\r" if sys.stderr.isatty() else "\n"
+    while True:
+        await timeline.clock.sleep_s(every_s)
+        line = (
+            f"chaos {timeline.elapsed_s():6.0f} s: sent {timeline.sent}/{total}, "
+            f"answered {len(tail.results)}, kills {timeline.kills}, "
+            f"broker restarts {timeline.broker_restarts}"
+        )
+        print(line, end=end, file=sys.stderr, flush=True)
+
+
+async def start_broker(options: ChaosOptions, workdir: Path, stack: AsyncExitStack) -> LocalKafka | None:
+    if options.bootstrap:
+        return None
+    port, controller_port = free_ports(2)
+    config = LocalKafkaConfig(
+        data_dir=workdir / "kafka",
+        cache_dir=default_cache_dir(os.environ),
+        port=port,
+        controller_port=controller_port,
+    )
+    broker = LocalKafka(config, java_home=os.environ.get("JAVA_HOME"), report=say)
+    stack.push_async_callback(asyncio.to_thread, broker.stop)
+    await asyncio.to_thread(broker.start)
+    return broker
+
+
+async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | None = None) -> ChaosSummary:
+    """The whole run: start, send under chaos, wait, check, stop. Writes ``summary.json`` in the workdir."""
+    options.validate()
+    clock = clock or SystemClock()
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="ecash-chaos-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    timeline = Timeline(clock, clock.monotonic_s())
+    async with AsyncExitStack() as stack:
+        broker = await start_broker(options, workdir, stack)
+        bootstrap = broker.bootstrap if broker else str(options.bootstrap)
+        sandbox = SandboxProcess(
+            options=["--seed-wallets", str(options.msisdns), "--random-seed", str(options.seed)],
+            log_path=workdir / "sandbox.log",
+        )
+        stack.push_async_callback(sandbox.stop)
+        await sandbox.start()
+        await sandbox.admin.set_faults(fault_rules())
+        base = worker_settings(
+            bootstrap, sandbox.base_url, f"chaos{uuid.uuid4().hex[:8]}", options.partitions
+        )
+        settings = load_settings(**base)
+        await ensure_topics(bootstrap, worker_topic_specs(settings), client_kwargs={})
+        workers = [
+            WorkerProcess(
+                {**base, "state_dir": workdir / f"state-{i}"}, workdir / f"worker-{i}.log", name=f"worker-{i}"
+            )
+            for i in range(options.workers)
+        ]
+        for worker in workers:
+            stack.callback(worker.kill_now)
+            await worker.start()
+        say(f"chaos: broker {bootstrap}, sandbox {sandbox.url}, {len(workers)} workers, logs in {workdir}")
+        commands = plan_commands(options.commands, options.msisdns, options.seed)
+        tail = await stack.enter_async_context(ResultTail(bootstrap, settings.results_topic))
+        producer = CommandProducer(bootstrap, settings.commands_topic)
+        complete = await _drive(options, workers, broker, commands, tail, producer, timeline, say)
+        for worker in workers:
+            code = await worker.terminate(30.0)
+            timeline.note("worker stopped", worker=worker.name, code=code)
+        agreement, stats = await ledger_check(bootstrap, settings, sandbox.admin)
+        evidence = None
+        if not agreement.ok or agreement.result_count_mismatch:
+            evidence = await collect_evidence(bootstrap, settings, sandbox.admin, agreement, workdir)
+    summary = ChaosSummary(options, agreement, timeline, stats, complete, workdir, evidence)
+    (workdir / "summary.json").write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2))
+    if summary.ok and broker is not None:
+        shutil.rmtree(workdir / "kafka", ignore_errors=True)
+    return summary
+
+
+async def _drive(
+    options: ChaosOptions,
+    workers: list[WorkerProcess],
+    broker: LocalKafka | None,
+    commands: list[dict[str, str]],
+    tail: ResultTail,
+    producer: CommandProducer,
+    timeline: Timeline,
+    say: Say,
+) -> bool:
+    """Send under chaos, then wait for every result. True if every command was answered in time."""
+    chaos = Chaos(options, workers, broker, timeline, say)
+    chaos_task = asyncio.create_task(chaos.run(), name="chaos")
+    progress_task = asyncio.create_task(progress(tail, len(commands), timeline, say), name="progress")
+    try:
+        async with producer:
+            await produce_paced(producer, commands, options.rate_per_s, timeline)
+        timeline.note("all commands sent", count=len(commands))
+        chaos.producing = False
+        await chaos_task
+        timeline.note("chaos over")
+        complete = await tail.wait_for((c["trace_number"] for c in commands), options.max_wait_s)
+        timeline.note("all answered" if complete else "gave up waiting", answered=len(tail.results))
+        await timeline.clock.sleep_s(SETTLE_S)
+        return complete
+    finally:
+        for task in (chaos_task, progress_task):
+            task.cancel()
+        await asyncio.gather(chaos_task, progress_task, return_exceptions=True)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ChaosOptions()
+    parser.add_argument("--commands", type=int, default=defaults.commands)
+    parser.add_argument("--msisdns", type=int, default=defaults.msisdns)
+    parser.add_argument("--workers", type=int, default=defaults.workers)
+    parser.add_argument("--seconds-between-kills", type=float, default=defaults.seconds_between_kills)
+    parser.add_argument("--kills", type=int, default=None, help="at most this many kills (default: no limit)")
+    parser.add_argument("--broker-restarts", type=int, choices=(0, 1), default=defaults.broker_restarts)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--rate", type=float, default=defaults.rate_per_s, help="commands sent per second")
+    parser.add_argument("--partitions", type=int, default=defaults.partitions)
+    parser.add_argument("--max-wait-s", type=float, default=defaults.max_wait_s)
+    parser.add_argument("--bootstrap", default=None, help="an existing cluster (no local broker, no restart)")
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory")
+    parser.add_argument("--json-out", type=Path, default=None, help="also write the summary here")
+
+
+def options_from_args(args: argparse.Namespace) -> ChaosOptions:
+    return ChaosOptions(
+        commands=args.commands,
+        msisdns=args.msisdns,
+        workers=args.workers,
+        seconds_between_kills=args.seconds_between_kills,
+        max_kills=args.kills,
+        broker_restarts=0 if args.bootstrap else args.broker_restarts,
+        seed=args.seed,
+        rate_per_s=args.rate,
+        partitions=args.partitions,
+        max_wait_s=args.max_wait_s,
+        bootstrap=args.bootstrap,
+        workdir=args.workdir,
+    )
+
+
+def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``chaos`` subcommand to ``ecash-worker``'s subparsers (``func=run``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "chaos",
+        help="a repeatable chaos run: kill -9, broker crash, API faults; checks results against the ledger",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        options = options_from_args(args)
+        options.validate()
+    except ValueError as exc:
+        say(f"chaos: {exc}")
+        return 2
+    summary = asyncio.run(cancelled_by_sigterm(run_chaos(options)))
+    print(summary_table(summary.to_json()))
+    if args.json_out is not None:
+        args.json_out.write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2))
+    return 0 if summary.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""What the chaos run does, as data: its options, the commands it sends, the faults, the worker settings.
+
+Pure and seeded: the same ``--seed`` gives the same commands and (the sandbox's draws being deterministic)
+the same faulted trace numbers. Only the timing of kills against the work differs from run to run.
+
+Timing, and why the sandbox's ``status_lag`` never makes the worker believe a wrong "not found":
+the first Status Inquiry goes out ``request_timeout_s + resolution_grace_s`` (2 s) after the intent and a
+not-found is believed only after ``not_found_confirmations`` (2) in a row, each inquiry at least
+``resolution_schedule_s[0]`` (3 s) after the previous answer. The lag (2.5 s) is longer than the first
+(so the first inquiry of a lagged trace number often answers not-found: the confirmation rule is really
+exercised) and shorter than the gap to the second (so the second always sees an executed transaction).
+The bound that holds whatever delays the send (a slow journal write while the broker restarts, a
+re-login) is the gap alone: see ``status_lag_is_safe``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from worker.sandbox.state import demo_msisdn
+
+REQUEST_TIMEOUT_S = 1.5
+RESOLUTION_GRACE_S = 0.5
+RESOLUTION_SCHEDULE_S = (3.0, 3.0, 5.0)
+NOT_FOUND_CONFIRMATIONS = 2
+RESOLUTION_DEADLINE_S = 300.0  # every fault here resolves in seconds; kills and the broker restart add some
+STATUS_LAG_S = 2.5
+
+MONEY_OPERATIONS = ("charge", "credit")
+# The faults that leave a money call's outcome unknown to the client (5xx before commit: nothing moved,
+# but the client cannot tell): the worker must resolve each by Status Inquiry.
+AMBIGUOUS_KINDS = (
+    "hang_after_commit",
+    "http_5xx_after_commit",
+    "reset_after_commit",
+    "malformed_json",
+    "http_5xx_before_commit",
+)
+AMBIGUOUS_P = 0.025  # per kind and money operation: about 11% of money calls, 2.2% each kind
+TOKEN_EXPIRED_P = 0.05  # every operation but Login: the session dies, the worker logs in again
+STATUS_LAG_P = 0.5  # of Status Inquiries
+
+# The demo wallets hold 10,000,000.00 with a limit of 1,000,000,000.00 (SandboxConfig defaults).
+DECLINE_UNKNOWN_MEMBER_P = 0.01
+DECLINE_NOT_ENOUGH_CREDITS_P = 0.02
+DECLINE_CREDIT_LIMIT_P = 0.005
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    commands: int = 20_000
+    msisdns: int = 2_000
+    workers: int = 3
+    seconds_between_kills: float = 6.0
+    max_kills: int | None = None  # None: keep killing while commands are unanswered
+    broker_restarts: int = 1
+    seed: int = 1
+    rate_per_s: float = 200.0  # commands produced per second
+    partitions: int = 12
+    max_wait_s: float = 600.0  # after the last command is sent, for every result
+    bootstrap: str | None = None  # an existing cluster: no local broker, so no broker restart
+    workdir: Path | None = None  # logs, worker state, broker data; default: a new temporary directory
+
+    def validate(self) -> None:
+        if self.commands < 1 or self.msisdns < 1 or self.workers < 1:
+            raise ValueError("--commands, --msisdns and --workers must be at least 1")
+        if self.seconds_between_kills <= 0 or self.rate_per_s <= 0:
+            raise ValueError("--seconds-between-kills and --rate must be positive")
+        if self.broker_restarts and self.bootstrap:
+            raise ValueError("--bootstrap names a cluster this run cannot restart: add --broker-restarts 0")
+
+
+def status_lag_is_safe(lag_s: float, schedule_s: tuple[float, ...], confirmations: int) -> bool:
+    """Can a status lag of ``lag_s`` make ``confirmations`` consecutive not-founds for an executed call?
+
+    The first inquiry comes after the execution; the n-th at least ``sum(schedule_s[:n-1])`` later
+    (delays count from the previous answer's arrival). If that exceeds the lag, the last one sees it.
+    """
+    steps = [schedule_s[min(i, len(schedule_s) - 1)] for i in range(confirmations - 1)]
+    return lag_s < sum(steps)
+
+
+def fault_rules() -> list[str]:
+    """The sandbox's rules (compact syntax), token expiry first, then one rule per ambiguous kind."""
+    rules = [f"*:token_expired:p={TOKEN_EXPIRED_P}"]
+    rules += [f"{op}:{kind}:p={AMBIGUOUS_P}" for op in MONEY_OPERATIONS for kind in AMBIGUOUS_KINDS]
+    rules.append(f"status:status_lag:p={STATUS_LAG_P},lag_s={STATUS_LAG_S}")
+    return rules
+
+
+def plan_commands(count: int, msisdns: int, seed: int) -> list[dict[str, str]]:
+    """Charges and credits over the demo wallets ``1..msisdns``; a few are declined on purpose."""
+    rng = random.Random(seed)
+    commands = []
+    for i in range(count):
+        kind = rng.choice(MONEY_OPERATIONS)
+        msisdn = demo_msisdn(rng.randint(1, msisdns))
+        amount = str(rng.randint(100, 50_000)) + rng.choice(("", "", "", ".50"))
+        roll = rng.random()
+        if roll < DECLINE_UNKNOWN_MEMBER_P:
+            msisdn = f"0819{rng.randrange(10**9):09d}"  # no such wallet: MEMBER_NOT_FOUND
+        elif roll < DECLINE_UNKNOWN_MEMBER_P + DECLINE_NOT_ENOUGH_CREDITS_P:
+            kind, amount = "charge", "99000000"  # NOT_ENOUGH_CREDITS
+        elif roll < DECLINE_UNKNOWN_MEMBER_P + DECLINE_NOT_ENOUGH_CREDITS_P + DECLINE_CREDIT_LIMIT_P:
+            kind, amount = "credit", "999999999"  # RECEIVER_UPPER_CREDIT_LIMIT_REACHED
+        trace = f"X{seed % 1000:03d}N{i:07d}"
+        commands.append({"type": kind, "trace_number": trace, "msisdn": msisdn, "amount": amount})
+    return commands
+
+
+def worker_settings(bootstrap: str, api_base_url: str, prefix: str, partitions: int) -> dict[str, Any]:
+    """The workers' settings (without ``state_dir``: one per worker). Short timeouts, long deadline."""
+    return {
+        "kafka_bootstrap_servers": bootstrap,
+        "group_id": f"{prefix}-group",
+        "commands_topic": f"{prefix}.commands",
+        "results_topic": f"{prefix}.results",
+        "dlq_topic": f"{prefix}.dlq",
+        "review_topic": f"{prefix}.review",
+        "journal_topic": f"{prefix}.journal",
+        "topic_partitions": partitions,
+        "api_base_url": api_base_url,
+        "request_timeout_s": REQUEST_TIMEOUT_S,
+        "connect_timeout_s": 0.5,
+        "resolution_grace_s": RESOLUTION_GRACE_S,
+        "resolution_schedule_s": list(RESOLUTION_SCHEDULE_S),
+        "resolution_deadline_s": RESOLUTION_DEADLINE_S,
+        "not_found_confirmations": NOT_FOUND_CONFIRMATIONS,
+        "not_sent_backoff_initial_s": 0.1,
+        "not_sent_backoff_max_s": 1.0,
+        "commit_interval_s": 0.5,
+        "kafka_session_timeout_s": 6.0,  # the broker's group.min.session.timeout.ms
+        "kafka_rebalance_timeout_s": 20.0,
+        "drain_timeout_s": 5.0,
+        "max_in_flight": 128,
+        "max_buffered": 2048,
+        "metrics_host": "127.0.0.1",
+        "metrics_port": 0,
+        "log_level": "INFO",
+    }
