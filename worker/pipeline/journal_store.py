@@ -14,6 +14,11 @@ import os
 import sqlite3
 from pathlib import Path
 
+_UPSERT = (
+    "INSERT INTO records(trace, value, ts_ms) VALUES (?, ?, ?) "
+    "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms"
+)
+
 
 class StoreBusy(Exception):
     """Another process holds this partition's store file."""
@@ -46,21 +51,19 @@ class PartitionStore:
         return None if row is None else bytes(row[0])
 
     def put(self, trace_number: str, value: bytes, ts_ms: int) -> None:
-        self._db.execute(
-            "INSERT INTO records(trace, value, ts_ms) VALUES (?, ?, ?) "
-            "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms",
-            (trace_number, value, ts_ms),
-        )
+        self._db.execute(_UPSERT, (trace_number, value, ts_ms))
 
     def apply_batch(self, rows: list[tuple[str, bytes | None, int]]) -> None:
-        """Replay journal records in order; ``None`` is a tombstone."""
+        """Replay journal records in order; ``None`` is a tombstone. The last record per key wins."""
+        latest: dict[str, tuple[bytes | None, int]] = {}
+        for trace, value, ts_ms in rows:
+            latest[trace] = (value, ts_ms)
+        upserts = [(trace, value, ts_ms) for trace, (value, ts_ms) in latest.items() if value is not None]
+        deletes = [(trace,) for trace, (value, _) in latest.items() if value is None]
         self._db.execute("BEGIN")
         try:
-            for trace, value, ts_ms in rows:
-                if value is None:
-                    self._db.execute("DELETE FROM records WHERE trace = ?", (trace,))
-                else:
-                    self.put(trace, value, ts_ms)
+            self._db.executemany(_UPSERT, upserts)
+            self._db.executemany("DELETE FROM records WHERE trace = ?", deletes)
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
