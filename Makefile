@@ -23,16 +23,16 @@ demo: install kafka-jars
 	$(BIN)/ecash-worker demo
 
 lint: install
-	$(BIN)/ruff check worker tests
-	$(BIN)/ruff format --check worker tests
+	$(BIN)/ruff check worker tests bench
+	$(BIN)/ruff format --check worker tests bench
 
 typecheck: install
 	$(BIN)/mypy
 
 test: install kafka-jars
 	bash scripts/ensure-test-tools.sh
-	$(BIN)/ruff check worker tests
-	$(BIN)/ruff format --check worker tests
+	$(BIN)/ruff check worker tests bench
+	$(BIN)/ruff format --check worker tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 

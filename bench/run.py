@@ -288,7 +288,7 @@ def design_argv(design: str, profile: str, run_dir: Path) -> list[str]:
     if profile == "py-spy":
         out = str(run_dir / "profile.collapsed")
         py_spy = str(Path(sys.executable).with_name("py-spy"))
-        return [py_spy, "record", "-r", "200", "-f", "raw", "-o", out, "--", sys.executable, *module]
+        return [py_spy, "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", out, "--", sys.executable, *module]
     return [sys.executable, *module]
 
 

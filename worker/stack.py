@@ -566,29 +566,31 @@ class ResultTail:
         self.records = 0
         self._clock: Clock = clock or SystemClock()
         self._task: asyncio.Task[None] | None = None
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="ecash-stack-tail",
-            **dict(client_kwargs or {}),
-        )
+        self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         ids = await partition_ids(self._bootstrap, self.topic, self._client_kwargs)
         tps = [TopicPartition(self.topic, p) for p in ids]
-        await self._consumer.start()
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        self._task = asyncio.create_task(self._follow(), name=f"tail-{self.topic}")
+        self._consumer = consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="ecash-stack-tail",
+            **self._client_kwargs,
+        )
+        await consumer.start()
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._follow(consumer), name=f"tail-{self.topic}")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -613,10 +615,10 @@ class ResultTail:
             await self._clock.sleep_s(0.1)
         return True
 
-    async def _follow(self) -> None:
+    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
-                batch = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
+                batch = await consumer.getmany(timeout_ms=200, max_records=10_000)
             except KafkaError:
                 await self._clock.sleep_s(0.5)
                 continue

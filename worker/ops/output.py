@@ -23,7 +23,7 @@ from pydantic import BaseModel, SecretStr
 from worker.contracts import format_amount
 
 SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
-MAX_CELL_CHARS = 60  # a table cell longer than this is cut (JSON and CSV are never cut)
+MAX_CELL_CHARS = 60  # a table cell longer than this is cut, but for the last column (JSON, CSV: never)
 
 
 class Format(StrEnum):
@@ -114,9 +114,9 @@ def cell(value: Any) -> str:
     return str(shown)
 
 
-def _clip(text: str) -> str:
+def _clip(text: str, *, cut: bool = True) -> str:
     text = " ".join(text.split())  # a newline would break the table's lines
-    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+    return text if len(text) <= MAX_CELL_CHARS or not cut else text[: MAX_CELL_CHARS - 1] + "…"
 
 
 # --- writers ------------------------------------------------------------------------------------
@@ -127,8 +127,9 @@ def write_json(value: Any, out: TextIO) -> None:
 
 
 def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """Aligned columns under a header; numbers right-aligned."""
-    texts = [[_clip(cell(row.get(column))) for column in columns] for row in rows]
+    """Aligned columns under a header; numbers right-aligned; long cells cut, except in the last column."""
+    last = len(columns) - 1  # the last column can be long without pushing any other out of line
+    texts = [[_clip(cell(row.get(c)), cut=i < last) for i, c in enumerate(columns)] for row in rows]
     widths = [max([len(column), *(len(line[i]) for line in texts)]) for i, column in enumerate(columns)]
     numeric = [bool(rows) and all(_is_number(row.get(column)) for row in rows) for column in columns]
 

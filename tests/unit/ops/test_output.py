@@ -57,12 +57,14 @@ def test_table_aligns_columns_under_a_header_and_right_aligns_amounts() -> None:
     assert lines[1].index("charge") == lines[2].index("credit") == lines[0].index("TYPE")
 
 
-def test_table_cuts_long_cells_and_keeps_one_line_per_row() -> None:
-    rows = [{"detail": "x" * 200 + "\nsecond line"}]
-    lines = render_table(rows, ["detail"]).splitlines()
+def test_table_cuts_long_cells_but_the_last_and_keeps_one_line_per_row() -> None:
+    rows = [{"detail": "x" * 200 + "\nsecond line", "last": "y" * 200}]
+    lines = render_table(rows, ["detail", "last"]).splitlines()
     assert len(lines) == 2
-    assert len(lines[1]) == MAX_CELL_CHARS
-    assert lines[1].endswith("…")
+    detail, last = lines[1].split("  ")
+    assert len(detail) == MAX_CELL_CHARS
+    assert detail.endswith("…")
+    assert last == "y" * 200
 
 
 def test_json_keeps_money_exact_and_times_in_iso_8601() -> None:
