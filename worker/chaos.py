@@ -38,6 +38,7 @@ from worker.chaos_report import collect_evidence, ledger_check, summary_table
 from worker.clock import Clock, SystemClock
 from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka_admin import ensure_topics, worker_topic_specs
+from worker.ops import quiet_kafka_logs
 from worker.settings import load_settings
 from worker.stack import CommandProducer, ResultTail, SandboxProcess, WorkerProcess, cancelled_by_sigterm
 
@@ -363,6 +364,7 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    quiet_kafka_logs()  # a broker restart makes aiokafka log every reconnect; the workers' logs keep them
     try:
         options = options_from_args(args)
         options.validate()

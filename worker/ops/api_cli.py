@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
-from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -24,7 +22,19 @@ from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass, describe, lookup
 from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
 from worker.ecash.models import HistoryEntry
-from worker.ops import EXIT_CONFIG, EXIT_NOT_OK, EXIT_OK, EXIT_UNREACHABLE, OpsError, invalid, run_command
+from worker.ops import (
+    EXIT_CONFIG,
+    EXIT_NOT_OK,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    OpsError,
+    amount,
+    day,
+    invalid,
+    page_number,
+    positive_int,
+    run_command,
+)
 from worker.ops.output import Console, Format, add_output_option, help_text, secret_text
 from worker.settings import Settings
 
@@ -40,48 +50,6 @@ HISTORY_TABLE_COLUMNS = (
     "transaction_number",
     "status",
 )
-
-
-# --- argument types ---------------------------------------------------------------------------------
-
-
-def day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
-
-
-def amount(text: str) -> Decimal:
-    """A positive decimal amount as typed (``100000``, ``1500.50``); never a float."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
-    if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive amount")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def page_number(text: str) -> int:
-    """A page index, counted from 0 as in the spec's example."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a page number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("pages are counted from 0")
-    return value
 
 
 # --- the parser -------------------------------------------------------------------------------------

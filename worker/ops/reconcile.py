@@ -34,11 +34,13 @@ from worker.ops import (
     EXIT_NOT_OK,
     EXIT_OK,
     OpsError,
+    day,
     parse_result,
+    positive_int,
     read_topic,
     run_command,
 )
-from worker.ops.api_cli import api_failure, day, positive_int
+from worker.ops.api_cli import api_failure
 from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
 from worker.settings import Settings
 

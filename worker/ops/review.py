@@ -41,6 +41,7 @@ from worker.ops import (
     produce_and_await_result,
     read_topic,
     run_command,
+    seconds,
 )
 from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
 from worker.ops.send import DEFAULT_WAIT_S, result_record
@@ -79,7 +80,7 @@ def _resolve_parser(actions: Any) -> None:
     resolve.add_argument("--reason", required=True, metavar="TEXT", help="the evidence the decision rests on")
     resolve.add_argument("--transaction-number", default=None, help="the E-Cash transaction number, if known")
     wait = resolve.add_mutually_exclusive_group()
-    wait.add_argument("--wait-s", type=float, default=DEFAULT_WAIT_S, help="how long to wait for the result")
+    wait.add_argument("--wait-s", type=seconds, default=DEFAULT_WAIT_S, help="how long to wait for it")
     wait.add_argument("--no-wait", action="store_true", help="produce the decision and exit")
     add_output_option(resolve)
 

@@ -29,11 +29,12 @@ from worker.ops import (
     EXIT_OK,
     EXIT_UNRESOLVED,
     Delivery,
+    amount,
     invalid,
     produce_and_await_result,
     run_command,
+    seconds,
 )
-from worker.ops.api_cli import amount
 from worker.ops.output import Console, add_output_option, help_text
 from worker.settings import Settings
 
@@ -69,7 +70,7 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--expires-in-s", type=float, default=None, help="the worker must not start it after this long"
     )
     wait = parser.add_mutually_exclusive_group()
-    wait.add_argument("--wait-s", type=float, default=DEFAULT_WAIT_S, help="how long to wait for the result")
+    wait.add_argument("--wait-s", type=seconds, default=DEFAULT_WAIT_S, help="how long to wait for it")
     wait.add_argument("--no-wait", action="store_true", help="produce the command and exit")
     add_output_option(parser)
     parser.set_defaults(func=run)

@@ -138,3 +138,22 @@ def test_no_wait_prints_where_the_command_went() -> None:
     assert report(command, delivered(None), None, Console(Format.TABLE, out, io.StringIO())) == 0
     assert out.getvalue().splitlines()[-2:] == ["partition     2", "offset        17"]
     assert "trace_number  T1" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--amount", "-5"), "is not a positive amount"),
+        (("--amount", "NaN"), "is not a positive amount"),
+        (("--amount", "12,5"), "is not an amount"),
+        (("--amount", "1", "--wait-s", "0"), "must be more than 0 seconds"),
+        (("--amount", "1", "--wait-s", "5", "--no-wait"), "not allowed with argument"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    argv: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse("charge", "--msisdn", "08131234567", *argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
