@@ -14,6 +14,10 @@ SUBCOMMANDS: dict[str, str] = {
     "sandbox": "worker.sandbox.cli",
     "kafka": "worker.devkafka.cli",
     "schemas": "worker.schema_export",
+    "api": "worker.ops.api_cli",
+    "send": "worker.ops.send",
+    "review": "worker.ops.review",
+    "reconcile": "worker.ops.reconcile",
 }
 
 

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -42,6 +42,8 @@ from worker.contracts import DeadLetter, Result
 from worker.kafka_admin import kafka_client_kwargs
 from worker.ops.output import Console, Progress, choose_format
 from worker.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_NOT_OK = 1
@@ -217,18 +219,20 @@ async def read_topic(
     settings: Settings,
     topic: str,
     setting: str,
+    decode: Callable[[Any], T],
     *,
     progress: Progress | None = None,
     clock: Clock | None = None,
-) -> list[Any]:
-    """Every record of ``topic`` from the beginning to the end offsets taken when the read starts."""
+) -> list[T]:
+    """Every record of ``topic``, from the beginning to the end offsets taken when the read starts, each
+    turned into what the caller keeps (``decode(record)``), so a large topic is not held as raw bytes."""
     clock = clock or SystemClock()
     partitions = await topic_partitions(settings, topic, setting)
     async with kafka_consumer(settings) as consumer:
         ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        records: list[Any] = []
+        decoded: list[T] = []
         pending = set(partitions)
         last_progress_s = clock.monotonic_s()
         while pending:
@@ -236,21 +240,17 @@ async def read_topic(
             if not pending:
                 break
             batch = await consumer.getmany(*pending, timeout_ms=_POLL_MS)
-            for messages in batch.values():
-                records.extend(message for message in messages if message.offset < ends[message_tp(message)])
+            for tp, messages in batch.items():
+                decoded.extend(decode(message) for message in messages if message.offset < ends[tp])
             if batch:
                 last_progress_s = clock.monotonic_s()
                 if progress is not None:
-                    progress.update(len(records))
+                    progress.update(len(decoded))
             elif clock.monotonic_s() - last_progress_s > STALL_TIMEOUT_S:
                 raise OpsError(
                     f"reading {topic}: nothing arrived for {STALL_TIMEOUT_S:g} s", EXIT_UNREACHABLE
                 )
-        return records
-
-
-def message_tp(message: Any) -> TopicPartition:
-    return TopicPartition(message.topic, message.partition)
+        return decoded
 
 
 def parse_result(value: bytes | None) -> Result | None:

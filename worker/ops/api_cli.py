@@ -239,7 +239,7 @@ async def _all_pages(client: EcashClient, args: argparse.Namespace, console: Con
             args.msisdn, args.start, args.end, page_size=args.page_size, account_id=args.account_id
         ):
             entries.append(entry)
-            progress.update(len(entries), f"page {len(entries) // args.page_size + 1}")
+            progress.update(len(entries), f"page {(len(entries) - 1) // args.page_size}")  # from 0
     finally:
         progress.done()
     return entries

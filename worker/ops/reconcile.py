@@ -346,12 +346,15 @@ async def gather(
 ) -> Report:
     progress = console.progress(f"reading {settings.results_topic}", unit="results")
     try:
-        messages = await read_topic(
-            settings, settings.results_topic, "ECASH_RESULTS_TOPIC", progress=progress
+        parsed = await read_topic(
+            settings,
+            settings.results_topic,
+            "ECASH_RESULTS_TOPIC",
+            lambda message: parse_result(message.value),
+            progress=progress,
         )
     finally:
         progress.done()
-    parsed = [parse_result(message.value) for message in messages]
     results = [r for r in parsed if r is not None]
     if wanted:
         results = [r for r in results if r.msisdn in set(wanted)]

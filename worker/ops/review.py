@@ -122,13 +122,19 @@ def latest_records(
     return latest, unreadable
 
 
+def key_and_value(message: Any) -> tuple[bytes | None, bytes | None]:
+    return message.key, message.value
+
+
 async def load_reviews(settings: Settings, console: Console) -> dict[str, ReviewRecord]:
     progress = console.progress(f"reading {settings.review_topic}", unit="records")
     try:
-        messages = await read_topic(settings, settings.review_topic, "ECASH_REVIEW_TOPIC", progress=progress)
+        messages = await read_topic(
+            settings, settings.review_topic, "ECASH_REVIEW_TOPIC", key_and_value, progress=progress
+        )
     finally:
         progress.done()
-    latest, unreadable = latest_records((message.key, message.value) for message in messages)
+    latest, unreadable = latest_records(messages)
     if unreadable:
         console.note(
             f"skipped {unreadable} message(s) on {settings.review_topic} that are not review records"
