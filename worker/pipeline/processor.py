@@ -19,6 +19,7 @@ from worker.contracts import (
     Outcome,
     ResolvedBy,
     ReviewDecision,
+    event_id_for,
 )
 from worker.core.fingerprint import fingerprint
 from worker.core.resolution import (
@@ -72,6 +73,7 @@ class Job:
     headers: list[tuple[str, bytes]]
     intake: Intake
     cancelled: bool = False
+    parent: Job | None = None  # set when a job works on behalf of another (an earlier message's record)
     lane: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +90,11 @@ class Job:
     @property
     def lane_key(self) -> str:
         return self.lane
+
+    @property
+    def abandoned(self) -> bool:
+        """Its partition was revoked or the worker is stopping: stop at the next safe point."""
+        return self.cancelled or (self.parent is not None and self.parent.abandoned)
 
 
 class Processor:
@@ -143,6 +150,13 @@ class Processor:
             and record.result.outcome is Outcome.UNRESOLVED
             and record.command.msisdn == decision.msisdn
         )
+        if (
+            record is not None
+            and record.result is not None
+            and record.result.event_id == event_id_for(decision.trace_number, job.partition, job.offset)
+        ):
+            await self._publisher.publish_result(record.result)  # this decision again, after a crash
+            return True
         if record is None or record.result is None or not open_item:
             state = (
                 "unknown" if record is None else (record.result.outcome if record.result else record.state)
@@ -158,13 +172,14 @@ class Processor:
         opened_at = record.result.completed_at
         result = manual_result(record.result, decision, partition=job.partition, offset=job.offset, now=now)
         record = record.model_copy(update={"result": result, "updated_at": now})
-        await self._journal.write(record)
-        await self._publisher.publish_result(result)
+        # Review closed first: a crash before the journal write replays the decision in full.
         await self._publisher.publish_review(
             closed_review_record(
                 record.command, decision, record=record, result=result, opened_at=opened_at, now=now
             )
         )
+        await self._journal.write(record)
+        await self._publisher.publish_result(result)
         self._emit_result(
             job, result.outcome, result.resolved_by, None, record.sends, kind=record.command.type
         )
@@ -196,8 +211,19 @@ class Processor:
                 return True
             # An intent without an outcome: money may have moved. Find out before anything else.
             if (record.partition, record.offset) != (job.partition, job.offset):
-                finished = await self._resolve(job, record, "journal_intent")
-                if not finished:
+                # The earlier message's money call is unsettled: settle it as that message, then answer
+                # this one as its duplicate.
+                original = Job(
+                    partition=record.partition,
+                    offset=record.offset,
+                    timestamp_ms=record.timestamp_ms,
+                    key=job.key,
+                    value=None,
+                    headers=[],
+                    intake=Parsed(record.command),
+                    parent=job,
+                )
+                if not await self._resolve(original, record, "journal_intent"):
                     return False
                 return await self._command(job, command)
             return await self._resolve(job, record, "journal_intent")
@@ -229,7 +255,7 @@ class Processor:
         first_try = self._clock.monotonic_s()
         backoff_s = self._settings.not_sent_backoff_initial_s
         while True:
-            if not await self._gate.wait_for_new_work(lambda: job.cancelled):
+            if not await self._gate.wait_for_new_work(lambda: job.abandoned):
                 return False
             if command.expires_at is not None and self._clock.now() >= command.expires_at:
                 return await self._finish(
@@ -540,12 +566,12 @@ class Processor:
         """Sleep in short steps so that a revoke or a shutdown is noticed; False if abandoned."""
         remaining = seconds
         while remaining > 0:
-            if job.cancelled:
+            if job.abandoned:
                 return False
             step = min(remaining, 0.25)
             await self._clock.sleep_s(step)
             remaining -= step
-        return not job.cancelled
+        return not job.abandoned
 
 
 def ambiguity_reason(answer: MoneyCallResult) -> str:
