@@ -49,6 +49,7 @@ from worker.stack import (
 )
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DESIGNS = ("worker", "baseline", "worker-nojournal")
 TRANSPORTS = ("aiohttp", "httpx")
 WORKER_DESIGNS = ("worker", "worker-nojournal")
@@ -196,6 +197,9 @@ class DesignProcess(ChildProcess):
             return self.returncode
         if self.profiled:
             self._signal(signal.SIGINT)
+            code = await self.wait(timeout_s)
+            if code is not None:
+                return code
         return await self.terminate(timeout_s)
 
 
@@ -219,6 +223,7 @@ class Context:
     seed: int
     sample_interval_s: float
     timeout_s: float | None
+    worker_src: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -264,35 +269,29 @@ def design_env(ctx: Context, topics: Topics, api_url: str, transport: str, run_d
         "log_format": "json",
         "log_level": ctx.log_level,
     }
-    return child_environ({**settings_env(values), **ctx.extra_env})
+    env = {**settings_env(values), **ctx.extra_env}
+    if ctx.worker_src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(ctx.worker_src), str(REPO_ROOT)])
+    return child_environ(env)
 
 
-def design_argv(design: str, profile: str, run_dir: Path) -> list[str]:
+def design_argv(design: str, profile: str, run_dir: Path, worker_src: Path | None) -> list[str]:
+    """The command line of the design under test. With ``worker_src`` the interpreter runs with ``-P``
+    (no current directory on sys.path), so PYTHONPATH (``design_env``) picks that tree's ``worker``."""
+    python = [sys.executable, "-P"] if worker_src is not None else [sys.executable]
     if design == "baseline":
-        return [sys.executable, "-m", "bench.baseline"]
+        return [*python, "-m", "bench.baseline"]
     module = ["-m", "bench.run", "--child", "worker-nojournal"] if design == "worker-nojournal" else []
     module = module or ["-m", "worker.cli", "run"]
     if profile == "pyinstrument":
         out = str(run_dir / "profile.txt")
-        return [sys.executable, "-m", "pyinstrument", "-r", "text", "-o", out, "--show-all", *module]
+        return [*python, "-m", "pyinstrument", "-r", "text", "-o", out, "--show-all", *module]
     if profile == "py-spy":
         out = str(run_dir / "profile.collapsed")
         py_spy = str(Path(sys.executable).with_name("py-spy"))
-        return [
-            py_spy,
-            "record",
-            "--nonblocking",
-            "-r",
-            "200",
-            "-f",
-            "raw",
-            "-o",
-            out,
-            "--",
-            sys.executable,
-            *module,
-        ]
-    return [sys.executable, *module]
+        record = [py_spy, "record", "--nonblocking", "--rate", "200", "--format", "raw", "--output", out]
+        return [*record, "--", *python, *module]
+    return [*python, *module]
 
 
 # --- Kafka: topics, producing, watching, reading ------------------------------------------------------------
@@ -657,7 +656,7 @@ async def run_one(ctx: Context, scenario: Scenario, design: str, transport: str)
         )
     sandbox = await start_sandbox(scenario.latency_ms, run_dir / "sandbox.log")
     env = design_env(ctx, topics, sandbox.base_url, transport, run_dir)
-    argv = design_argv(design, figures.profiled, run_dir)
+    argv = design_argv(design, figures.profiled, run_dir, ctx.worker_src)
     child = DesignProcess(design, argv, env, run_dir / f"{design}.log")
     spawned = time.time()
     try:
@@ -863,6 +862,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sample-interval-s", type=float, default=0.5)
     parser.add_argument("--timeout-s", type=float, help="per run (default: max(600, N/20) s)")
+    parser.add_argument(
+        "--worker-src",
+        type=Path,
+        help="run the designs from this source tree (a directory holding worker/): compare two versions",
+    )
     parser.add_argument("--child", choices=("worker-nojournal",), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -923,6 +927,7 @@ async def main_async(args: argparse.Namespace) -> int:
         ctx = Context(
             bootstrap, broker_pid, work_dir, args.max_in_flight, extra, args.log_level,
             not args.no_restore, args.profile, args.seed, args.sample_interval_s, args.timeout_s,
+            args.worker_src.resolve() if args.worker_src else None,
         )  # fmt: skip
         for scenario, design, transport in plan(args):
             runs.append(await run_one(ctx, scenario, design, transport))

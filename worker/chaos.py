@@ -23,6 +23,7 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -31,16 +32,24 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from worker.agreement import Agreement
 from worker.chaos_plan import ChaosOptions, fault_rules, plan_commands, worker_settings
 from worker.chaos_report import collect_evidence, ledger_check, summary_table
 from worker.clock import Clock, SystemClock
-from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+from worker.devkafka import BrokerError, LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.ops import quiet_kafka_logs
 from worker.settings import load_settings
-from worker.stack import CommandProducer, ResultTail, SandboxProcess, WorkerProcess, cancelled_by_sigterm
+from worker.stack import (
+    CommandProducer,
+    ResultTail,
+    SandboxProcess,
+    StackError,
+    WorkerProcess,
+    cancelled_by_sigterm,
+)
 
 Say = Callable[[str], None]
 BROKER_DOWN_S = 3.0
@@ -93,6 +102,7 @@ class ChaosSummary:
             "check": self.agreement.to_json(),
             "faults_injected": self.sandbox_stats.get("faults", {}),
             "api_calls": self.sandbox_stats.get("calls", {}),
+            "sandbox_stats": {k: self.sandbox_stats.get(k) for k in ("calls", "codes", "faults", "logins")},
             "kills": self.timeline.kills,
             "unexpected_worker_exits": self.timeline.unexpected_exits,
             "broker_restarts": self.timeline.broker_restarts,
@@ -104,6 +114,26 @@ class ChaosSummary:
         }
 
 
+class SerialBroker:
+    """The run's broker: a restart and a stop never overlap (Ctrl-C during the restart stops it after)."""
+
+    def __init__(self, broker: LocalKafka) -> None:
+        self.broker = broker
+        self._lock = threading.Lock()
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
+
+    def restart(self) -> None:
+        with self._lock:
+            self.broker.restart(hard=True, down_s=BROKER_DOWN_S)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.broker.stop()
+
+
 class Chaos:
     """Kills and restarts workers, restarts the broker, restarts a worker that died on its own."""
 
@@ -111,7 +141,7 @@ class Chaos:
         self,
         options: ChaosOptions,
         workers: list[WorkerProcess],
-        broker: LocalKafka | None,
+        broker: SerialBroker | None,
         timeline: Timeline,
         say: Say,
     ) -> None:
@@ -170,7 +200,7 @@ class Chaos:
         assert self._broker is not None
         self._timeline.note("broker crash (kill -9)")
         self._say(f"chaos: crashing the broker, down {BROKER_DOWN_S:g} s")
-        await asyncio.to_thread(self._broker.restart, hard=True, down_s=BROKER_DOWN_S)
+        await asyncio.to_thread(self._broker.restart)
         self._timeline.broker_restarts += 1
         self._timeline.note("broker answering again")
 
@@ -214,7 +244,9 @@ async def progress(tail: ResultTail, total: int, timeline: Timeline, say: Say) -
         print(line, end=end, file=sys.stderr, flush=True)
 
 
-async def start_broker(options: ChaosOptions, workdir: Path, stack: AsyncExitStack) -> LocalKafka | None:
+async def start_broker(
+    options: ChaosOptions, workdir: Path, stack: AsyncExitStack, say: Say
+) -> SerialBroker | None:
     if options.bootstrap:
         return None
     port, controller_port = free_ports(2)
@@ -224,9 +256,9 @@ async def start_broker(options: ChaosOptions, workdir: Path, stack: AsyncExitSta
         port=port,
         controller_port=controller_port,
     )
-    broker = LocalKafka(config, java_home=os.environ.get("JAVA_HOME"), report=say)
+    broker = SerialBroker(LocalKafka(config, java_home=os.environ.get("JAVA_HOME"), report=say))
     stack.push_async_callback(asyncio.to_thread, broker.stop)
-    await asyncio.to_thread(broker.start)
+    await asyncio.to_thread(broker.broker.start)
     return broker
 
 
@@ -238,7 +270,7 @@ async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | Non
     workdir.mkdir(parents=True, exist_ok=True)
     timeline = Timeline(clock, clock.monotonic_s())
     async with AsyncExitStack() as stack:
-        broker = await start_broker(options, workdir, stack)
+        broker = await start_broker(options, workdir, stack, say)
         bootstrap = broker.bootstrap if broker else str(options.bootstrap)
         sandbox = SandboxProcess(
             options=["--seed-wallets", str(options.msisdns), "--random-seed", str(options.seed)],
@@ -283,7 +315,7 @@ async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | Non
 async def _drive(
     options: ChaosOptions,
     workers: list[WorkerProcess],
-    broker: LocalKafka | None,
+    broker: SerialBroker | None,
     commands: list[dict[str, str]],
     tail: ResultTail,
     producer: CommandProducer,
@@ -371,7 +403,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         say(f"chaos: {exc}")
         return 2
-    summary = asyncio.run(cancelled_by_sigterm(run_chaos(options)))
+    try:
+        summary = asyncio.run(cancelled_by_sigterm(run_chaos(options)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("chaos: interrupted; everything it started has been stopped")
+        return 130
+    except (StackError, BrokerError, KafkaError, OSError) as exc:
+        say(f"chaos: could not run: {exc}")
+        return 1
     print(summary_table(summary.to_json()))
     if args.json_out is not None:
         args.json_out.write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2))

@@ -96,6 +96,14 @@ def ambiguous_share(faults: dict[str, int], calls: dict[str, int]) -> str:
     return f"{ambiguous} of {money_calls} Charge/Credit calls ({share:.1f}%)"
 
 
+def token_expiry(stats: dict[str, Any]) -> str:
+    calls = sum(n for op, n in stats.get("calls", {}).items() if op != "login")
+    expired = sum(codes.get("TOKEN_EXPIRED", 0) for codes in stats.get("codes", {}).values())
+    killed = stats.get("faults", {}).get("token_expired", 0)
+    share = 100 * expired / calls if calls else 0.0
+    return f"{expired} of {calls} calls answered TOKEN_EXPIRED ({share:.1f}%); {killed} ended by the fault"
+
+
 def summary_table(summary: dict[str, Any]) -> str:
     """The human verdict of a chaos run, from its JSON summary."""
     check, opts = summary["check"], summary["options"]
@@ -113,6 +121,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         ("ledger executions", check["executions"]),
         ("faults injected", _counts(summary["faults_injected"])),
         ("ambiguous faults", ambiguous_share(summary["faults_injected"], summary["api_calls"])),
+        ("token expiry", token_expiry(summary["sandbox_stats"])),
         ("workers killed (kill -9) and restarted", summary["kills"]),
         ("workers that exited on their own", summary["unexpected_worker_exits"]),
         ("broker restarts (crash)", summary["broker_restarts"]),

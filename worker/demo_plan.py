@@ -40,6 +40,12 @@ class Case:
     outcome: str
     resolved_by: str
     faults: tuple[str, ...] = ()
+    later: tuple[str, ...] = ()  # the results of its later messages (a duplicate, a reuse)
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        """Its results in order, as ``outcome (resolved_by)``."""
+        return (f"{self.outcome} ({self.resolved_by})", *self.later)
 
     def command(self) -> dict[str, str]:
         return _command(self.trace_number, self.msisdn, self.amount, self.kind)
@@ -78,9 +84,9 @@ OTHERS = (
     Case("NOBODY2", "unknown member", "credit", UNKNOWN, "2500", "declined", "response"),
     Case("CAP1", "credit above the upper credit limit", "credit", CAPPED, "20000", "declined", "response"),
     Case("DUP1", "sent twice: moved once, the second answered from the journal", "charge", W3, "7500",
-         "succeeded", "response"),
+         "succeeded", "response", later=("succeeded (journal)",)),
     Case("REUSE1", "trace number reused with another amount: the reuse is rejected", "charge", W1,
-         "1000", "succeeded", "response"),
+         "1000", "succeeded", "response", later=("rejected (journal)",)),
     Case("BADAMT1", "a negative amount: rejected, never sent", "charge", W2, "-5", "rejected", "response"),
 )  # fmt: skip
 

@@ -199,6 +199,10 @@ class ChildProcess:
             return await self.kill()
         return code
 
+    def detach(self) -> None:
+        """Leave the process running when this interpreter exits (no ``atexit`` kill)."""
+        _LIVE.discard(self)
+
     def kill_now(self) -> None:
         """Synchronous SIGKILL: for cleanup paths that cannot await."""
         if self.running:
@@ -506,11 +510,12 @@ async def read_to_end(
 async def partition_ids(
     bootstrap: str, topic: str, client_kwargs: Mapping[str, Any] | None = None
 ) -> list[int]:
-    """The partition numbers of ``topic``; ``StackError`` if it does not exist."""
+    """The partition numbers of ``topic``; ``StackError`` if it does not exist (it is never created:
+    only a listed topic is described, so a cluster that auto-creates topics does not make it)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **dict(client_kwargs or {}))
-    await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        await admin.start()
+        described = await admin.describe_topics([topic]) if topic in await admin.list_topics() else []
     finally:
         await admin.close()
     for entry in described:

@@ -57,7 +57,7 @@ from worker.ecash.models import (
 )
 from worker.ecash.retry import RetryPolicy, Sleep, retry_while
 from worker.ecash.session import ApiSession, Exchange
-from worker.ecash.transport import make_transport
+from worker.ecash.transport import LeanAsyncClient, make_transport
 from worker.observability.events import NULL_SINK, EventSink
 from worker.settings import Settings
 
@@ -86,7 +86,7 @@ class EcashClient:
             transport = make_transport(
                 settings.http_transport, settings.max_in_flight, settings.connect_timeout_s
             )
-        self._http = httpx.AsyncClient(
+        self._http = LeanAsyncClient(
             base_url=settings.api_base_url,
             transport=transport,
             timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
@@ -142,8 +142,19 @@ class EcashClient:
             sends += arrived
             return _money_result(exchange, sends)
 
+        # The first attempt runs outside tenacity: almost every call ends there, and building the retry
+        # machinery per call costs more CPU than the call's own bookkeeping. A call that must be retried
+        # hands its first result to retry_while, which then behaves exactly as if it had made that attempt.
+        first = await attempt()
+        if first.call_class is not CallClass.NOT_SENT:
+            return first
+        primed = [first]
+
+        async def attempt_after_first() -> MoneyCallResult:
+            return primed.pop() if primed else await attempt()
+
         return await retry_while(
-            attempt,
+            attempt_after_first,
             should_retry=lambda result: result.call_class is CallClass.NOT_SENT,
             policy=self._policy,
             operation=request.operation.value,

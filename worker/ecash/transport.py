@@ -307,6 +307,59 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
+# --- the client over the transport ---------------------------------------------------------------------
+
+
+class _SetCookieOnly(httpx.Cookies):
+    """httpx's cookie jar, asked to read a response only when the response sets a cookie.
+
+    ``Cookies.extract_cookies`` wraps every response and request in urllib adapters before the jar looks
+    for ``Set-Cookie``/``Set-Cookie2``; without those headers the jar changes nothing (its clock is
+    refreshed again before cookies are ever sent), so skipping that case changes no behaviour.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
+class LeanAsyncClient(httpx.AsyncClient):
+    """``httpx.AsyncClient`` without two per-request costs that buy nothing here; same requests, same
+    responses, same exceptions. Measured in docs/performance.md (about a tenth of the worker's CPU).
+
+    - A relative URL is merged with ``base_url`` once per path, not parsed again for every request
+      (the cache is keyed by the path and checked against the ``base_url`` object it was merged with).
+    - Cookies are extracted only from responses that set one (``_SetCookieOnly``).
+    """
+
+    _MAX_CACHED_URLS = 64
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cookies = _SetCookieOnly(self._cookies)
+        self._merged_urls: dict[str, tuple[httpx.URL, httpx.URL]] = {}
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: httpx._types.CookieTypes) -> None:
+        self._cookies = _SetCookieOnly(cookies)
+
+    def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
+        if not isinstance(url, str):
+            return super()._merge_url(url)
+        cached = self._merged_urls.get(url)
+        if cached is not None and cached[0] is self.base_url:
+            return cached[1]
+        merged = super()._merge_url(url)
+        if len(self._merged_urls) < self._MAX_CACHED_URLS:
+            self._merged_urls[url] = (self.base_url, merged)  # httpx.URL is immutable: safe to share
+        return merged
+
+
 def make_transport(
     kind: TransportKind | str,
     max_connections: int,

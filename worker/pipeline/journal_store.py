@@ -18,6 +18,10 @@ _UPSERT = (
     "INSERT INTO records(trace, value, ts_ms) VALUES (?, ?, ?) "
     "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms"
 )
+# Puts are grouped into one transaction per this many (a transaction per put costs more than the put).
+# A crash loses at most the uncommitted ones, which is harmless: the checkpoint only moves after a
+# commit, so a restart replays them from the topic.
+PUTS_PER_COMMIT = 256
 
 
 class StoreBusy(Exception):
@@ -45,13 +49,26 @@ class PartitionStore:
             "CREATE TABLE IF NOT EXISTS records (trace TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ms INTEGER)"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+        self._uncommitted = 0
 
     def get(self, trace_number: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM records WHERE trace = ?", (trace_number,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def put(self, trace_number: str, value: bytes, ts_ms: int) -> None:
+        """Upsert; visible to ``get`` at once, committed with the next ``PUTS_PER_COMMIT`` or ``flush``."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
         self._db.execute(_UPSERT, (trace_number, value, ts_ms))
+        self._uncommitted += 1
+        if self._uncommitted >= PUTS_PER_COMMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the puts not committed yet."""
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+        self._uncommitted = 0
 
     def apply_batch(self, rows: list[tuple[str, bytes | None, int]]) -> None:
         """Replay journal records in order; ``None`` is a tombstone. The last record per key wins."""
@@ -60,6 +77,7 @@ class PartitionStore:
             latest[trace] = (value, ts_ms)
         upserts = [(trace, value, ts_ms) for trace, (value, ts_ms) in latest.items() if value is not None]
         deletes = [(trace,) for trace, (value, _) in latest.items() if value is None]
+        self.flush()
         self._db.execute("BEGIN")
         try:
             self._db.executemany(_UPSERT, upserts)
@@ -88,12 +106,14 @@ class PartitionStore:
                 "INSERT INTO meta(k, v) VALUES ('checkpoint', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
                 (str(offset),),
             )
+        self.flush()  # the checkpoint and every put before it, together
 
     def wipe(self) -> None:
         self._db.execute("DELETE FROM records")
         self._db.execute("DELETE FROM meta")
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the lock

@@ -108,6 +108,8 @@ class Runner:
                     await asyncio.sleep(0.5)
                     continue
                 for tp, messages in batch.items():
+                    if tp.partition in self._needs_reset:
+                        continue  # read again from the failed command's offset once the reset is done
                     if tp.partition not in self._owned:
                         self._rewind_unowned(tp, messages[0].offset)
                         continue
