@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 
 from tests.integration.harness import (
     Results,
@@ -21,6 +22,7 @@ from tests.integration.harness import (
     running_worker,
     wait_results,
 )
+from worker.contracts import Result
 from worker.ecash.wire import Operation
 from worker.observability.events import ResolutionStarted
 from worker.sandbox.faults import FaultKind, FaultRule
@@ -376,3 +378,27 @@ async def test_two_workers_joining_and_leaving_lose_and_double_nothing(
             # the second worker left mid-stream; the first takes its partitions back
             results = await wait_results(first, traces, timeout_s=120)
         assert_exactly_once(results, sandbox.state.ledger, traces)
+
+
+async def test_an_unexpected_failure_rewinds_the_partition_without_losing_order_or_doubling(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    settings = fast_settings(kafka_bootstrap, sandbox.base_url, prefix(), tmp_path, topic_partitions=1)
+    await create_topics(settings)
+    commands = [command(f"X{i}", RICH, 10 + i) for i in range(6)]
+    await produce(settings, commands)
+    async with running_worker(settings) as worker:
+        real_publish = worker.publisher.publish_result
+        failures = []
+
+        async def flaky_publish(result: Result) -> None:
+            if result.trace_number == "X2" and not failures:
+                failures.append(result.trace_number)
+                raise KafkaTimeoutError("injected: the result could not be published")
+            await real_publish(result)
+
+        worker.publisher.publish_result = flaky_publish  # type: ignore[method-assign]
+        results = await wait_results(settings, {c["trace_number"] for c in commands}, timeout_s=60)
+    assert failures == ["X2"]
+    assert [e.trace_number for e in sandbox.state.ledger.by_msisdn[RICH]] == [f"X{i}" for i in range(6)]
+    assert_exactly_once(results, sandbox.state.ledger, {c["trace_number"] for c in commands})
