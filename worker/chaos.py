@@ -265,6 +265,9 @@ async def start_broker(
 async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | None = None) -> ChaosSummary:
     """The whole run: start, send under chaos, wait, check, stop. Writes ``summary.json`` in the workdir."""
     options.validate()
+    warning = options.lag_warning()
+    if warning:
+        say(f"chaos: WARNING {warning}")
     clock = clock or SystemClock()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="ecash-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -278,7 +281,7 @@ async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | Non
         )
         stack.push_async_callback(sandbox.stop)
         await sandbox.start()
-        await sandbox.admin.set_faults(fault_rules())
+        await sandbox.admin.set_faults(fault_rules(options.status_lag_s))
         base = worker_settings(
             bootstrap, sandbox.base_url, f"chaos{uuid.uuid4().hex[:8]}", options.partitions
         )
@@ -363,6 +366,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", default=None, help="an existing cluster (no local broker, no restart)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory")
     parser.add_argument("--json-out", type=Path, default=None, help="also write the summary here")
+    parser.add_argument(
+        "--status-lag-s", type=float, default=defaults.status_lag_s, help="the sandbox's status lag (s)"
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a worker setting for an experiment, e.g. resolution_grace_s=3 (repeatable)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> ChaosOptions:
@@ -379,7 +392,18 @@ def options_from_args(args: argparse.Namespace) -> ChaosOptions:
         max_wait_s=args.max_wait_s,
         bootstrap=args.bootstrap,
         workdir=args.workdir,
+        status_lag_s=args.status_lag_s,
+        worker_overrides=dict(_setting(text) for text in args.setting),
     )
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"--setting {text!r}: expected NAME=VALUE")
+    if name.strip() == "resolution_schedule_s":
+        return name.strip(), [float(step) for step in value.split(",")]
+    return name.strip(), value.strip()
 
 
 def configure_parser(subparsers: Any) -> argparse.ArgumentParser:

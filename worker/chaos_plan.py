@@ -16,7 +16,7 @@ re-login) is the gap alone: see ``status_lag_is_safe``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,8 @@ class ChaosOptions:
     max_wait_s: float = 600.0  # after the last command is sent, for every result
     bootstrap: str | None = None  # an existing cluster: no local broker, so no broker restart
     workdir: Path | None = None  # logs, worker state, broker data; default: a new temporary directory
+    status_lag_s: float = STATUS_LAG_S
+    worker_overrides: dict[str, Any] = field(default_factory=dict)  # settings for experiments
 
     def validate(self) -> None:
         if self.commands < 1 or self.msisdns < 1 or self.workers < 1:
@@ -74,6 +76,20 @@ class ChaosOptions:
             raise ValueError("--seconds-between-kills and --rate must be positive")
         if self.broker_restarts and self.bootstrap:
             raise ValueError("--bootstrap names a cluster this run cannot restart: add --broker-restarts 0")
+        if self.status_lag_s <= 0:
+            raise ValueError("--status-lag-s must be positive")
+
+    def lag_warning(self) -> str | None:
+        """Why this run's status lag may make a worker believe a wrong not-found (an experiment), if so."""
+        settings = {**DEFAULT_TIMING, **self.worker_overrides}
+        schedule = tuple(float(step) for step in settings["resolution_schedule_s"])
+        confirmations = int(settings["not_found_confirmations"])
+        if status_lag_is_safe(self.status_lag_s, schedule, confirmations):
+            return None
+        return (
+            f"status lag {self.status_lag_s:g} s is not below the gap between {confirmations} consecutive "
+            f"Status Inquiries ({schedule}): an executed call may be concluded 'failed' (the check says so)"
+        )
 
 
 def status_lag_is_safe(lag_s: float, schedule_s: tuple[float, ...], confirmations: int) -> bool:
@@ -86,11 +102,11 @@ def status_lag_is_safe(lag_s: float, schedule_s: tuple[float, ...], confirmation
     return lag_s < sum(steps)
 
 
-def fault_rules() -> list[str]:
+def fault_rules(status_lag_s: float = STATUS_LAG_S) -> list[str]:
     """The sandbox's rules (compact syntax), token expiry first, then one rule per ambiguous kind."""
     rules = [f"*:token_expired:p={TOKEN_EXPIRED_P}"]
     rules += [f"{op}:{kind}:p={AMBIGUOUS_P}" for op in MONEY_OPERATIONS for kind in AMBIGUOUS_KINDS]
-    rules.append(f"status:status_lag:p={STATUS_LAG_P},lag_s={STATUS_LAG_S}")
+    rules.append(f"status:status_lag:p={STATUS_LAG_P},lag_s={status_lag_s}")
     return rules
 
 
@@ -114,7 +130,18 @@ def plan_commands(count: int, msisdns: int, seed: int) -> list[dict[str, str]]:
     return commands
 
 
-def worker_settings(bootstrap: str, api_base_url: str, prefix: str, partitions: int) -> dict[str, Any]:
+DEFAULT_TIMING: dict[str, Any] = {
+    "request_timeout_s": REQUEST_TIMEOUT_S,
+    "resolution_grace_s": RESOLUTION_GRACE_S,
+    "resolution_schedule_s": list(RESOLUTION_SCHEDULE_S),
+    "resolution_deadline_s": RESOLUTION_DEADLINE_S,
+    "not_found_confirmations": NOT_FOUND_CONFIRMATIONS,
+}
+
+
+def worker_settings(
+    bootstrap: str, api_base_url: str, prefix: str, partitions: int, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The workers' settings (without ``state_dir``: one per worker). Short timeouts, long deadline."""
     return {
         "kafka_bootstrap_servers": bootstrap,
@@ -126,12 +153,8 @@ def worker_settings(bootstrap: str, api_base_url: str, prefix: str, partitions: 
         "journal_topic": f"{prefix}.journal",
         "topic_partitions": partitions,
         "api_base_url": api_base_url,
-        "request_timeout_s": REQUEST_TIMEOUT_S,
+        **DEFAULT_TIMING,
         "connect_timeout_s": 0.5,
-        "resolution_grace_s": RESOLUTION_GRACE_S,
-        "resolution_schedule_s": list(RESOLUTION_SCHEDULE_S),
-        "resolution_deadline_s": RESOLUTION_DEADLINE_S,
-        "not_found_confirmations": NOT_FOUND_CONFIRMATIONS,
         "not_sent_backoff_initial_s": 0.1,
         "not_sent_backoff_max_s": 1.0,
         "commit_interval_s": 0.5,
@@ -143,4 +166,5 @@ def worker_settings(bootstrap: str, api_base_url: str, prefix: str, partitions: 
         "metrics_host": "127.0.0.1",
         "metrics_port": 0,
         "log_level": "INFO",
+        **(overrides or {}),
     }

@@ -389,7 +389,7 @@ async def test_an_unexpected_failure_rewinds_the_partition_without_losing_order_
     await produce(settings, commands)
     async with running_worker(settings) as worker:
         real_publish = worker.publisher.publish_result
-        failures = []
+        failures: list[str] = []
 
         async def flaky_publish(result: Result) -> None:
             if result.trace_number == "X2" and not failures:
