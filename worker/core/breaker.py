@@ -5,8 +5,9 @@ the API answered. Failures are transport failures (``not_sent``), ambiguous answ
 ``GENERAL_ERROR``) and login failures (``login``). In-flight resolution is never stopped, only slowed
 (``resolution_pace_factor``).
 
-closed --(ratio or consecutive login failures)--> open --(open_for_s)--> half_open --(one probe)-->
-closed on success / open again (open time doubled, capped) on failure. See ``docs/resolution.md``.
+closed --(ratio, N failures in a row, or consecutive login failures)--> open --(open_for_s)-->
+half_open --(one probe)--> closed on success / open again (open time doubled, capped) on failure.
+See ``docs/resolution.md``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class BreakerPolicy:
     open_s: float = 15.0
     max_open_s: float = 120.0  # a failed probe doubles the open time, up to this
     login_failures_to_open: int = 3  # consecutive, whatever the window holds
+    # A hard outage must trip fast even when the window is full of earlier successes (at 200 calls/s a
+    # 30 s window holds 6,000 of them): this many failures in a row, with no answer between, also trip.
+    consecutive_failures_to_open: int = 20
     probe_timeout_s: float = 30.0  # a probe that never reports frees the slot for another after this
     open_pace_factor: float = 4.0  # inquiry delays are multiplied by this while not closed
 
@@ -48,7 +52,7 @@ class BreakerPolicy:
             raise ValueError("window_s, open_s and probe_timeout_s must be > 0")
         if self.max_open_s < self.open_s:
             raise ValueError("max_open_s must be >= open_s")
-        if self.min_calls < 1 or self.login_failures_to_open < 1:
+        if self.min_calls < 1 or self.login_failures_to_open < 1 or self.consecutive_failures_to_open < 1:
             raise ValueError("min_calls and login_failures_to_open must be >= 1")
         if not 0 < self.failure_ratio <= 1:
             raise ValueError("failure_ratio must be in (0, 1]")
@@ -64,6 +68,7 @@ class BreakerPolicy:
             open_s=settings.breaker_open_s,
             max_open_s=8 * settings.breaker_open_s,
             probe_timeout_s=3 * settings.request_timeout_s,
+            consecutive_failures_to_open=settings.breaker_min_calls,
         )
 
 
@@ -77,6 +82,8 @@ class CircuitBreaker:
         self._state = BreakerState.CLOSED
         self._calls: deque[tuple[float, str | None]] = deque()  # (monotonic_s, failure kind or None)
         self._login_failures = 0
+        self._consecutive_failures = 0
+        self._run_started_s = 0.0
         self._opened_at_s = 0.0
         self._open_for_s = policy.open_s
         self._probe_at_s: float | None = None
@@ -113,6 +120,7 @@ class CircuitBreaker:
         """The API answered (PROCESSED or a definite business refusal)."""
         self._tick()
         self._login_failures = 0
+        self._consecutive_failures = 0
         if self._state is BreakerState.HALF_OPEN:
             self._close("probe succeeded")
         elif self._state is BreakerState.CLOSED:
@@ -131,12 +139,18 @@ class CircuitBreaker:
         if self._state is BreakerState.OPEN:
             return
         self._append(kind)
+        now_s = self._clock.monotonic_s()
+        if self._consecutive_failures == 0 or now_s - self._run_started_s > self.policy.window_s:
+            self._consecutive_failures, self._run_started_s = 0, now_s
+        self._consecutive_failures += 1
         if kind == LOGIN_FAILURE:
             self._login_failures += 1
             if self._login_failures >= self.policy.login_failures_to_open:
                 self._open(self.policy.open_s, f"{self._login_failures} consecutive login failures")
                 return
         reason = self._ratio_tripped()
+        if reason is None and self._consecutive_failures >= self.policy.consecutive_failures_to_open:
+            reason = f"{self._consecutive_failures} failures in a row, no answer between ({kind})"
         if reason is not None:
             self._open(self.policy.open_s, reason)
 
@@ -169,11 +183,13 @@ class CircuitBreaker:
         self._open_for_s = open_for_s
         self._calls.clear()
         self._login_failures = 0
+        self._consecutive_failures = 0
         self._set(BreakerState.OPEN, f"{reason}; open for {open_for_s:g} s")
 
     def _close(self, reason: str) -> None:
         self._open_for_s = self.policy.open_s
         self._calls.clear()
+        self._consecutive_failures = 0
         self._probe_at_s = None
         self._set(BreakerState.CLOSED, reason)
 

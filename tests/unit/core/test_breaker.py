@@ -202,3 +202,25 @@ def test_any_failure_label_counts_and_shows_in_the_reason() -> None:
 def test_policy_refuses_nonsense(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must"):
         BreakerPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_hard_outage_trips_at_once_even_after_thousands_of_successes() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(BreakerPolicy(window_s=30, min_calls=20, consecutive_failures_to_open=20), clock)
+    for _ in range(6000):
+        breaker.record_success()
+    for _ in range(19):
+        breaker.record_failure("not_sent")
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record_failure("not_sent")
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_an_answer_between_failures_resets_the_run() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(BreakerPolicy(min_calls=1000, consecutive_failures_to_open=5), clock)
+    for _ in range(100):
+        for _ in range(4):
+            breaker.record_failure("ambiguous")
+        breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
