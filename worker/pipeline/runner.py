@@ -78,6 +78,7 @@ class Runner:
         self._heartbeat_s = time.time()
         self._consuming = False
         self._needs_reset: set[int] = set()
+        self._end_offsets: dict[int, int] = {}  # refreshed even while paused, for the lag gauge
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.group_id,
@@ -97,6 +98,7 @@ class Runner:
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
         committer = asyncio.create_task(self._commit_loop(), name="commit-loop")
+        lag_watch = asyncio.create_task(self._end_offsets_loop(), name="end-offsets")
         try:
             while not self._stopping.is_set():
                 self._apply_backpressure()
@@ -118,6 +120,7 @@ class Runner:
         finally:
             self._consuming = False
             committer.cancel()
+            lag_watch.cancel()
             await self._shutdown()
 
     def _rewind_unowned(self, tp: TopicPartition, offset: int) -> None:
@@ -202,6 +205,20 @@ class Runner:
             await asyncio.sleep(self._settings.commit_interval_s)
             await self.commit()
 
+    async def _end_offsets_loop(self, every_s: float = 5.0) -> None:
+        """A paused consumer fetches nothing, so its high watermarks go stale: ask for the end offsets."""
+        while True:
+            await asyncio.sleep(every_s)
+            tps = [TopicPartition(self.topic, p) for p in sorted(self._owned)]
+            if not tps:
+                continue
+            try:
+                ends = await self._consumer.end_offsets(tps)
+            except (KafkaError, AssertionError) as exc:
+                log.debug("end offsets unavailable: %s", exc)
+                continue
+            self._end_offsets = {tp.partition: offset for tp, offset in ends.items()}
+
     async def heartbeat_loop(self, every_s: float = 1.0) -> None:
         """Proves the event loop turns (for /healthz), whatever Kafka is doing."""
         while True:
@@ -274,6 +291,9 @@ class Runner:
                 high = self._consumer.highwater(tp)
             except (KafkaError, AssertionError, KeyError):
                 high = None
+            known_end = self._end_offsets.get(partition)
+            if known_end is not None:
+                high = known_end if high is None else max(high, known_end)
             start = tracker.committable()
             if start is None:
                 start = tracker.committed
