@@ -203,6 +203,45 @@ class DesignProcess(ChildProcess):
         return await self.terminate(timeout_s)
 
 
+class Replicas:
+    """The design's processes: one, or several replicas of the worker in one consumer group."""
+
+    def __init__(self, processes: list[DesignProcess]) -> None:
+        self.processes = processes
+
+    def spawn(self) -> None:
+        for process in self.processes:
+            process.spawn()
+
+    @property
+    def running(self) -> bool:
+        return any(process.running for process in self.processes)
+
+    def cpu_s(self) -> float | None:
+        used = [cpu_s(process.measured_pid) for process in self.processes]
+        return None if all(u is None for u in used) else sum(u or 0.0 for u in used)
+
+    def kib(self, name: str) -> int | None:
+        """The largest ``Vm*`` value among the processes (each replica is its own pod)."""
+        sizes = [status_kib(process.measured_pid, name) for process in self.processes]
+        return max((size for size in sizes if size is not None), default=None)
+
+    async def stop(self) -> list[int | None]:
+        return list(await asyncio.gather(*(process.stop() for process in self.processes)))
+
+
+def replicas_of(design: str, argv: list[str], env: dict[str, str], run_dir: Path, count: int) -> Replicas:
+    processes = []
+    for index in range(count):
+        own = dict(env)
+        if index > 0:  # each replica is a pod of its own: its own metrics port and state directory
+            own["ECASH_METRICS_PORT"] = str(free_port())
+            own["ECASH_STATE_DIR"] = str(run_dir / f"state-{index}")
+        name = design if count == 1 else f"{design}-{index}"
+        processes.append(DesignProcess(name, argv, own, run_dir / f"{name}.log"))
+    return Replicas(processes)
+
+
 async def start_sandbox(latency_ms: float, log_path: Path) -> SandboxProcess:
     options = ["--latency-ms", str(latency_ms), "--auto-create-wallets", "--token-lifetime-s", "0"]
     sandbox = SandboxProcess(options=options, log_path=log_path)
@@ -224,6 +263,9 @@ class Context:
     sample_interval_s: float
     timeout_s: float | None
     worker_src: Path | None = None
+    quiet_below_cores: float | None = None
+    quiet_wait_s: float = 600.0
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -409,7 +451,7 @@ class Watch:
 
 async def watch_until(
     ctx: Context,
-    design: DesignProcess,
+    design: Replicas,
     sandbox: SandboxProcess,
     ends: EndOffsets,
     expected: int,
@@ -424,8 +466,8 @@ async def watch_until(
             Sample(
                 time.time(),
                 results,
-                cpu_s(design.measured_pid),
-                status_kib(design.measured_pid, "VmRSS"),
+                design.cpu_s(),
+                design.kib("VmRSS"),
                 cpu_s(sandbox.pid),
                 cpu_s(ctx.broker_pid),
                 self_cpu_s(),
@@ -437,6 +479,21 @@ async def watch_until(
         if not design.running or time.monotonic() > deadline:
             return watch, False
         await asyncio.sleep(ctx.sample_interval_s)
+
+
+async def wait_for_quiet(ctx: Context, ours: list[int | None], window_s: float = 3.0) -> float:
+    """Wait (at most ``ctx.quiet_wait_s``) until the rest of the machine uses less than
+    ``ctx.quiet_below_cores`` over a window: a run on a shared machine measures less of its neighbours."""
+    started = time.monotonic()
+    while True:
+        busy0, mine0 = machine_busy_s(), sum(cpu_s(pid) or 0.0 for pid in ours) + self_cpu_s()
+        await asyncio.sleep(window_s)
+        busy1, mine1 = machine_busy_s(), sum(cpu_s(pid) or 0.0 for pid in ours) + self_cpu_s()
+        others = ((busy1 - busy0) - (mine1 - mine0)) / window_s
+        waited = time.monotonic() - started
+        assert ctx.quiet_below_cores is not None
+        if others < ctx.quiet_below_cores or waited >= ctx.quiet_wait_s:
+            return round(waited, 1)
 
 
 # --- figures -----------------------------------------------------------------------------------------------
@@ -459,6 +516,7 @@ class Timestamps:
 
     command_ms: dict[str, int] = field(default_factory=dict)
     intent_ms: dict[str, int] = field(default_factory=dict)
+    outcome_ms: dict[str, int] = field(default_factory=dict)
     result_ms: dict[str, int] = field(default_factory=dict)
     started_ms: dict[str, int] = field(default_factory=dict)  # the baseline's header
     results_total: int = 0
@@ -467,8 +525,11 @@ class Timestamps:
     def add_command(self, record: Any) -> None:
         self.command_ms[orjson.loads(record.value)["trace_number"]] = record.timestamp
 
-    def add_intent(self, record: Any) -> None:
-        self.intent_ms.setdefault(record.key.decode(), record.timestamp)
+    def add_journal(self, record: Any) -> None:
+        """The first record of a trace number is its intent, the last its outcome (read in offset order)."""
+        trace = record.key.decode()
+        self.intent_ms.setdefault(trace, record.timestamp)
+        self.outcome_ms[trace] = record.timestamp
 
     def add_result(self, record: Any) -> None:
         self.results_total += 1
@@ -487,7 +548,7 @@ async def collect_timestamps(bootstrap: str, topics: Topics, design: str) -> Tim
     await read_topic(bootstrap, topics.commands, topics.partitions, stamps.add_command)
     await read_topic(bootstrap, topics.results, topics.partitions, stamps.add_result)
     if design == "worker":
-        await read_topic(bootstrap, topics.journal, topics.partitions, stamps.add_intent)
+        await read_topic(bootstrap, topics.journal, topics.partitions, stamps.add_journal)
     return stamps
 
 
@@ -508,6 +569,11 @@ class RunFigures:
     littles_law_bound_per_s: float | None = None
     end_to_end_ms: dict[str, float | None] = field(default_factory=dict)
     service_ms: dict[str, float | None] = field(default_factory=dict)
+    # The worker's service time in two parts, from its journal's timestamps: intent record handed to the
+    # producer -> outcome record handed to it (intent acknowledged + the API call), and outcome record ->
+    # result (the outcome record's acknowledgement): the journal's share of the latency.
+    intent_to_outcome_ms: dict[str, float | None] = field(default_factory=dict)
+    outcome_to_result_ms: dict[str, float | None] = field(default_factory=dict)
     design_cpu_ms_per_1000: float | None = None
     design_cores: float | None = None
     sandbox_cores: float | None = None
@@ -516,9 +582,12 @@ class RunFigures:
     others_cores: float | None = None  # every other process on the machine: a noisy neighbour shows here
     peak_rss_mib: float | None = None
     rss_mib_by_progress: dict[str, float] = field(default_factory=dict)
+    rss_series: list[tuple[float, int, float]] = field(default_factory=list)  # (s since start, results, MiB)
     api_call_mean_ms: float | None = None
     restore: dict[str, Any] = field(default_factory=dict)
     profiled: str = "none"
+    replicas: int = 1
+    waited_for_quiet_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -537,6 +606,12 @@ def fill_timing(figures: RunFigures, stamps: Timestamps, spawned_unix_s: float) 
     starts = stamps.intent_ms or stamps.started_ms
     service = [stamps.result_ms[t] - starts[t] for t in stamps.result_ms if t in starts]
     figures.service_ms = percentiles_ms([float(v) for v in service])
+    if stamps.outcome_ms:
+        traces = [t for t in stamps.result_ms if t in stamps.outcome_ms]
+        call = [stamps.outcome_ms[t] - stamps.intent_ms[t] for t in traces]
+        ack = [stamps.result_ms[t] - stamps.outcome_ms[t] for t in traces]
+        figures.intent_to_outcome_ms = percentiles_ms([float(v) for v in call])
+        figures.outcome_to_result_ms = percentiles_ms([float(v) for v in ack])
 
 
 def fill_resources(figures: RunFigures, watch: Watch, stamps: Timestamps) -> None:
@@ -557,6 +632,13 @@ def fill_resources(figures: RunFigures, watch: Watch, stamps: Timestamps) -> Non
     busy = watch.cpu_between("machine_busy_s", t0, t1)
     if busy is not None:
         figures.others_cores = round(max(0.0, busy - ours - (design or 0.0)) / span_s, 2)
+    step = max(1, len(watch.samples) // 200)
+    first = watch.samples[0].t_unix_s if watch.samples else 0.0
+    figures.rss_series = [
+        (round(x.t_unix_s - first, 1), x.results, round(x.design_rss_kib / 1024, 1))
+        for x in watch.samples[::step]
+        if x.design_rss_kib is not None
+    ]
     total = figures.commands
     for share in (0.1, 0.5, 0.9, 1.0):
         rss = next((s.design_rss_kib for s in watch.samples if s.results >= share * total), None)
@@ -639,49 +721,28 @@ async def run_one(ctx: Context, scenario: Scenario, design: str, transport: str)
     label = f"{scenario.name}-{design}-{transport}"
     run_dir = Path(tempfile.mkdtemp(prefix=label + "-", dir=ctx.work_dir))
     topics = Topics(f"bench-{label}-{uuid.uuid4().hex[:6]}", scenario.partitions)
-    bound = ctx.max_in_flight / (scenario.latency_ms / 1000) if scenario.latency_ms > 0 else None
     figures = RunFigures(
         scenario.name, design, transport, scenario.commands, scenario.latency_ms, ctx.max_in_flight
     )
-    figures.littles_law_bound_per_s = bound
+    if scenario.latency_ms > 0:
+        figures.littles_law_bound_per_s = ctx.max_in_flight * ctx.replicas / (scenario.latency_ms / 1000)
     figures.profiled = ctx.profile if design != "baseline" else "none"
+    figures.replicas = ctx.replicas if design in WORKER_DESIGNS else 1
     print(f"[{label}] topics {topics.prefix}, logs in {run_dir}", file=sys.stderr, flush=True)
     await create_topics(ctx.bootstrap, topics)
     if scenario.rate_per_s is None:
         loaded_at = time.monotonic()
         await produce(ctx.bootstrap, topics.commands, workload(scenario, ctx.seed))
-        print(
-            f"[{label}] pre-loaded {scenario.commands} in {time.monotonic() - loaded_at:.1f} s",
-            file=sys.stderr,
-        )
+        took_s = time.monotonic() - loaded_at
+        print(f"[{label}] pre-loaded {scenario.commands} in {took_s:.1f} s", file=sys.stderr, flush=True)
     sandbox = await start_sandbox(scenario.latency_ms, run_dir / "sandbox.log")
     env = design_env(ctx, topics, sandbox.base_url, transport, run_dir)
     argv = design_argv(design, figures.profiled, run_dir, ctx.worker_src)
-    child = DesignProcess(design, argv, env, run_dir / f"{design}.log")
-    spawned = time.time()
+    processes = replicas_of(design, argv, env, run_dir, figures.replicas)
     try:
-        child.spawn()
-        producer = None
-        if scenario.rate_per_s is not None:
-            producer = asyncio.create_task(
-                produce(ctx.bootstrap, topics.commands, workload(scenario, ctx.seed), scenario.rate_per_s)
-            )
-        timeout_s = ctx.timeout_s or max(600.0, scenario.commands / 20)
-        async with EndOffsets(ctx.bootstrap, topics.results, topics.partitions) as ends:
-            watch, figures.complete = await watch_until(
-                ctx, child, sandbox, ends, scenario.commands, timeout_s
-            )
-        if producer is not None:
-            await producer
-        if design in WORKER_DESIGNS:
-            figures.api_call_mean_ms = api_mean_ms(await scrape(env))
-        peak = status_kib(child.measured_pid, "VmHWM")
-        figures.peak_rss_mib = None if peak is None else round(peak / 1024, 1)
-        code = await child.stop()
-        if code not in (0, None):
-            figures.notes.append(f"{design} exited with {code}")
+        watch, spawned = await drive(ctx, scenario, topics, figures, processes, sandbox)
     finally:
-        await child.stop()
+        await processes.stop()
         await sandbox.stop()
     stamps = await collect_timestamps(ctx.bootstrap, topics, design)
     fill_timing(figures, stamps, spawned)
@@ -692,6 +753,40 @@ async def run_one(ctx: Context, scenario: Scenario, design: str, transport: str)
     (run_dir / "figures.json").write_bytes(orjson.dumps(asdict(figures), option=orjson.OPT_INDENT_2))
     print(f"[{label}] {summary_line(figures)}", file=sys.stderr, flush=True)
     return figures
+
+
+async def drive(
+    ctx: Context,
+    scenario: Scenario,
+    topics: Topics,
+    figures: RunFigures,
+    processes: Replicas,
+    sandbox: SandboxProcess,
+) -> tuple[Watch, float]:
+    """Start the design, feed it (paced scenarios), watch until every result is in; then its own figures."""
+    if ctx.quiet_below_cores is not None:
+        figures.waited_for_quiet_s = await wait_for_quiet(ctx, [sandbox.pid, ctx.broker_pid])
+    spawned = time.time()
+    processes.spawn()
+    producer = None
+    if scenario.rate_per_s is not None:
+        commands = workload(scenario, ctx.seed)
+        producer = asyncio.create_task(produce(ctx.bootstrap, topics.commands, commands, scenario.rate_per_s))
+    timeout_s = ctx.timeout_s or max(600.0, scenario.commands / 20)
+    async with EndOffsets(ctx.bootstrap, topics.results, topics.partitions) as ends:
+        watch, figures.complete = await watch_until(
+            ctx, processes, sandbox, ends, scenario.commands, timeout_s
+        )
+    if producer is not None:
+        await producer
+    if figures.design in WORKER_DESIGNS:
+        figures.api_call_mean_ms = api_mean_ms(await scrape(processes.processes[0].env))
+    peak = processes.kib("VmHWM")
+    figures.peak_rss_mib = None if peak is None else round(peak / 1024, 1)
+    for code in await processes.stop():
+        if code not in (0, None):
+            figures.notes.append(f"{figures.design} exited with {code}")
+    return watch, spawned
 
 
 async def restore_figures(
@@ -744,7 +839,7 @@ def table(runs: list[RunFigures]) -> str:
         rows.append(
             (
                 r.scenario,
-                r.design,
+                r.design if r.replicas == 1 else f"{r.design} x{r.replicas}",
                 r.transport if r.design != "baseline" else "httpx",
                 f"{r.commands:,}",
                 fmt(r.throughput_per_s),
@@ -867,6 +962,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="run the designs from this source tree (a directory holding worker/): compare two versions",
     )
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        metavar="CORES",
+        help="before each run, wait until other processes use fewer cores than this (a shared machine)",
+    )
+    parser.add_argument("--quiet-wait-s", type=float, default=600.0, help="the longest such wait")
+    parser.add_argument("--replicas", type=int, default=1, help="worker processes in one group (default 1)")
     parser.add_argument("--child", choices=("worker-nojournal",), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -927,7 +1030,8 @@ async def main_async(args: argparse.Namespace) -> int:
         ctx = Context(
             bootstrap, broker_pid, work_dir, args.max_in_flight, extra, args.log_level,
             not args.no_restore, args.profile, args.seed, args.sample_interval_s, args.timeout_s,
-            args.worker_src.resolve() if args.worker_src else None,
+            args.worker_src.resolve() if args.worker_src else None, args.quiet_below, args.quiet_wait_s,
+            args.replicas,
         )  # fmt: skip
         for scenario, design, transport in plan(args):
             runs.append(await run_one(ctx, scenario, design, transport))

@@ -41,7 +41,7 @@ from worker.clock import Clock, SystemClock
 from worker.devkafka import BrokerError, LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.ops import quiet_kafka_logs
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 from worker.stack import (
     CommandProducer,
     ResultTail,
@@ -89,6 +89,7 @@ class ChaosSummary:
     complete: bool  # every command answered within --max-wait-s
     workdir: Path
     evidence_path: Path | None = None
+    worker_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -111,6 +112,7 @@ class ChaosSummary:
             "timeline": self.timeline.events,
             "workdir": str(self.workdir),
             "evidence": str(self.evidence_path) if self.evidence_path else None,
+            "worker_settings": {k: str(v) for k, v in self.worker_settings.items()},
         }
 
 
@@ -262,6 +264,44 @@ async def start_broker(
     return broker
 
 
+@dataclass(frozen=True)
+class Stack:
+    """What ``start_stack`` started (everything is stopped by the exit stack it was given)."""
+
+    bootstrap: str
+    broker: SerialBroker | None
+    sandbox: SandboxProcess
+    settings: Settings
+    worker_settings: dict[str, Any]
+    workers: list[WorkerProcess]
+
+
+async def start_stack(options: ChaosOptions, workdir: Path, stack: AsyncExitStack, say: Say) -> Stack:
+    """The broker (unless ``--bootstrap``), the sandbox with its faults, the topics, the workers."""
+    broker = await start_broker(options, workdir, stack, say)
+    bootstrap = broker.bootstrap if broker else str(options.bootstrap)
+    sandbox = SandboxProcess(
+        options=["--seed-wallets", str(options.msisdns), "--random-seed", str(options.seed)],
+        log_path=workdir / "sandbox.log",
+    )
+    stack.push_async_callback(sandbox.stop)
+    await sandbox.start()
+    await sandbox.admin.set_faults(fault_rules(options.status_lag_s))
+    prefix = f"chaos{uuid.uuid4().hex[:8]}"
+    base = worker_settings(bootstrap, sandbox.base_url, prefix, options.partitions, options.worker_overrides)
+    settings = load_settings(**base)
+    await ensure_topics(bootstrap, worker_topic_specs(settings), client_kwargs={})
+    workers = []
+    for i in range(options.workers):
+        values = {**base, "state_dir": workdir / f"state-{i}"}
+        worker = WorkerProcess(values, workdir / f"worker-{i}.log", name=f"worker-{i}")
+        stack.callback(worker.kill_now)
+        await worker.start()
+        workers.append(worker)
+    say(f"chaos: broker {bootstrap}, sandbox {sandbox.url}, {len(workers)} workers, logs in {workdir}")
+    return Stack(bootstrap, broker, sandbox, settings, base, workers)
+
+
 async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | None = None) -> ChaosSummary:
     """The whole run: start, send under chaos, wait, check, stop. Writes ``summary.json`` in the workdir."""
     options.validate()
@@ -270,55 +310,34 @@ async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | Non
         say(f"chaos: WARNING {warning}")
     clock = clock or SystemClock()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="ecash-chaos-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     timeline = Timeline(clock, clock.monotonic_s())
-    async with AsyncExitStack() as stack:
-        broker = await start_broker(options, workdir, stack, say)
-        bootstrap = broker.bootstrap if broker else str(options.bootstrap)
-        sandbox = SandboxProcess(
-            options=["--seed-wallets", str(options.msisdns), "--random-seed", str(options.seed)],
-            log_path=workdir / "sandbox.log",
-        )
-        stack.push_async_callback(sandbox.stop)
-        await sandbox.start()
-        await sandbox.admin.set_faults(fault_rules(options.status_lag_s))
-        base = worker_settings(
-            bootstrap, sandbox.base_url, f"chaos{uuid.uuid4().hex[:8]}", options.partitions
-        )
-        settings = load_settings(**base)
-        await ensure_topics(bootstrap, worker_topic_specs(settings), client_kwargs={})
-        workers = [
-            WorkerProcess(
-                {**base, "state_dir": workdir / f"state-{i}"}, workdir / f"worker-{i}.log", name=f"worker-{i}"
-            )
-            for i in range(options.workers)
-        ]
-        for worker in workers:
-            stack.callback(worker.kill_now)
-            await worker.start()
-        say(f"chaos: broker {bootstrap}, sandbox {sandbox.url}, {len(workers)} workers, logs in {workdir}")
+    async with AsyncExitStack() as exits:
+        stack = await start_stack(options, workdir, exits, say)
+        bootstrap, settings = stack.bootstrap, stack.settings
         commands = plan_commands(options.commands, options.msisdns, options.seed)
-        tail = await stack.enter_async_context(ResultTail(bootstrap, settings.results_topic))
+        tail = await exits.enter_async_context(ResultTail(bootstrap, settings.results_topic))
         producer = CommandProducer(bootstrap, settings.commands_topic)
-        complete = await _drive(options, workers, broker, commands, tail, producer, timeline, say)
-        for worker in workers:
+        complete = await _drive(options, stack, commands, tail, producer, timeline, say)
+        for worker in stack.workers:
             code = await worker.terminate(30.0)
             timeline.note("worker stopped", worker=worker.name, code=code)
-        agreement, stats = await ledger_check(bootstrap, settings, sandbox.admin)
+        agreement, stats = await ledger_check(bootstrap, settings, stack.sandbox.admin)
         evidence = None
         if not agreement.ok or agreement.result_count_mismatch:
-            evidence = await collect_evidence(bootstrap, settings, sandbox.admin, agreement, workdir)
-    summary = ChaosSummary(options, agreement, timeline, stats, complete, workdir, evidence)
+            evidence = await collect_evidence(bootstrap, settings, stack.sandbox.admin, agreement, workdir)
+    summary = ChaosSummary(
+        options, agreement, timeline, stats, complete, workdir, evidence, stack.worker_settings
+    )
     (workdir / "summary.json").write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2))
-    if summary.ok and broker is not None:
+    if summary.ok and stack.broker is not None:
         shutil.rmtree(workdir / "kafka", ignore_errors=True)
     return summary
 
 
 async def _drive(
     options: ChaosOptions,
-    workers: list[WorkerProcess],
-    broker: SerialBroker | None,
+    stack: Stack,
     commands: list[dict[str, str]],
     tail: ResultTail,
     producer: CommandProducer,
@@ -326,7 +345,7 @@ async def _drive(
     say: Say,
 ) -> bool:
     """Send under chaos, then wait for every result. True if every command was answered in time."""
-    chaos = Chaos(options, workers, broker, timeline, say)
+    chaos = Chaos(options, stack.workers, stack.broker, timeline, say)
     chaos_task = asyncio.create_task(chaos.run(), name="chaos")
     progress_task = asyncio.create_task(progress(tail, len(commands), timeline, say), name="progress")
     try:

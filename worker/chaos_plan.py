@@ -41,8 +41,8 @@ AMBIGUOUS_KINDS = (
 )
 AMBIGUOUS_P = 0.025  # per kind and money operation: about 11% of money calls, 2.2% each kind
 # Every operation but Login. The fault ends the session itself, so every call in flight on it is
-# refused too (each logs in again and is sent again): at this draw about 5% of calls answer
-# TOKEN_EXPIRED. (At p=0.05 nearly half of them did: a relogin storm, not 5% expiry.)
+# refused too (each logs in again and is sent again): at this draw 4-7% of calls answer TOKEN_EXPIRED
+# (at p=0.05, more than half of them did: a relogin storm, not 5% expiry). See docs/reliability.md.
 TOKEN_EXPIRED_P = 0.004
 STATUS_LAG_P = 0.5  # of Status Inquiries
 

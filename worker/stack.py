@@ -89,11 +89,14 @@ def child_environ(overrides: Mapping[str, str]) -> dict[str, str]:
     return {**inherited, **overrides}
 
 
-def tail(path: Path | None, lines: int = _LOG_TAIL_LINES) -> str:
+def tail(path: Path | None, lines: int = _LOG_TAIL_LINES, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a log file (empty if there is none), for an error message."""
     if path is None:
         return ""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with path.open("rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - max_bytes))
+            text = log.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
@@ -267,10 +270,11 @@ class SandboxAdmin:
             raise StackError(f"sandbox admin {method} {path}: HTTP {response.status_code} {response.text}")
         return orjson.loads(response.content)
 
-    async def healthy(self) -> bool:
+    async def healthy(self, timeout_s: float = 2.0) -> bool:
         try:
-            return bool((await self._call("GET", "/health")).get("status") == "ok")
-        except (httpx.HTTPError, StackError, orjson.JSONDecodeError):
+            response = await self._http.get("/health", timeout=timeout_s)
+            return response.status_code == 200 and bool(orjson.loads(response.content).get("status") == "ok")
+        except (httpx.HTTPError, orjson.JSONDecodeError, AttributeError):
             return False
 
     async def seed_wallets(self, wallets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -353,7 +357,7 @@ class SandboxProcess(ChildProcess):
         """Spawn and wait for ``GET /admin/health``; a sandbox that exits or stays silent is an error."""
         self.spawn()
         deadline_s = self.clock.monotonic_s() + timeout_s
-        while not await self.admin.healthy():
+        while not (self.running and await self.admin.healthy()):
             if not self.running:
                 raise StackError(f"the sandbox exited with {self.returncode}:\n{self.log_tail()}")
             if self.clock.monotonic_s() >= deadline_s:
