@@ -39,5 +39,19 @@ test: install kafka-jars
 unit: install
 	$(BIN)/pytest tests/unit
 
+# The full chaos run (20,000 commands, kill -9 every few seconds, a broker crash): figures in docs/reliability.md
+chaos: install kafka-jars
+	$(BIN)/ecash-worker chaos --json-out chaos.json
+
+chaos-small: install kafka-jars
+	$(BIN)/pytest tests/chaos
+
+# The full benchmark (docs/performance.md) and its small version
+bench: install kafka-jars
+	$(BIN)/python -m bench.run
+
+bench-small: install kafka-jars
+	$(BIN)/pytest tests/perf
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,7 @@
 """``ecash-worker chaos`` (``python -m worker.chaos``): a chaos run anyone can repeat, and its verdict.
 
 It starts a Kafka broker of its own (free ports, data in the work directory; or uses ``--bootstrap``),
-the sandbox as a process with faults on about 11% of money calls (every ambiguous kind), 5% token expiry
+the sandbox as a process with faults on about 12% of money calls (every ambiguous kind), ~5% token expiry
 and status lag, and ``--workers`` worker processes in one group. While it sends the commands (``--rate``
 per second) it kills a worker with SIGKILL every ``--seconds-between-kills`` and starts it again, and
 restarts (crashes) the broker once. Then it waits for every result and compares the results topic with

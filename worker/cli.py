@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, str] = {
     "send": "worker.ops.send",
     "review": "worker.ops.review",
     "reconcile": "worker.ops.reconcile",
+    "demo": "worker.demo",
+    "chaos": "worker.chaos",
 }
 
 

@@ -20,12 +20,13 @@ CAPPED = demo_msisdn(22)  # 990,000.00 with an upper credit limit of 1,000,000.0
 UNKNOWN = "0819999999999"  # no such wallet
 ORDINARY_COMMANDS = 180
 
-# Timing: the first Status Inquiry 2.5 s after the intent, then every 3 s; unresolved after 20 s.
+# Timing: the first Status Inquiry 2.5 s after the ambiguity is seen (a hang is seen when the 2 s request
+# timeout ends, so 4.5 s after the charge), then every 4 s; unresolved after 20 s.
 REQUEST_TIMEOUT_S = 2.0
 RESOLUTION_GRACE_S = 0.5
-RESOLUTION_SCHEDULE_S = (3.0,)
+RESOLUTION_SCHEDULE_S = (4.0,)
 RESOLUTION_DEADLINE_S = 20.0
-STATUS_LAG_S = 2.8  # longer than the first inquiry's wait, shorter than the gap to the second
+STATUS_LAG_S = 6.5  # longer than the first inquiry's wait (4.5 s), shorter than the second's (8.5 s)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from worker.clock import Clock, SystemClock
 from worker.core.breaker import BreakerPolicy, CircuitBreaker
@@ -34,6 +36,10 @@ from worker.pipeline.runner import Runner
 from worker.settings import Settings
 
 log = logging.getLogger("ecash_worker")
+
+class KafkaUnreachable(Exception):
+    """The brokers did not answer at start: the message names the setting."""
+
 
 BREAKER_FAILURE_CODES = frozenset({"not_sent", "ambiguous", "GENERAL_ERROR"})
 
@@ -129,11 +135,7 @@ class Worker:
         """Run until ``stop()``; returns the process exit code."""
         async with AsyncExitStack() as stack:
             if self.settings.create_topics:
-                await ensure_topics(
-                    self.settings.kafka_bootstrap_servers,
-                    worker_topic_specs(self.settings),
-                    client_kwargs=self.kafka_kwargs,
-                )
+                await self._ensure_topics()
             await self.publisher.start()
             stack.push_async_callback(self.publisher.stop)
             stack.push_async_callback(self.client.aclose)
@@ -153,6 +155,26 @@ class Worker:
 
     def stop(self) -> None:
         self.runner.stop()
+
+    async def _ensure_topics(self, patience_s: float = 60.0) -> None:
+        """Create missing topics; ride out a broker that is briefly away (a restart) before giving up."""
+        deadline = self.clock.monotonic_s() + patience_s
+        while True:
+            try:
+                await ensure_topics(
+                    self.settings.kafka_bootstrap_servers,
+                    worker_topic_specs(self.settings),
+                    client_kwargs=self.kafka_kwargs,
+                )
+                return
+            except KafkaError as exc:
+                if self.clock.monotonic_s() >= deadline:
+                    raise KafkaUnreachable(
+                        f"Kafka at ECASH_KAFKA_BOOTSTRAP_SERVERS={self.settings.kafka_bootstrap_servers} "
+                        f"did not answer for {patience_s:.0f} s ({type(exc).__name__})"
+                    ) from exc
+                log.warning("Kafka not reachable yet (%s); retrying", type(exc).__name__)
+                await self.clock.sleep_s(2.0)
 
     async def _first_login(self) -> None:
         try:
@@ -206,4 +228,9 @@ async def run_worker(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
-    return await worker.run()
+    try:
+        return await worker.run()
+    except KafkaUnreachable as exc:
+        log.error("%s", exc)
+        print(f"ecash-worker: {exc}", file=sys.stderr)
+        return 3

@@ -348,7 +348,11 @@ class Processor:
     async def _resolve(self, job: Job, record: JournalRecord, reason: str) -> bool:
         command = record.command
         if record.resolution is None:
-            started_s = record.updated_at.timestamp()
+            # The server may still be working on the request until the request timeout after it was
+            # sent. An ambiguity seen now counts from now; one found in the journal after a restart can
+            # only count from when its intent was written.
+            found_in_journal = reason == "journal_intent"
+            started_s = (record.updated_at if found_in_journal else self._clock.now()).timestamp()
             state = ResolutionState.start(started_s, resubmits=record.resubmits)
             record = record.model_copy(
                 update={

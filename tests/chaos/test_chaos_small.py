@@ -1,0 +1,47 @@
+"""The chaos run, small: the same code as ``python -m worker.chaos``, sized for CI (about 2 minutes).
+
+Its own broker (it is crashed and restarted once), the sandbox and two workers as processes, 2,000
+commands over 200 MSISDNs with every ambiguous fault, token expiry and status lag, two kill -9.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.chaos import run_chaos
+from worker.chaos_plan import AMBIGUOUS_KINDS, ChaosOptions
+from worker.chaos_report import summary_table
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+async def test_a_small_chaos_run_moves_money_at_most_once_and_answers_every_command(tmp_path: Path) -> None:
+    options = ChaosOptions(
+        commands=2000,
+        msisdns=200,
+        workers=2,
+        seconds_between_kills=8.0,
+        max_kills=2,
+        broker_restarts=1,
+        seed=11,
+        rate_per_s=50.0,
+        max_wait_s=240.0,
+        workdir=tmp_path,
+    )
+    summary = await run_chaos(options, say=lambda message: None)
+    report = summary.to_json()
+    print(summary_table(report))
+    check = summary.agreement
+    assert check.double_charges == {}, "a trace number moved money twice"
+    assert check.lost == (), "commands without a result"
+    assert check.disagreements == (), "results that disagree with the ledger"
+    assert summary.complete
+    assert check.commands == check.exactly_one == 2000
+    assert summary.timeline.kills == 2
+    assert summary.timeline.broker_restarts == 1
+    faults = report["faults_injected"]
+    assert all(faults.get(kind, 0) > 0 for kind in (*AMBIGUOUS_KINDS, "token_expired", "status_lag"))
+    assert check.resolved_by["status_inquiry"] > 0
+    assert summary.ok

@@ -1,0 +1,42 @@
+"""The demo's script: every scripted case is sent, its faults name it, its expectation is coherent."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from worker.chaos_plan import status_lag_is_safe
+from worker.demo_plan import (
+    CASES,
+    DEAD_LETTERS,
+    REQUEST_TIMEOUT_S,
+    RESOLUTION_GRACE_S,
+    RESOLUTION_SCHEDULE_S,
+    STATUS_LAG_S,
+    all_commands,
+    fault_rules,
+)
+from worker.sandbox.faults import parse_fault_spec
+
+
+def test_about_two_hundred_messages_with_every_case_among_them() -> None:
+    messages = all_commands()
+    assert 180 <= len(messages) <= 220
+    traces = Counter(m["trace_number"] for m in messages if isinstance(m, dict))
+    assert set(CASES) <= set(traces)
+    assert traces["DUP1"] == 2
+    assert traces["REUSE1"] == 2
+    assert [m for m in messages if isinstance(m, bytes)] == list(DEAD_LETTERS)
+    for case in CASES.values():
+        assert traces[case.trace_number] == len(case.expected)
+
+
+def test_every_fault_is_scripted_by_the_trace_number_of_its_case() -> None:
+    for spec in fault_rules():
+        rule = parse_fault_spec(spec)
+        assert rule.trace_numbers is not None
+        assert set(rule.trace_numbers) <= set(CASES)
+
+
+def test_the_lagged_case_is_not_found_first_and_found_second() -> None:
+    assert STATUS_LAG_S > REQUEST_TIMEOUT_S + RESOLUTION_GRACE_S
+    assert status_lag_is_safe(STATUS_LAG_S, RESOLUTION_SCHEDULE_S, 2)
