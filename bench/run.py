@@ -312,8 +312,9 @@ def design_env(ctx: Context, topics: Topics, api_url: str, transport: str, run_d
         "log_level": ctx.log_level,
     }
     env = {**settings_env(values), **ctx.extra_env}
-    if ctx.worker_src is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(ctx.worker_src), str(REPO_ROOT)])
+    # bench.* (the baseline, the no-journal variant) is not installed: it comes from this checkout.
+    sources = [ctx.worker_src, REPO_ROOT] if ctx.worker_src is not None else [REPO_ROOT]
+    env["PYTHONPATH"] = os.pathsep.join(str(path) for path in sources)
     return child_environ(env)
 
 
