@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.sandbox.state import demo_msisdn
+from worker.stack import namespaced
 
 REQUEST_TIMEOUT_S = 1.5
 RESOLUTION_GRACE_S = 0.5
@@ -145,13 +146,7 @@ def worker_settings(
     """The workers' settings (without ``state_dir``: one per worker). Short timeouts, long deadline."""
     return {
         "kafka_bootstrap_servers": bootstrap,
-        "group_id": f"{prefix}-group",
-        "commands_topic": f"{prefix}.commands",
-        "results_topic": f"{prefix}.results",
-        "dlq_topic": f"{prefix}.dlq",
-        "review_topic": f"{prefix}.review",
-        "journal_topic": f"{prefix}.journal",
-        "topic_partitions": partitions,
+        **namespaced(prefix, partitions),
         "api_base_url": api_base_url,
         **DEFAULT_TIMING,
         "connect_timeout_s": 0.5,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.sandbox.state import demo_msisdn
+from worker.stack import namespaced
 
 REGULAR_WALLETS = 20  # demo_msisdn(1..20), 1,000,000.00 each
 POOR = demo_msisdn(21)  # 5,000.00: charges above that are refused
@@ -142,13 +143,7 @@ def all_commands() -> list[dict[str, str] | bytes]:
 def worker_settings(bootstrap: str, api_base_url: str, prefix: str, metrics_port: int) -> dict[str, Any]:
     return {
         "kafka_bootstrap_servers": bootstrap,
-        "group_id": f"{prefix}-group",
-        "commands_topic": f"{prefix}.commands",
-        "results_topic": f"{prefix}.results",
-        "dlq_topic": f"{prefix}.dlq",
-        "review_topic": f"{prefix}.review",
-        "journal_topic": f"{prefix}.journal",
-        "topic_partitions": 4,
+        **namespaced(prefix, 4),
         "api_base_url": api_base_url,
         "request_timeout_s": REQUEST_TIMEOUT_S,
         "resolution_grace_s": RESOLUTION_GRACE_S,

@@ -37,6 +37,7 @@ from worker.settings import Settings
 
 log = logging.getLogger("ecash_worker")
 
+
 class KafkaUnreachable(Exception):
     """The brokers did not answer at start: the message names the setting."""
 

@@ -39,7 +39,7 @@ from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, fre
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.sandbox.state import demo_msisdn
 from worker.settings import Settings, load_settings
-from worker.stack import CommandProducer, SandboxProcess, WorkerProcess, free_port
+from worker.stack import CommandProducer, SandboxProcess, WorkerProcess, free_port, namespaced
 
 JOB = "ecash-worker"  # the job name in deploy/prometheus/prometheus.yml; the dashboard selects on it
 LATENCY_MS = 30
@@ -146,13 +146,7 @@ def worker_values(
     """The worker's settings: fresh topics; timeouts and schedules short enough to end within the run."""
     return {
         "kafka_bootstrap_servers": bootstrap,
-        "group_id": f"{prefix}-group",
-        "commands_topic": f"{prefix}.commands",
-        "results_topic": f"{prefix}.results",
-        "dlq_topic": f"{prefix}.dlq",
-        "review_topic": f"{prefix}.review",
-        "journal_topic": f"{prefix}.journal",
-        "topic_partitions": 12,
+        **namespaced(prefix, 12),
         "api_base_url": api_base_url,
         "request_timeout_s": REQUEST_TIMEOUT_S,
         "connect_timeout_s": 0.5,

@@ -18,7 +18,8 @@ from worker import stack
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.service import Worker
 from worker.settings import Settings, load_settings
-from worker.stack import WorkerProcess as WorkerProcess  # moved to worker.stack; re-exported for tests
+from worker.stack import WorkerProcess as WorkerProcess
+from worker.stack import namespaced  # moved to worker.stack; re-exported for tests
 from worker.stack import settings_env as settings_env
 
 
@@ -28,13 +29,7 @@ def fast_settings(
     """Settings for tests: unique topics and group, short timeouts, schedules in fractions of a second."""
     values: dict[str, Any] = {
         "kafka_bootstrap_servers": bootstrap,
-        "group_id": f"{prefix}-group",
-        "commands_topic": f"{prefix}.commands",
-        "results_topic": f"{prefix}.results",
-        "dlq_topic": f"{prefix}.dlq",
-        "review_topic": f"{prefix}.review",
-        "journal_topic": f"{prefix}.journal",
-        "topic_partitions": 4,
+        **namespaced(prefix, 4),
         "api_base_url": api_base_url,
         "request_timeout_s": 1.0,
         "connect_timeout_s": 0.5,

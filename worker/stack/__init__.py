@@ -19,7 +19,7 @@ Import from ``worker.stack``: the names below are the API.
 """
 
 from worker.stack.admin import SandboxAdmin
-from worker.stack.base import StackError, cancelled_by_sigterm, free_port, tail
+from worker.stack.base import StackError, cancelled_by_sigterm, free_port, namespaced, tail
 from worker.stack.processes import (
     ENV_PREFIX,
     ChildProcess,
@@ -54,6 +54,7 @@ __all__ = [
     "command_bytes",
     "free_port",
     "kill_children",
+    "namespaced",
     "partition_ids",
     "produce",
     "read_to_end",

@@ -18,6 +18,19 @@ class StackError(Exception):
     """A process of the stack did not start or answer; the message says where to look."""
 
 
+def namespaced(prefix: str, partitions: int) -> dict[str, Any]:
+    """Settings that give one run its own consumer group and topics (``<prefix>.commands``, ...)."""
+    return {
+        "group_id": f"{prefix}-group",
+        "commands_topic": f"{prefix}.commands",
+        "results_topic": f"{prefix}.results",
+        "dlq_topic": f"{prefix}.dlq",
+        "review_topic": f"{prefix}.review",
+        "journal_topic": f"{prefix}.journal",
+        "topic_partitions": partitions,
+    }
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (another process may still take it before you do)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
