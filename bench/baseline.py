@@ -2,12 +2,17 @@
 
     python -m bench.baseline          # same ECASH_* environment as ``ecash-worker run``
 
-An aiokafka consumer in a group. Each fetched batch is split by partition; the partitions of a batch run
-side by side (``asyncio.gather``), and inside a partition the messages run one after another: parse the
-command, call Charge/Credit with httpx's default client, publish the result (acks=all, awaited), commit
-the message's offset. No journal, no lanes per MSISDN, no Status Inquiry: a timeout is reported as
-``failed`` (the money may have moved: this is the bug the real worker exists to avoid). Concurrency is
-therefore the number of partitions with work in the batch, at most ``ECASH_TOPIC_PARTITIONS``.
+An aiokafka consumer in a group, and one loop per assigned partition: the partitions run side by side,
+and inside a partition the messages run one after another: parse the command, call Charge/Credit with
+httpx's default client, publish the result (acks=all, awaited), commit the message's offset. No journal,
+no lanes per MSISDN, no Status Inquiry: a timeout is reported as ``failed`` (the money may have moved:
+this is the bug the real worker exists to avoid). Concurrency is therefore the number of partitions, at
+most ``ECASH_TOPIC_PARTITIONS`` (12) calls in flight.
+
+(Its first version fetched one batch for all partitions and ran the batch's partitions with
+``asyncio.gather``: the slowest partition held back the next fetch, and a 100,000-message backlog made one
+batch outlast ``max.poll.interval.ms``, so the group threw the consumer out. This version is the fairer,
+faster baseline.)
 
 Each result carries two headers for the benchmark: ``event_id`` (as the worker's) and ``bench_started_ms``
 (when this process started working on the command), so the benchmark can compute service latency.
@@ -16,6 +21,7 @@ Each result carries two headers for the benchmark: ``event_id`` (as the worker's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -142,30 +148,45 @@ class Baseline:
             await api.login()
             await self._producer.start()
             await self._consumer.start()
+            loops: dict[TopicPartition, asyncio.Task[None]] = {}
             try:
                 while not self._stop.is_set():
-                    batch = await self._consumer.getmany(timeout_ms=200)
-                    await asyncio.gather(*(self._partition(api, tp, ms) for tp, ms in batch.items()))
+                    self._follow_assignment(api, loops)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), 0.5)
             finally:
+                for task in loops.values():
+                    task.cancel()
+                await asyncio.gather(*loops.values(), return_exceptions=True)
                 await self._consumer.stop()
                 await self._producer.stop()
 
-    async def _partition(self, api: NaiveApi, tp: TopicPartition, messages: list[object]) -> None:
-        for message in messages:
-            started_ms = int(time.time() * 1000)
-            value, offset, key = message.value, message.offset, message.key  # type: ignore[attr-defined]
-            result = await process(api, value, tp.partition, offset)
-            if result is not None:
-                await self._producer.send_and_wait(
-                    self._settings.results_topic,
-                    value=orjson.dumps(result.model_dump(mode="json")),
-                    key=key,
-                    headers=[
-                        ("event_id", result.event_id.encode()),
-                        ("bench_started_ms", str(started_ms).encode()),
-                    ],
-                )
-            await self._consumer.commit({tp: offset + 1})
+    def _follow_assignment(self, api: NaiveApi, loops: dict[TopicPartition, asyncio.Task[None]]) -> None:
+        """One loop per assigned partition (the group assigns them in the background)."""
+        assigned = self._consumer.assignment()
+        for tp in assigned - loops.keys():
+            loops[tp] = asyncio.create_task(self._partition(api, tp), name=f"partition-{tp.partition}")
+        for tp in loops.keys() - assigned:
+            loops.pop(tp).cancel()
+
+    async def _partition(self, api: NaiveApi, tp: TopicPartition) -> None:
+        """This partition's messages, one after another: call the API, publish the result, commit."""
+        while True:
+            batch = await self._consumer.getmany(tp, timeout_ms=200, max_records=100)
+            for message in batch.get(tp, []):
+                started_ms = int(time.time() * 1000)
+                result = await process(api, message.value, tp.partition, message.offset)
+                if result is not None:
+                    await self._producer.send_and_wait(
+                        self._settings.results_topic,
+                        value=orjson.dumps(result.model_dump(mode="json")),
+                        key=message.key,
+                        headers=[
+                            ("event_id", result.event_id.encode()),
+                            ("bench_started_ms", str(started_ms).encode()),
+                        ],
+                    )
+                await self._consumer.commit({tp: message.offset + 1})
 
 
 async def main_async(settings: Settings) -> int:

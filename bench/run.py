@@ -45,6 +45,7 @@ from worker.stack import (
     WorkerProcess,
     child_environ,
     free_port,
+    namespaced,
     settings_env,
 )
 
@@ -274,15 +275,7 @@ class Topics:
     partitions: int
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "group_id": f"{self.prefix}-group",
-            "commands_topic": self.commands,
-            "results_topic": self.results,
-            "dlq_topic": f"{self.prefix}.dlq",
-            "review_topic": f"{self.prefix}.review",
-            "journal_topic": self.journal,
-            "topic_partitions": self.partitions,
-        }
+        return namespaced(self.prefix, self.partitions)
 
     @property
     def commands(self) -> str:
@@ -332,7 +325,7 @@ def design_argv(design: str, profile: str, run_dir: Path, worker_src: Path | Non
     if profile == "py-spy":
         out = str(run_dir / "profile.collapsed")
         py_spy = str(Path(sys.executable).with_name("py-spy"))
-        record = [py_spy, "record", "--nonblocking", "--rate", "200", "--format", "raw", "--output", out]
+        record = [py_spy, "record", "--rate", "200", "--format", "raw", "--output", out]
         return [*record, "--", *python, *module]
     return [*python, *module]
 
@@ -588,6 +581,7 @@ class RunFigures:
     restore: dict[str, Any] = field(default_factory=dict)
     profiled: str = "none"
     replicas: int = 1
+    rate_per_s: float | None = None
     waited_for_quiet_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -729,7 +723,10 @@ async def run_one(ctx: Context, scenario: Scenario, design: str, transport: str)
         figures.littles_law_bound_per_s = ctx.max_in_flight * ctx.replicas / (scenario.latency_ms / 1000)
     figures.profiled = ctx.profile if design != "baseline" else "none"
     figures.replicas = ctx.replicas if design in WORKER_DESIGNS else 1
+    figures.rate_per_s = scenario.rate_per_s
     print(f"[{label}] topics {topics.prefix}, logs in {run_dir}", file=sys.stderr, flush=True)
+    if ctx.quiet_below_cores is not None:  # before the pre-load: the wait would count as backlog time
+        figures.waited_for_quiet_s = await wait_for_quiet(ctx, [ctx.broker_pid])
     await create_topics(ctx.bootstrap, topics)
     if scenario.rate_per_s is None:
         loaded_at = time.monotonic()
@@ -765,8 +762,6 @@ async def drive(
     sandbox: SandboxProcess,
 ) -> tuple[Watch, float]:
     """Start the design, feed it (paced scenarios), watch until every result is in; then its own figures."""
-    if ctx.quiet_below_cores is not None:
-        figures.waited_for_quiet_s = await wait_for_quiet(ctx, [sandbox.pid, ctx.broker_pid])
     spawned = time.time()
     processes.spawn()
     producer = None
@@ -870,15 +865,13 @@ def table(runs: list[RunFigures]) -> str:
 def targets(runs: list[RunFigures]) -> list[dict[str, Any]]:
     """The targets at 50 ms: >= 90% of min(Little's-law bound, 0 ms throughput), >= 20x the baseline."""
     out: list[dict[str, Any]] = []
-    zero = {
-        r.transport: r.throughput_per_s
-        for r in runs
-        if r.design == "worker" and r.latency_ms == 0 and r.complete and r.scenario != "soak-1m"
-    }
-    for r in runs:
-        if r.design != "worker" or r.latency_ms != 50 or not r.throughput_per_s:
+    backlog = [r for r in runs if r.design == "worker" and r.rate_per_s is None and r.complete]
+    zero = {(r.transport, r.replicas): r.throughput_per_s for r in backlog if r.latency_ms == 0}
+    for r in backlog:
+        if r.latency_ms != 50 or not r.throughput_per_s:
             continue
-        ceiling = min(x for x in (r.littles_law_bound_per_s, zero.get(r.transport)) if x is not None)
+        limits = (r.littles_law_bound_per_s, zero.get((r.transport, r.replicas)))
+        ceiling = min(x for x in limits if x is not None)
         base = next(
             (b.throughput_per_s for b in runs if b.design == "baseline" and b.scenario == r.scenario), None
         )
@@ -888,6 +881,7 @@ def targets(runs: list[RunFigures]) -> list[dict[str, Any]]:
             {
                 "scenario": r.scenario,
                 "transport": r.transport,
+                "replicas": r.replicas,
                 "throughput_per_s": r.throughput_per_s,
                 "ceiling_per_s": ceiling,
                 "share_of_ceiling": share,
@@ -1044,6 +1038,8 @@ async def main_async(args: argparse.Namespace) -> int:
         "targets": goals,
     }
     print(table(runs))
+    for line in ratio_lines(runs):
+        print(line)
     for target in goals:
         print(target_line(target))
     if args.json_out:
@@ -1051,9 +1047,23 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0 if all(r.complete for r in runs) else 1
 
 
+def ratio_lines(runs: list[RunFigures]) -> list[str]:
+    """Throughput of each worker run over the baseline's in the same scenario."""
+    lines = []
+    for r in runs:
+        base = next((b for b in runs if b.design == "baseline" and b.scenario == r.scenario), None)
+        if r.design == "baseline" or base is None or not r.throughput_per_s or not base.throughput_per_s:
+            continue
+        ratio = r.throughput_per_s / base.throughput_per_s
+        design = r.design if r.replicas == 1 else f"{r.design} x{r.replicas}"
+        lines.append(f"{r.scenario}: {design} ({r.transport}) / baseline = {ratio:.1f}x")
+    return lines
+
+
 def target_line(t: dict[str, Any]) -> str:
+    replicas = f" x{t['replicas']}" if t["replicas"] > 1 else ""
     return (
-        f"{t['scenario']} ({t['transport']}): {t['throughput_per_s']} cmd/s = "
+        f"{t['scenario']} ({t['transport']}{replicas}): {t['throughput_per_s']} cmd/s = "
         f"{fmt(t['share_of_ceiling'], 3)} of min(bound, 0 ms) {fmt(t['ceiling_per_s'])} "
         f"[{'met' if t['share_target_met'] else 'NOT met'} >= 0.9]; "
         f"{fmt(t['ratio_to_baseline'], 1)}x the baseline's {fmt(t['baseline_per_s'])} "
