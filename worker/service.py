@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from worker.clock import Clock, SystemClock
@@ -30,9 +30,10 @@ from worker.observability.events import (
 )
 from worker.pipeline.gate import Gate
 from worker.pipeline.journal import Journal
+from worker.pipeline.ownership import TxnProducer
 from worker.pipeline.processor import Processor
-from worker.pipeline.publisher import Publisher
-from worker.pipeline.runner import Runner
+from worker.pipeline.publisher import Outbox
+from worker.pipeline.runner import RestoreFailed, Runner
 from worker.settings import Settings
 
 log = logging.getLogger("ecash_worker")
@@ -92,12 +93,11 @@ class Worker:
         self.client = EcashClient(
             settings, transport=RateLimitedTransport(transport, limiter), sink=self.sink, clock=self.clock
         )
-        self.publisher = Publisher(settings, self.kafka_kwargs)
+        self.outbox = Outbox(settings.results_topic, settings.dlq_topic, settings.review_topic)
         self.journal = Journal(
             topic=settings.journal_topic,
             group_id=settings.group_id,
             state_dir=settings.state_dir,
-            sender=self.publisher,
             consumer_factory=self._journal_consumer,
             dedupe_window_s=settings.dedupe_window_s,
         )
@@ -105,11 +105,12 @@ class Worker:
             settings=settings,
             client=self.client,
             journal=self.journal,
-            publisher=self.publisher,
+            outbox=self.outbox,
             gate=self.gate,
             clock=self.clock,
             sink=self.sink,
             topic=settings.commands_topic,
+            limiter=None if limiter.unlimited else limiter,
         )
         self.runner = Runner(
             settings=settings,
@@ -119,7 +120,25 @@ class Worker:
             sink=self.sink,
             client_kwargs=self.kafka_kwargs,
             logged_in=lambda: self.client.logged_in,
+            producer_factory=self._transactional_producer,
+            clock=self.clock,
         )
+
+    def _transactional_producer(self, transactional_id: str) -> TxnProducer:
+        """One per owned command partition (ownership.py): starting it fences the previous owner's."""
+        producer: TxnProducer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=60_000,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=30_000,
+            client_id="ecash-worker",
+            **self.kafka_kwargs,
+        )
+        return producer
 
     def _journal_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -127,6 +146,7 @@ class Worker:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             group_id=None,
+            isolation_level="read_committed",  # only what owners committed: never a fenced zombie's writes
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
             **self.kafka_kwargs,
@@ -137,8 +157,6 @@ class Worker:
         async with AsyncExitStack() as stack:
             if self.settings.create_topics:
                 await self._ensure_topics()
-            await self.publisher.start()
-            stack.push_async_callback(self.publisher.stop)
             stack.push_async_callback(self.client.aclose)
             if self._serve_health:
                 await self._start_health(stack)
@@ -235,3 +253,6 @@ async def run_worker(settings: Settings) -> int:
         log.error("%s", exc)
         print(f"ecash-worker: {exc}", file=sys.stderr)
         return 3
+    except RestoreFailed as exc:
+        print(f"ecash-worker: {exc}; see docs/runbook.md (journal restore)", file=sys.stderr)
+        return 4

@@ -115,6 +115,20 @@ class PartitionsChanged:
     revoked: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class ReviewDecisionRefused:
+    trace_number: str
+    reason: str  # waiting_for_status_inquiry | status_inquiry_processed
+
+
+@dataclass(frozen=True)
+class PartitionFenced:
+    """This worker lost a partition it believed it owned (fenced by a new owner, or its producer died)."""
+
+    partition: int
+    reason: str
+
+
 Event = (
     ApiCallFinished
     | LoginFinished
@@ -130,6 +144,8 @@ Event = (
     | BreakerStateChanged
     | FatalConfiguration
     | PartitionsChanged
+    | ReviewDecisionRefused
+    | PartitionFenced
 )
 
 

@@ -29,8 +29,10 @@ from worker.observability.events import (
     Event,
     FatalConfiguration,
     LoginFinished,
+    PartitionFenced,
     ResolutionFinished,
     ResultPublished,
+    ReviewDecisionRefused,
 )
 from worker.settings import LogFormat, Settings
 
@@ -244,6 +246,10 @@ class EventLogger:
                 return logging.DEBUG, f"{event.operation}: {event.code}"
             case CommandConsumed():
                 return logging.DEBUG, "command consumed"
+            case PartitionFenced():
+                return logging.WARNING, f"partition {event.partition} lost: {event.reason}"
+            case ReviewDecisionRefused():
+                return logging.WARNING, f"review decision for {event.trace_number} held: {event.reason}"
         return logging.INFO, _summary(event)
 
 

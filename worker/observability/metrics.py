@@ -42,6 +42,7 @@ from worker.observability.events import (
     FatalConfiguration,
     JournalRestored,
     LoginFinished,
+    PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
     ResolutionFinished,
@@ -63,11 +64,18 @@ LOGIN_KINDS = ("login", "relogin")
 LOGIN_RESULTS = ("ok", "failed")
 INQUIRY_ANSWERS = ("processed", "not_found", "other", "not_sent", "ambiguous")
 RESOLUTION_OUTCOMES = ("succeeded", "failed", "unresolved", "resubmit")
-RETRY_REASONS = ("not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable")
+RETRY_REASONS = ("not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable", "lease_expired")
 REJECT_REASONS = ("invalid", "trace_reused")
-DEAD_LETTER_REASONS = ("not_json", "not_a_command", "oversize", "no_trace_number")
+DEAD_LETTER_REASONS = (
+    "not_json",
+    "not_a_command",
+    "oversize",
+    "no_trace_number",
+    "internal_error",
+    "review_decision_refused",
+)
 RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
-PARTITION_CHANGES = ("assigned", "revoked")
+PARTITION_CHANGES = ("assigned", "revoked", "lost")  # lost: fenced by a new owner, or the producer died
 
 API_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 END_TO_END_BUCKETS_S = (
@@ -264,6 +272,8 @@ class Metrics:
             case PartitionsChanged():
                 self.partition_changes.labels("assigned").inc(len(event.assigned))
                 self.partition_changes.labels("revoked").inc(len(event.revoked))
+            case PartitionFenced():
+                self.partition_changes.labels("lost").inc()
 
     def _on_result(self, event: ResultPublished) -> None:
         outcome = one_of(event.outcome, OUTCOMES)
