@@ -126,6 +126,7 @@ class Settings(BaseSettings):
         "api_password",
         "api_public_key_path",
         "kafka_sasl_mechanism",
+        "kafka_group_instance_id",
         "kafka_sasl_username",
         "kafka_sasl_password",
         "kafka_ssl_cafile",

@@ -121,6 +121,16 @@ class Journal:
             store.put(record.trace_number, record.model_dump_json().encode(), self._now_ms())
 
     # --- ownership -------------------------------------------------------------------------
+    def open_in_memory(self, partition: int) -> None:
+        """Own ``partition`` with an empty in-memory store and no restore: for in-memory fakes and tests."""
+        self._stores[partition] = PartitionStore(None)
+
+    def seed(self, record: JournalRecord, appended_at_ms: int) -> None:
+        """Put a record as a restore would have found it (appended at ``appended_at_ms``): for fakes."""
+        self._stores[record.partition].put(
+            record.trace_number, record.model_dump_json().encode(), appended_at_ms
+        )
+
     async def restore(self, partition: int) -> RestoreReport:
         started = time.perf_counter()
         store = open_store(self._state_dir, self._group_id, self.topic, partition)

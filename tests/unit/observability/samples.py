@@ -12,12 +12,14 @@ from worker.observability.events import (
     FatalConfiguration,
     JournalRestored,
     LoginFinished,
+    PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
     ResolutionFinished,
     ResolutionStarted,
     ResultPublished,
     RetryScheduled,
+    ReviewDecisionRefused,
     StatusInquiryAnswered,
 )
 
@@ -48,6 +50,8 @@ EVERY_EVENT: tuple[Event, ...] = (
     BreakerStateChanged(state="open", reason="failure ratio 0.6 over 30 s"),
     FatalConfiguration(reason="login refused: INVALID_CREDENTIAL"),
     PartitionsChanged(assigned=(0, 3), revoked=(5,)),
+    PartitionFenced(2, "transaction failed: ProducerFenced"),
+    ReviewDecisionRefused("T9", "status_inquiry_processed"),
 )
 
 

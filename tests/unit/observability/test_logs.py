@@ -148,6 +148,8 @@ def test_every_event_logs_one_line_at_debug() -> None:
         "breaker_state_changed",
         "fatal_configuration",
         "partitions_changed",
+        "partition_fenced",
+        "review_decision_refused",
     ]
     assert all(MSISDN not in json.dumps(line) for line in lines)
 
