@@ -31,6 +31,7 @@ from worker.observability.events import (
 from worker.pipeline.gate import Gate
 from worker.pipeline.journal import Journal
 from worker.pipeline.ownership import TxnProducer
+from worker.pipeline.probe import BreakerProber
 from worker.pipeline.processor import Processor
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.runner import RestoreFailed, Runner
@@ -81,6 +82,10 @@ class Worker:
         self.breaker.on_change = lambda state, reason: self.sink.emit(BreakerStateChanged(str(state), reason))
         self.sink.hooks.append(breaker_hook(self.breaker))
         self.gate = Gate(self.breaker, self.clock)
+        # Half-open with no command to probe with: a Login decides (worker/pipeline/probe.py).
+        self._prober = BreakerProber(
+            self.breaker, self.gate, lambda: self.client.login(), self.clock, self.sink, self._fatal
+        )
         self.kafka_kwargs: dict[str, Any] = kafka_client_kwargs(settings)
         limiter = RateLimiter(
             settings.api_rate_limit_per_s, burst=max(1, int(settings.api_rate_limit_per_s)), clock=self.clock
@@ -164,6 +169,7 @@ class Worker:
             background = [
                 asyncio.create_task(self._fatal_probe_loop(), name="fatal-probe"),
                 asyncio.create_task(self.runner.heartbeat_loop(), name="heartbeat"),
+                asyncio.create_task(self._prober.run(), name="breaker-probe"),
             ]
             try:
                 await self.runner.run()

@@ -105,6 +105,14 @@ class BreakerStateChanged:
 
 
 @dataclass(frozen=True)
+class BreakerProbed:
+    """The background probe's call while half-open (worker/pipeline/probe.py), and what it did."""
+
+    result: str  # closed | reopened | fatal | no_answer
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class FatalConfiguration:
     reason: str  # e.g. "login refused: INVALID_CREDENTIAL" (never the secret itself)
 
@@ -142,6 +150,7 @@ Event = (
     | ResolutionFinished
     | JournalRestored
     | BreakerStateChanged
+    | BreakerProbed
     | FatalConfiguration
     | PartitionsChanged
     | ReviewDecisionRefused

@@ -34,6 +34,7 @@ from worker.ecash.codes import canonical
 from worker.ecash.wire import Operation
 from worker.observability.events import (
     ApiCallFinished,
+    BreakerProbed,
     BreakerStateChanged,
     CommandConsumed,
     CommandRejected,
@@ -76,6 +77,7 @@ DEAD_LETTER_REASONS = (
 )
 RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
 PARTITION_CHANGES = ("assigned", "revoked", "lost")  # lost: fenced by a new owner, or the producer died
+PROBE_RESULTS = ("closed", "reopened", "fatal", "no_answer")  # worker/pipeline/probe.py ProbeResult
 
 API_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 END_TO_END_BUCKETS_S = (
@@ -168,6 +170,7 @@ class Metrics:
         self.journal_records = c("ecash_journal_records_restored", "Journal records read back on assignment")
         self.breaker_transitions = c("ecash_breaker_transitions", "Circuit breaker state changes", ("state",))
         self.partition_changes = c("ecash_partition_changes", "Partitions assigned or revoked", ("change",))
+        self.breaker_probes = c("ecash_breaker_probes", "Background breaker probes, by result", ("result",))
 
     def _define_histograms(self) -> None:
         h = self._histogram
@@ -212,6 +215,7 @@ class Metrics:
         _zero(self.status_inquiries, [(a,) for a in INQUIRY_ANSWERS])
         _zero(self.breaker_transitions, [(s,) for s in BREAKER_STATES])
         _zero(self.partition_changes, [(c,) for c in PARTITION_CHANGES])
+        _zero(self.breaker_probes, [(r,) for r in PROBE_RESULTS])
         for o in OUTCOMES:
             self.end_to_end.labels(o)
         for o in RESOLUTION_OUTCOMES:
@@ -267,6 +271,8 @@ class Metrics:
                 self.restore_duration.observe(max(0.0, event.duration_s))
             case BreakerStateChanged():
                 self.breaker_transitions.labels(one_of(event.state, BREAKER_STATES)).inc()
+            case BreakerProbed():
+                self.breaker_probes.labels(one_of(event.result, PROBE_RESULTS)).inc()
             case FatalConfiguration():
                 self._fatal_reason = event.reason
             case PartitionsChanged():
