@@ -49,11 +49,14 @@ class Agreement:
     resolved_by: Counter[str] = field(default_factory=Counter)  # per distinct result
     executions: int = 0
     foreign_executions: tuple[str, ...] = ()  # executed trace numbers nobody sent (should be empty)
+    # trace -> (messages, result records) where a read_committed reader saw more result records than
+    # messages were sent: a result published twice (exactly-once results make this empty)
+    seen_twice: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """The three figures that must be zero are zero."""
-        return not self.double_charges and not self.lost and not self.disagreements
+        """The four figures that must be zero are zero."""
+        return not self.double_charges and not self.lost and not self.disagreements and not self.seen_twice
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class Agreement:
             "resolved_by": dict(sorted(self.resolved_by.items())),
             "executions": self.executions,
             "foreign_executions": list(self.foreign_executions),
+            "seen_twice": {t: list(v) for t, v in sorted(self.seen_twice.items())},
         }
 
 
@@ -79,10 +83,12 @@ def check_agreement(
 ) -> Agreement:
     """Compare ``results`` and ``executions`` for the trace numbers in ``sent`` (see the module doc)."""
     distinct: dict[str, dict[str, Mapping[str, Any]]] = {}
+    records: Counter[str] = Counter()
     for result in results:
         trace = str(result.get("trace_number"))
         if trace in sent:
             distinct.setdefault(trace, {})[str(result.get("event_id"))] = result
+            records[trace] += 1
     ledger: dict[str, list[Mapping[str, Any]]] = {}
     for execution in executions:
         ledger.setdefault(str(execution["trace_number"]), []).append(execution)
@@ -111,6 +117,7 @@ def check_agreement(
         resolved_by=resolved_by,
         executions=sum(len(runs) for runs in ledger.values()),
         foreign_executions=tuple(sorted(t for t in ledger if t not in sent)),
+        seen_twice={t: (sent[t], n) for t, n in records.items() if n > sent[t]},
     )
 
 
