@@ -65,7 +65,17 @@ INQUIRY_ANSWERS = ("processed", "not_found", "other", "not_sent", "ambiguous")
 RESOLUTION_OUTCOMES = ("succeeded", "failed", "unresolved", "resubmit")
 RETRY_REASONS = ("not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable")
 REJECT_REASONS = ("invalid", "trace_reused")
-DEAD_LETTER_REASONS = ("not_json", "not_a_command", "oversize", "no_trace_number")
+DEAD_LETTER_REASONS = (
+    "not_json",
+    "not_a_command",
+    "oversize",
+    "no_trace_number",
+    "too_deep",
+    "number_too_large",
+    "duplicate_keys",
+    "invalid_review_decision",
+    "review_decision_not_applicable",
+)
 RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
 PARTITION_CHANGES = ("assigned", "revoked")
 
