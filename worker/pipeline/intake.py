@@ -171,11 +171,13 @@ def _message(error_type: str, message: str) -> str:
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
-    return _shown(".".join(str(part) for part in loc)) or "command"
+    return _shown(".".join(str(part) for part in loc)) if loc else "command"
 
 
 def _shown(name: str) -> str:
     """A field name as it can be quoted back: bounded, and escaped when it is not plain printable ASCII."""
+    if not name:
+        return '""'
     clipped = name[:_SHOWN_NAME_CHARS]
     shown = clipped if clipped.isascii() and clipped.isprintable() else ascii(clipped)
     return shown + ("..." if len(name) > _SHOWN_NAME_CHARS else "")
