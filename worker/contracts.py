@@ -7,7 +7,7 @@ These pydantic models are the source of truth; ``schemas/*.schema.json`` is gene
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -77,6 +77,11 @@ class Command(BaseModel):
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("expires_at needs a timezone (for example 2026-01-01T00:00:00Z)")
+        if value is not None:
+            try:
+                value.astimezone(UTC)  # 9999-12-31T23:59-23:59 is after the last instant Python can hold
+            except OverflowError:
+                raise ValueError("expires_at is outside the years 1 to 9999 in UTC") from None
         return value
 
     @field_serializer("amount")

@@ -182,6 +182,8 @@ def as_expected(message: Message, answer: dict[str, Any]) -> bool:
         return str(answer.get("reason", "")).startswith(f"{expect.label}:")
     if answer.get("outcome") != expect.outcome:
         return False
+    if expect.resolved_by is not None and answer.get("resolved_by") != expect.resolved_by:
+        return False
     return expect.label is None or f"[{expect.label}]" in str(answer.get("detail", ""))
 
 

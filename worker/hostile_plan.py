@@ -23,11 +23,13 @@ class Expect:
     answer: str  # "result" | "dead_letter"
     outcome: str | None = None  # succeeded | rejected (a result)
     label: str | None = None  # the rejection's rule, or the dead letter's reason
+    resolved_by: str | None = None  # "journal": answered from the journal, nothing sent
 
     def describe(self) -> str:
         if self.answer == "dead_letter":
             return f"dead letter {self.label}"
-        return f"{self.outcome}" + (f" [{self.label}]" if self.label else "")
+        by = f" by {self.resolved_by}" if self.resolved_by else ""
+        return f"{self.outcome}" + (f" [{self.label}]" if self.label else "") + by
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,24 @@ HOSTILE: dict[str, Hostile] = {
 }
 
 
+# Hostile kinds that reuse an earlier valid command's trace number (same key, so the same partition and
+# lane, after it): a replay is answered from the journal; other parameters are refused. Neither executes.
+REPLAYS: dict[str, Expect] = {
+    "replay_of_valid": Expect("result", "succeeded", resolved_by="journal"),
+    "trace_reused_other_amount": Expect("result", "rejected", resolved_by="journal"),
+}
+
+
+def _replay(kind: str, rng: random.Random, earlier: list[Message]) -> Message:
+    original = rng.choice(earlier)
+    fields = orjson.loads(original.value or b"{}")
+    if kind == "trace_reused_other_amount":
+        fields["amount"] = "99.99"
+    return Message(
+        kind, original.trace_number, original.key, _json(fields), REPLAYS[kind], (), original.trace_number
+    )
+
+
 def _odd_key(rng: random.Random, msisdn: str) -> bytes | None:
     return rng.choice([None, b"", b"\xff\xfe\x00", msisdn.encode(), b"k" * 1000])
 
@@ -219,7 +239,7 @@ def _odd_key(rng: random.Random, msisdn: str) -> bytes | None:
 def plan_messages(count: int, msisdns: int, seed: int, hostile_share: float = 0.5) -> list[Message]:
     """``count`` messages, ``hostile_share`` of them hostile (every kind at least once when there is room)."""
     rng = random.Random(seed)
-    kinds = sorted(HOSTILE)
+    kinds = sorted([*HOSTILE, *REPLAYS])
     hostile_count = round(count * hostile_share)
     chosen = [kinds[i % len(kinds)] for i in range(min(hostile_count, len(kinds)))]
     chosen += [rng.choice(kinds) for _ in range(hostile_count - len(chosen))]
@@ -238,6 +258,12 @@ def plan_messages(count: int, msisdns: int, seed: int, hostile_share: float = 0.
             }
             messages.append(Message(kind, trace, msisdn.encode(), _json(fields), SUCCEEDED, (), trace))
             continue
+        if kind in REPLAYS:
+            earlier = [m for m in messages if not m.hostile]
+            if earlier:
+                messages.append(_replay(kind, rng, earlier))
+                continue
+            kind = "json_null"  # nothing to replay yet
         value, expect = HOSTILE[kind](rng, trace, msisdn)
         headers = (("x-hostile", rng.randbytes(8)),) if rng.random() < 0.2 else ()
         addressed_as = (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from worker.hostile import HostileOptions, run_hostile, summary_table
-from worker.hostile_plan import HOSTILE
+from worker.hostile_plan import HOSTILE, REPLAYS
 
 pytestmark = [pytest.mark.kafka]
 
@@ -33,7 +33,7 @@ async def test_no_message_stops_the_worker_and_every_message_is_answered(
     assert verdict.worker_exits == 0, f"the worker exited; see {tmp_path / 'worker.log'}"
     assert verdict.processor_failures == 0, f"jobs failed; see {tmp_path / 'worker.log'}"
     assert verdict.messages == 600
-    assert set(verdict.kinds) == {*HOSTILE, "valid"}
+    assert set(verdict.kinds) == {*HOSTILE, *REPLAYS, "valid"}
     assert verdict.answered == 600, verdict.unexpected
     assert verdict.answered_twice == 0
     assert verdict.answered_as_expected == 600, verdict.unexpected

@@ -105,6 +105,9 @@ def test_a_decimal_from_code_follows_the_same_rules_and_never_raises_arithmetic_
         ("msisdn", "0813123456a"),
         ("type", "refund"),
         ("expires_at", "2026-01-01T00:00:00"),
+        ("expires_at", "9999-12-31T23:59:59-23:59"),
+        ("expires_at", "0001-01-01T00:00:00+23:59"),
+        ("expires_at", 1e20),
         ("unknown_field", 1),
     ],
 )

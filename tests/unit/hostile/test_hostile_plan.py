@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.hostile_plan import HOSTILE, MAX_BYTES, plan_messages
+from worker.hostile_plan import HOSTILE, MAX_BYTES, REPLAYS, plan_messages
 from worker.pipeline.intake import DeadLetterReason, Decision, Parsed, Rejection, parse_command
 
 
@@ -12,13 +12,25 @@ def test_the_plan_is_seeded_half_hostile_and_names_every_kind() -> None:
     plan = plan_messages(600, 50, seed=3)
     assert plan == plan_messages(600, 50, seed=3)
     assert sum(m.hostile for m in plan) == 300
-    assert {m.kind for m in plan if m.hostile} == set(HOSTILE)
-    assert len({m.trace_number for m in plan}) == 600
+    assert {m.kind for m in plan if m.hostile} == {*HOSTILE, *REPLAYS}
+    replays = [m for m in plan if m.kind in REPLAYS]
+    assert len({m.trace_number for m in plan}) == 600 - len(replays)
 
 
-@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_a_replay_reuses_an_earlier_valid_command_with_its_key() -> None:
+    plan = plan_messages(600, 50, seed=3)
+    for index, message in enumerate(plan):
+        if message.kind in REPLAYS:
+            (original,) = [
+                m for m in plan[:index] if m.trace_number == message.trace_number and not m.hostile
+            ]
+            assert original.key == message.key
+            assert (original.value == message.value) == (message.kind == "replay_of_valid")
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))  # replays: see above; intake parses them
 def test_each_hostile_kind_expects_what_intake_decides(kind: str) -> None:
-    message = next(m for m in plan_messages(2 * len(HOSTILE), 50, seed=5) if m.kind == kind)
+    message = next(m for m in plan_messages(2 * (len(HOSTILE) + len(REPLAYS)), 50, seed=5) if m.kind == kind)
     outcome = parse_command(message.value, max_bytes=MAX_BYTES)
     expect = message.expect
     if expect.answer == "dead_letter" and expect.label == "review_decision_not_applicable":

@@ -7,7 +7,7 @@ Deterministic for CI (``derandomize=True``, no example database); over 10,000 ex
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +70,9 @@ def answer(value: bytes | None) -> Intake:
         command = outcome.command
         assert_amount_within_the_rules(command.amount)
         assert fingerprint(command)
+        if command.expires_at is not None:  # what the processor does with it
+            assert command.expires_at.astimezone(UTC).isoformat()
+            assert isinstance(command.expires_at <= NOW, bool)
         command.model_dump_json()
     elif isinstance(outcome, Rejection):
         assert IDENTIFIABLE_TRACE.match(outcome.trace_number)
@@ -179,6 +182,11 @@ VALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "metadata": st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=3),
 }
 MANDATORY = ("type", "trace_number", "msisdn", "amount")
+ODD_EXPIRES = st.builds(
+    lambda moment, offset: json.dumps(moment.replace(tzinfo=timezone(offset)).isoformat()),
+    st.datetimes(),
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)),
+)
 
 
 @st.composite
@@ -190,7 +198,9 @@ def command_shaped(draw: st.DrawFn) -> bytes:
             continue
         if name in MANDATORY and draw(st.integers(0, 20)) == 0:
             continue
-        if draw(st.integers(0, 5)) == 0:
+        if name == "expires_at" and draw(st.booleans()):
+            pairs.append((name, draw(ODD_EXPIRES)))
+        elif draw(st.integers(0, 5)) == 0:
             pairs.append((name, draw(FRAGMENT)))
         else:
             pairs.append((name, json.dumps(draw(VALID_VALUES[name]), ensure_ascii=False)))
