@@ -116,9 +116,10 @@ class Verdict:
     dead_letters: int = 0
     valid_succeeded: int = 0
     executions: int = 0
+    expected_executions: int = 0  # valid commands and the odd-but-legal hostile ones
     executed_twice: int = 0
-    hostile_executed: int = 0
-    valid_not_executed: int = 0
+    unexpected_executions: int = 0  # executions of a trace number that must not move money
+    not_executed_once: int = 0  # trace numbers that must execute once and did not
     worker_exits: int = 0
     processor_failures: int = 0
     wall_s: float = 0.0
@@ -130,8 +131,8 @@ class Verdict:
             self.answered == self.answered_as_expected == self.messages
             and self.answered_twice == 0
             and self.valid_succeeded == self.messages - self.hostile
-            and self.executions == self.messages - self.hostile
-            and self.executed_twice == self.hostile_executed == self.valid_not_executed == 0
+            and self.executions == self.expected_executions
+            and self.executed_twice == self.unexpected_executions == self.not_executed_once == 0
             and self.worker_exits == 0
             and self.processor_failures == 0
         )
@@ -169,11 +170,10 @@ def judge(sent: list[Sent], answers: Answers, ledger: list[dict[str, Any]], verd
     executed = Counter(str(e["trace_number"]) for e in ledger)
     verdict.executions = sum(executed.values())
     verdict.executed_twice = sum(1 for count in executed.values() if count > 1)
-    valid_traces = {s.message.trace_number for s in sent if not s.message.hostile}
-    verdict.hostile_executed = sum(count for trace, count in executed.items() if trace not in valid_traces)
-    verdict.valid_not_executed = sum(
-        1 for s in sent if not s.message.hostile and executed[s.message.trace_number] != 1
-    )
+    must = {str(s.message.addressed_as) for s in sent if s.message.must_execute}
+    verdict.expected_executions = len(must)
+    verdict.unexpected_executions = sum(count for trace, count in executed.items() if trace not in must)
+    verdict.not_executed_once = sum(1 for trace in must if executed[trace] != 1)
 
 
 def as_expected(message: Message, answer: dict[str, Any]) -> bool:
@@ -332,13 +332,16 @@ def count_lines(path: Path, needle: str) -> int:
 def summary_table(verdict: Verdict) -> str:
     valid = verdict.messages - verdict.hostile
     rows = [
-        ("messages", f"{verdict.messages} ({verdict.hostile} hostile of {len(verdict.kinds) - 1} kinds)"),
+        ("messages", f"{verdict.messages} ({verdict.hostile} hostile, of {len(verdict.kinds) - 1} kinds)"),
         ("answered", f"{verdict.answered} ({verdict.answered_as_expected} as expected)"),
         ("answered twice", str(verdict.answered_twice)),
         ("results / dead letters", f"{verdict.results} / {verdict.dead_letters}"),
         ("valid commands succeeded", f"{verdict.valid_succeeded} of {valid}"),
-        ("executions (ledger)", f"{verdict.executions}, twice: {verdict.executed_twice}"),
-        ("hostile executed", str(verdict.hostile_executed)),
+        (
+            "executions (ledger)",
+            f"{verdict.executions} of {verdict.expected_executions} due, twice: {verdict.executed_twice}",
+        ),
+        ("executions not due", str(verdict.unexpected_executions)),
         ("worker exits", str(verdict.worker_exits)),
         ("processor failures (log)", str(verdict.processor_failures)),
         ("wall time", f"{verdict.wall_s} s"),

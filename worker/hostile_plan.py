@@ -46,6 +46,11 @@ class Message:
     def hostile(self) -> bool:
         return self.kind != "valid"
 
+    @property
+    def must_execute(self) -> bool:
+        """Its charge or credit must reach the API's ledger exactly once."""
+        return self.expect.outcome == "succeeded" and self.expect.resolved_by is None
+
 
 SUCCEEDED = Expect("result", "succeeded")
 
@@ -81,6 +86,10 @@ def _raw_amount(trace: str, msisdn: str, literal: str) -> bytes:
 
 def _with(rule: str, **changes: object) -> Hostile:
     return lambda rng, trace, msisdn: (_json(_command(trace, msisdn, changes)), rejected(rule))
+
+
+def _with_outcome(outcome: str, **changes: object) -> Hostile:
+    return lambda rng, trace, msisdn: (_json(_command(trace, msisdn, changes)), Expect("result", outcome))
 
 
 def _nested(depth: int) -> str:
@@ -187,6 +196,27 @@ HOSTILE: dict[str, Hostile] = {
         _json(_command(t + "\u0661", m)),
         dead("no_trace_number"),
     ),
+    # odd but legal: these are valid commands and must move money once (or be declined, or expire)
+    "legal_odd_unicode": _with_outcome(
+        "succeeded",
+        description="\u202e\u200b\U0001f4b8 \x00 end",
+        metadata={"\u043a\u043b\u044e\u0447": "\u503c\x00", "\ufeff": "\U0001f4b8"},
+    ),
+    "legal_deep_metadata": lambda r, t, m: (
+        f'{{"type":"credit","trace_number":"{t}","msisdn":"{m}","amount":"100",'
+        f'"metadata":{_nested(30)}}}'.encode(),
+        Expect("result", "succeeded"),
+    ),
+    "legal_big_metadata_numbers": lambda r, t, m: (
+        f'{{"type":"credit","trace_number":"{t}","msisdn":"{m}","amount":"100",'
+        f'"metadata":{{"n":{"7" * 40},"f":1.7976931348623157e308,"z":-0.0}}}}'.encode(),
+        Expect("result", "succeeded"),
+    ),
+    "legal_long_metadata": _with_outcome("succeeded", metadata={"note": "n" * 10_000}),
+    "legal_integer_amount": _with_outcome("succeeded", amount=1500),
+    "legal_far_future_expiry": _with_outcome("succeeded", expires_at="9999-12-31T23:59:59+14:00"),
+    "legal_expired": _with_outcome("failed", expires_at="2000-01-01T00:00:00Z"),
+    "legal_max_amount_declined": _with_outcome("declined", amount="999999999.99"),
     # review-decision-shaped junk
     "decision_missing_fields": lambda r, t, m: (
         _json({"type": "review_decision", "trace_number": t}),

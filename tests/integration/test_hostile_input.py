@@ -37,6 +37,7 @@ async def test_no_message_stops_the_worker_and_every_message_is_answered(
     assert verdict.answered == 600, verdict.unexpected
     assert verdict.answered_twice == 0
     assert verdict.answered_as_expected == 600, verdict.unexpected
-    assert verdict.valid_succeeded == verdict.executions == 300
-    assert verdict.executed_twice == verdict.hostile_executed == verdict.valid_not_executed == 0
+    assert verdict.valid_succeeded == 300
+    assert verdict.executions == verdict.expected_executions > 300  # valid plus odd-but-legal hostile
+    assert verdict.executed_twice == verdict.unexpected_executions == verdict.not_executed_once == 0
     assert verdict.ok
