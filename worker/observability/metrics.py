@@ -75,6 +75,7 @@ DEAD_LETTER_REASONS = (
     "duplicate_keys",
     "invalid_review_decision",
     "review_decision_not_applicable",
+    "internal_error",
 )
 RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
 PARTITION_CHANGES = ("assigned", "revoked")

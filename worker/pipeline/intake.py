@@ -63,14 +63,26 @@ DEAD_LETTER_REASONS = (
     "number_too_large",
     "duplicate_keys",
     "invalid_review_decision",
+    "internal_error",
 )
-"""Every label ``parse_command`` can give (the processor adds ``review_decision_not_applicable``)."""
+"""Every label ``parse_command`` can give (the processor adds ``review_decision_not_applicable``).
+
+``internal_error`` is a last resort: no input is known to reach it (the property test asserts so)."""
 
 _SHOWN_NAME_CHARS = 64
 _SHOWN_ERRORS = 5
 
 
 def parse_command(value: bytes | None, *, max_bytes: int) -> Intake:
+    try:
+        return _parse(value, max_bytes)
+    except Exception as exc:  # a bug here must cost one message, never the consumer loop
+        return DeadLetterReason(
+            "internal_error", f"reading the message failed ({type(exc).__name__}); please report it"
+        )
+
+
+def _parse(value: bytes | None, max_bytes: int) -> Intake:
     if value is None:
         return DeadLetterReason("not_a_command", "the message has no value (a tombstone?)")
     if len(value) > max_bytes:

@@ -182,3 +182,14 @@ def test_big_integers_in_metadata_are_kept_exactly() -> None:
     )
     assert isinstance(result, Parsed)
     assert result.command.metadata == {"n": big}
+
+
+def test_a_bug_in_intake_costs_one_message_not_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(value: bytes) -> object:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("worker.pipeline.intake.read", broken)
+    result = parse(orjson.dumps(GOOD))
+    assert isinstance(result, DeadLetterReason)
+    assert result.reason == "internal_error"
+    assert "KeyError" in result.detail

@@ -83,6 +83,7 @@ def answer(value: bytes | None) -> Intake:
         rejection_result(outcome, partition=3, offset=17, now=NOW).model_dump_json()
     elif isinstance(outcome, DeadLetterReason):
         assert outcome.reason in DEAD_LETTER_REASONS
+        assert outcome.reason != "internal_error", outcome.detail  # the guard is never what saved us
         assert outcome.detail
         dead_letter(_Source(value), topic="ecash.commands", reason=outcome, now=NOW).model_dump_json()
     else:
