@@ -28,6 +28,7 @@ import sys
 import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from worker.ops import quiet_kafka_logs
 from worker.settings import Settings, load_settings
 from worker.stack import SandboxProcess, StackError, WorkerProcess, cancelled_by_sigterm
 
+Say = Callable[[str], None]
 SETTLE_S = 2.0  # after the last answer: time for a second answer that should not exist to show up
 PROCESSOR_FAILURE = "it will be retried from the journal"  # the runner's log line for a failed job
 EXAMPLES = 10
@@ -238,7 +240,7 @@ async def collect(settings: Settings, answers: Answers, stop: asyncio.Event) -> 
         await consumer.stop()
 
 
-async def start_broker(workdir: Path, exits: AsyncExitStack, say: Any) -> str:
+async def start_broker(workdir: Path, exits: AsyncExitStack, say: Say) -> str:
     port, controller_port = free_ports(2)
     config = LocalKafkaConfig(
         data_dir=workdir / "kafka",
@@ -252,7 +254,7 @@ async def start_broker(workdir: Path, exits: AsyncExitStack, say: Any) -> str:
     return broker.bootstrap
 
 
-async def run_hostile(options: HostileOptions, *, say: Any = say, clock: Clock | None = None) -> Verdict:
+async def run_hostile(options: HostileOptions, *, say: Say = say, clock: Clock | None = None) -> Verdict:
     """Start what is needed, send the mix, wait for every answer, judge, stop everything."""
     options.validate()
     clock = clock or SystemClock()
@@ -303,7 +305,7 @@ async def wait_answered(
     verdict: Verdict,
     max_wait_s: float,
     clock: Clock,
-    say: Any,
+    say: Say,
 ) -> None:
     """Until every message has an answer (or ``max_wait_s``); a worker that exits is counted and restarted."""
     deadline_s = clock.monotonic_s() + max_wait_s
