@@ -66,7 +66,7 @@ def _orjson_refusal(message: str) -> Unreadable:
 
 
 def _read_exactly(value: bytes) -> Document | Unreadable:
-    found: list[tuple[int, str, bool]] = []
+    found: list[tuple[dict[str, Any], str, bool]] = []  # the object itself: its id stays unique
 
     def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(pairs)
@@ -76,7 +76,7 @@ def _read_exactly(value: bytes) -> Document | Unreadable:
                 seen.setdefault(key, []).append(item)
             for key, values in seen.items():
                 if len(values) > 1:
-                    found.append((id(obj), key, all(_same(values[0], v) for v in values[1:])))
+                    found.append((obj, key, all(_same(values[0], v) for v in values[1:])))
         return obj
 
     try:
@@ -96,7 +96,10 @@ def _read_exactly(value: bytes) -> Document | Unreadable:
     if not found:
         return Document(data)
     paths = _paths(data)
-    return Document(data, [Duplicate(_join(paths.get(oid, ""), key), same) for oid, key, same in found])
+    # An object no longer in the document sat under a key that was itself repeated (the last one won):
+    # that key is reported, in its own object.
+    duplicates = [Duplicate(_join(paths[id(obj)], key), same) for obj, key, same in found if id(obj) in paths]
+    return Document(data, duplicates)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -193,3 +193,12 @@ def test_a_bug_in_intake_costs_one_message_not_the_loop(monkeypatch: pytest.Monk
     assert isinstance(result, DeadLetterReason)
     assert result.reason == "internal_error"
     assert "KeyError" in result.detail
+
+
+def test_a_repeated_key_inside_a_value_that_was_itself_repeated_is_reported_by_its_outer_key() -> None:
+    result = parse(
+        b'{"type":"charge","trace_number":"T1","msisdn":"08131234567","amount":"5",'
+        b'"metadata":{"trace_number":1,"trace_number":2},"metadata":{}}'
+    )
+    assert isinstance(result, Rejection)  # not mistaken for a repeated top-level trace_number
+    assert result.field == "metadata"
