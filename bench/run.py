@@ -36,6 +36,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.whatif import CHILDREN
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.settings import load_settings
 from worker.stack import (
@@ -51,9 +52,9 @@ from worker.stack import (
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DESIGNS = ("worker", "baseline", "worker-nojournal")
+DESIGNS = ("worker", "baseline", "worker-nojournal", "worker-notxn")
 TRANSPORTS = ("aiohttp", "httpx")
-WORKER_DESIGNS = ("worker", "worker-nojournal")
+WORKER_DESIGNS = ("worker", "worker-nojournal", "worker-notxn")
 
 
 # --- scenarios ---------------------------------------------------------------------------------------------
@@ -317,7 +318,7 @@ def design_argv(design: str, profile: str, run_dir: Path, worker_src: Path | Non
     python = [sys.executable, "-P"] if worker_src is not None else [sys.executable]
     if design == "baseline":
         return [*python, "-m", "bench.baseline"]
-    module = ["-m", "bench.run", "--child", "worker-nojournal"] if design == "worker-nojournal" else []
+    module = ["-m", "bench.run", "--child", design] if design in CHILDREN else []
     module = module or ["-m", "worker.cli", "run"]
     if profile == "pyinstrument":
         out = str(run_dir / "profile.txt")
@@ -377,9 +378,18 @@ class EndOffsets:
 async def read_topic(
     bootstrap: str, topic: str, partitions: int, handle: Callable[[Any], None], timeout_s: float = 600.0
 ) -> int:
-    """Feed every record now in ``topic`` to ``handle``; returns how many."""
+    """Feed every committed record now in ``topic`` to ``handle``; returns how many.
+
+    ``read_committed`` (results are written in transactions), and a partition is read to its end when the
+    consumer's position reaches the end offset: the last offsets of a transactional topic are commit
+    markers, not records.
+    """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_bytes=64 * 1024**2
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        fetch_max_bytes=64 * 1024**2,
     )
     await consumer.start()
     count = 0
@@ -391,12 +401,13 @@ async def read_topic(
         remaining = {tp for tp in tps if ends[tp] > 0}
         deadline = time.monotonic() + timeout_s
         while remaining and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=20_000)
-            for tp, records in batch.items():
+            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=20_000)
+            for records in batch.values():
                 for record in records:
                     handle(record)
                 count += len(records)
-                if records and records[-1].offset + 1 >= ends[tp]:
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
@@ -770,9 +781,17 @@ async def drive(
         producer = asyncio.create_task(produce(ctx.bootstrap, topics.commands, commands, scenario.rate_per_s))
     timeout_s = ctx.timeout_s or max(600.0, scenario.commands / 20)
     async with EndOffsets(ctx.bootstrap, topics.results, topics.partitions) as ends:
-        watch, figures.complete = await watch_until(
-            ctx, processes, sandbox, ends, scenario.commands, timeout_s
-        )
+        # End offsets count the transactions' commit markers too: once they pass the number of commands,
+        # count the committed records, and watch on for the ones still missing.
+        expected, deadline = scenario.commands, time.monotonic() + timeout_s
+        while True:
+            watch, figures.complete = await watch_until(
+                ctx, processes, sandbox, ends, expected, max(1.0, deadline - time.monotonic())
+            )
+            committed = await read_topic(ctx.bootstrap, topics.results, topics.partitions, lambda _r: None)
+            if not figures.complete or committed >= scenario.commands:
+                break
+            expected = await ends.total() + scenario.commands - committed
     if producer is not None:
         await producer
     if figures.design in WORKER_DESIGNS:
@@ -965,7 +984,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet-wait-s", type=float, default=600.0, help="the longest such wait")
     parser.add_argument("--replicas", type=int, default=1, help="worker processes in one group (default 1)")
-    parser.add_argument("--child", choices=("worker-nojournal",), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=tuple(CHILDREN), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -1071,23 +1090,10 @@ def target_line(t: dict[str, Any]) -> str:
     )
 
 
-def run_worker_without_journal() -> int:
-    """The worker with its journal writes turned into no-ops: a what-if for measuring the journal's cost.
-    Unsafe by construction (nothing is recorded before money moves); benchmark-only."""
-    from worker.cli import main as cli_main
-    from worker.pipeline.journal import Journal, JournalRecord
-
-    async def write(self: Journal, record: JournalRecord) -> None:
-        return None
-
-    setattr(Journal, "write", write)  # noqa: B010 - a deliberate patch in a benchmark-only process
-    return cli_main(["run"])
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.child == "worker-nojournal":
-        return run_worker_without_journal()
+    if args.child is not None:
+        return CHILDREN[args.child]()
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries while new topics elect leaders
     return asyncio.run(main_async(args))
 

@@ -31,13 +31,15 @@ def start_test_broker(
     data_dir: Path,
     environ: Mapping[str, str] | None = None,
     properties: Mapping[str, str] | None = None,
+    ports: tuple[int, int] | None = None,
 ) -> LocalKafka:
-    """A JVM broker on two free loopback ports, data in ``data_dir``; started and answering.
+    """A JVM broker on two free loopback ports (or ``ports``: client, controller), data in ``data_dir``;
+    started and answering.
 
     ``properties`` override the broker's generated ``server.properties``.
     """
     env = os.environ if environ is None else environ
-    port, controller_port = free_ports(2)
+    port, controller_port = ports or free_ports(2)
     config = LocalKafkaConfig(
         data_dir=data_dir,
         cache_dir=default_cache_dir(env),
