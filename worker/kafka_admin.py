@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+    for_code,
+)
 
 from worker.clock import Clock, SystemClock
 from worker.settings import Settings
@@ -41,10 +49,12 @@ def _durability_configs(replication_factor: int) -> dict[str, str]:
 
 
 def journal_topic_spec(name: str, partitions: int, replication_factor: int, retention_s: float) -> TopicSpec:
-    """The journal: compacted (latest record per trace number) and deleted after the retention."""
+    """The journal: compacted (latest record per trace number) and deleted after the retention; its record
+    time is the broker's clock (``LogAppendTime``), never a producer's."""
     configs = {
         "cleanup.policy": "compact,delete",
         "retention.ms": str(int(retention_s * 1000)),
+        "message.timestamp.type": "LogAppendTime",
         **_durability_configs(replication_factor),
     }
     return TopicSpec(name, partitions, replication_factor, configs)
@@ -115,8 +125,8 @@ async def ensure_topics(
         _check_partition_counts(specs, existing)
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
-            await _create(admin, missing)
-        await _wait_for_leaders(admin, [spec.name for spec in specs], ready_timeout_s, clock or SystemClock())
+            await create_missing(admin, missing)
+        await wait_for_leaders(admin, [spec.name for spec in specs], ready_timeout_s, clock or SystemClock())
     finally:
         await admin.close()
 
@@ -146,7 +156,8 @@ def _check_partition_counts(specs: list[TopicSpec], existing: Mapping[str, int])
             )
 
 
-async def _create(admin: Any, specs: list[TopicSpec]) -> None:
+async def create_missing(admin: Any, specs: list[TopicSpec]) -> None:
+    """Create ``specs`` (one already created meanwhile, by another worker, is fine)."""
     new_topics = [
         NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.configs)) for s in specs
     ]
@@ -162,7 +173,7 @@ async def _create(admin: Any, specs: list[TopicSpec]) -> None:
         raise TopicError("could not create topics: " + "; ".join(failures))
 
 
-async def _wait_for_leaders(admin: Any, names: list[str], timeout_s: float, clock: Clock) -> None:
+async def wait_for_leaders(admin: Any, names: list[str], timeout_s: float, clock: Clock) -> None:
     deadline_s = clock.monotonic_s() + timeout_s
     while True:
         described = await admin.describe_topics(names)
@@ -180,6 +191,49 @@ def _all_led(described: list[dict[str, Any]], names: list[str]) -> bool:
         if t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
     }
     return set(names) <= led
+
+
+async def diagnose_connection(
+    bootstrap: str, client_kwargs: ClientKwargs, timeout_s: float = 5.0
+) -> str | None:
+    """After a failed bootstrap: one line naming a configuration problem (authentication, SASL on a
+    listener without it, TLS), or None when the cluster is just not answering (worth waiting for).
+
+    aiokafka's bootstrap hides the cause behind ``KafkaConnectionError``; one direct connection to the
+    first address shows it.
+    """
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        conn = await create_conn(
+            host.strip("[]") or "127.0.0.1",
+            int(port),
+            request_timeout_ms=int(timeout_s * 1000),
+            **client_kwargs,
+        )
+    except (IllegalSaslStateError, UnsupportedSaslMechanismError) as exc:
+        return (
+            f"ECASH_KAFKA_SECURITY_PROTOCOL: the broker at {bootstrap} refuses SASL "
+            f"({client_kwargs.get('sasl_mechanism')}) on this listener ({type(exc).__name__}): "
+            "is it a PLAINTEXT or SSL listener, or is the mechanism not enabled (ECASH_KAFKA_SASL_MECHANISM)?"
+        )
+    except SaslAuthenticationFailed:
+        return (
+            f"ECASH_KAFKA_SASL_USERNAME: authentication failed at {bootstrap}: the broker refused the user, "
+            "the password (ECASH_KAFKA_SASL_PASSWORD) or the mechanism (ECASH_KAFKA_SASL_MECHANISM)"
+        )
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"ECASH_KAFKA_SSL_CAFILE: the certificate of the broker at {bootstrap} does not verify "
+            f"({exc.verify_message or exc.reason})"
+        )
+    except ssl.SSLError as exc:
+        return (
+            f"ECASH_KAFKA_SECURITY_PROTOCOL: TLS with the broker at {bootstrap} failed ({exc.reason or exc})"
+        )
+    except (OSError, TimeoutError, ValueError, KafkaError):
+        return None
+    conn.close()
+    return None
 
 
 async def broker_answers(bootstrap: str, *, client_kwargs: ClientKwargs, timeout_s: float = 5.0) -> bool:
