@@ -27,7 +27,12 @@ from worker.ecash.codes import PROCESSED, CallClass, canonical, describe, is_fat
 from worker.ecash.credentials import CredentialsProvider
 from worker.ecash.errors import FatalConfigError, LoginFailed
 from worker.ecash.models import LoginRequest, LoginResponse, LogoutRequest
-from worker.ecash.transport import classify_transport_error, describe_transport_error, transport_reason
+from worker.ecash.transport import (
+    classify_transport_error,
+    describe_transport_error,
+    tls_failure,
+    transport_reason,
+)
 from worker.observability.events import ApiCallFinished, EventSink, LoginFinished
 from worker.settings import Settings
 
@@ -137,6 +142,12 @@ class ApiSession:
         try:
             response = await self._http.post(wire.PATHS[operation], data=form, headers=headers)
         except Exception as exc:  # whatever it is, it is classified, never lost
+            tls = tls_failure(exc)
+            if tls is not None:  # our configuration, not the API's health: nothing was sent
+                self._fatal = FatalConfigError(
+                    None, f"ECASH_API_BASE_URL: TLS with {self._http.base_url} ({tls})"
+                )
+                raise self._fatal from None
             failure = classify_transport_error(exc)
             result = Exchange(
                 operation, None, None, None, failure, describe_transport_error(exc), transport_reason(exc)
