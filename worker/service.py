@@ -162,9 +162,11 @@ class Worker:
     def stop(self) -> None:
         self.runner.stop()
 
-    async def _ensure_topics(self, patience_s: float = 60.0) -> None:
+    async def _ensure_topics(self) -> None:
         """Check every topic (creating or repairing what ``ECASH_CREATE_TOPICS`` allows); ride out a
-        broker that is briefly away (a restart) before giving up. See ``worker.topic_check``."""
+        broker that is briefly away (a restart) for ``ECASH_KAFKA_START_TIMEOUT_S``. See
+        ``worker.topic_check``."""
+        patience_s = self.settings.kafka_start_timeout_s
         await prepare_topics(self.settings, self.kafka_kwargs, clock=self.clock, patience_s=patience_s)
 
     async def _first_login(self) -> None:
@@ -237,7 +239,12 @@ async def run_worker(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     try:
-        await prepare_topics(settings, kafka_client_kwargs(settings), clock=SystemClock())
+        await prepare_topics(
+            settings,
+            kafka_client_kwargs(settings),
+            clock=SystemClock(),
+            patience_s=settings.kafka_start_timeout_s,
+        )
         worker = Worker(settings, extra_hooks=[log_hook])
         worker.topics_prepared = True
         return await worker.run()

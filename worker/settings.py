@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    kafka_start_timeout_s: float = Field(60.0, gt=0)
     kafka_session_timeout_s: float = Field(30.0, gt=0)
     kafka_rebalance_timeout_s: float = Field(60.0, gt=0)
     drain_timeout_s: float = Field(20.0, gt=0)

@@ -57,10 +57,12 @@ def tls_failure(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, aiohttp.ClientConnectorCertificateError):
+            cause = current.certificate_error
+            detail = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or cause
+            return f"certificate verify failed: {detail}"
         if isinstance(current, ssl.SSLCertVerificationError):
             return f"certificate verify failed: {current.verify_message or current.reason}"
-        if isinstance(current, aiohttp.ClientConnectorCertificateError):
-            return f"certificate verify failed: {current.certificate_error}"
         if isinstance(current, ssl.SSLError | aiohttp.ClientSSLError):
             return f"TLS failed: {getattr(current, 'reason', None) or current}"
         current = current.__cause__ or current.__context__
