@@ -210,11 +210,15 @@ async def diagnose_connection(
             request_timeout_ms=int(timeout_s * 1000),
             **client_kwargs,
         )
-    except (IllegalSaslStateError, UnsupportedSaslMechanismError) as exc:
+    except IllegalSaslStateError:
         return (
-            f"ECASH_KAFKA_SECURITY_PROTOCOL: the broker at {bootstrap} refuses SASL "
-            f"({client_kwargs.get('sasl_mechanism')}) on this listener ({type(exc).__name__}): "
-            "is it a PLAINTEXT or SSL listener, or is the mechanism not enabled (ECASH_KAFKA_SASL_MECHANISM)?"
+            f"ECASH_KAFKA_SECURITY_PROTOCOL: the listener at {bootstrap} does not speak SASL "
+            f"(IllegalSaslStateError): is it a PLAINTEXT or SSL listener?"
+        )
+    except UnsupportedSaslMechanismError:
+        return (
+            f"ECASH_KAFKA_SASL_MECHANISM: the broker at {bootstrap} does not enable "
+            f"{client_kwargs.get('sasl_mechanism')} on this listener"
         )
     except SaslAuthenticationFailed:
         return (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import signal
 import socket
 import ssl
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from tests.kafka_fixtures import KafkaTopics
+from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka_admin import TopicSpec, worker_topic_specs
 from worker.settings import SANDBOX_API_IDENTITY, load_settings
 from worker.stack import child_environ, free_port, namespaced
@@ -336,10 +338,82 @@ def test_sasl_against_a_plaintext_listener_is_named(base_env: dict[str, str], ka
     }
     started_s = time.monotonic()
     result = cli(["run"], env)
-    assert_refused(
-        result, f"ecash-worker: ECASH_KAFKA_SECURITY_PROTOCOL: the broker at {kafka_bootstrap} refuses SASL"
-    )
+    listener = f"ecash-worker: ECASH_KAFKA_SECURITY_PROTOCOL: the listener at {kafka_bootstrap}"
+    assert_refused(result, f"{listener} does not speak SASL")
     assert time.monotonic() - started_s < 15  # at once, not after the start timeout
+
+
+@pytest.fixture(scope="module")
+def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of this module's own with a SASL_PLAINTEXT listener (PLAIN; user worker, right-password)."""
+    port, controller, sasl_port = free_ports(3)
+    jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required user_worker="right-password";'
+    properties = {
+        "listeners": (
+            f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        ),
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "listener.security.protocol.map": (
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+        ),
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+    }
+    config = LocalKafkaConfig(
+        data_dir=tmp_path_factory.mktemp("sasl-kafka"),
+        cache_dir=default_cache_dir(os.environ),
+        port=port,
+        controller_port=controller,
+        extra_properties=properties,
+    )
+    broker = LocalKafka(config, java_home=os.environ.get("JAVA_HOME"))
+    broker.start()
+    try:
+        yield f"127.0.0.1:{sasl_port}"
+    finally:
+        broker.stop()
+
+
+def sasl_env(base_env: dict[str, str], bootstrap: str, mechanism: str, password: str) -> dict[str, str]:
+    return {
+        **base_env,
+        "ECASH_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "ECASH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "ECASH_KAFKA_SASL_MECHANISM": mechanism,
+        "ECASH_KAFKA_SASL_USERNAME": "worker",
+        "ECASH_KAFKA_SASL_PASSWORD": password,
+    }
+
+
+def test_a_refused_password_is_named_as_an_authentication_failure(
+    base_env: dict[str, str], sasl_bootstrap: str
+) -> None:
+    result = cli(["run"], sasl_env(base_env, sasl_bootstrap, "PLAIN", "wrong-password"))
+    assert_refused(
+        result, f"ecash-worker: ECASH_KAFKA_SASL_USERNAME: authentication failed at {sasl_bootstrap}"
+    )
+    assert "wrong-password" not in result.stderr
+
+
+def test_a_mechanism_the_broker_does_not_enable_is_named(
+    base_env: dict[str, str], sasl_bootstrap: str
+) -> None:
+    result = cli(["run"], sasl_env(base_env, sasl_bootstrap, "SCRAM-SHA-256", "right-password"))
+    expected = f"ecash-worker: ECASH_KAFKA_SASL_MECHANISM: the broker at {sasl_bootstrap} does not enable"
+    assert_refused(result, f"{expected} SCRAM-SHA-256")
+
+
+def test_the_right_sasl_credentials_pass_the_start_up_checks(
+    base_env: dict[str, str], sasl_bootstrap: str, running: list[subprocess.Popen[str]]
+) -> None:
+    env = sasl_env(base_env, sasl_bootstrap, "PLAIN", "right-password")
+    env |= {f"ECASH_{k.upper()}": str(v) for k, v in namespaced(f"sasl{os.getpid()}", 1).items()}
+    process = start(env, running)
+    time.sleep(8)  # topics created over SASL; the worker runs (its API is away: it keeps trying)
+    assert process.poll() is None, process.communicate()[1]
+    code, stderr, _ = stop_within(process, 25)
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
 
 
 @pytest.fixture
