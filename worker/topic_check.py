@@ -5,7 +5,8 @@ against what the worker needs, and each problem is one line naming the setting t
 
 - partitions: ``ECASH_TOPIC_PARTITIONS``; the journal co-partitioned with the commands topic;
 - ``cleanup.policy``: the journal compacted (``compact`` or ``compact,delete``), the review topic
-  ``compact`` only (deletion by age would drop open review items);
+  ``compact`` only (deletion by age would drop open review items), the commands, results and dead
+  letters not compacted (keyed by MSISDN: compaction would drop all but a wallet's last record);
 - the journal's ``message.timestamp.type=LogAppendTime`` (its record time is the broker's clock) and its
   ``retention.ms`` not below the dedupe window;
 - replication: not below ``ECASH_TOPIC_REPLICATION_FACTOR``, and never 1 on a cluster of more than one
@@ -123,6 +124,13 @@ def _policy_problems(role: str, where: str, state: TopicState, settings: Setting
             Problem(
                 f"{where} has cleanup.policy={shown}; the review topic needs cleanup.policy=compact "
                 f"(deletion by age loses open review items): {fix} cleanup.policy=compact"
+            )
+        ]
+    if role in ("ECASH_COMMANDS_TOPIC", "ECASH_RESULTS_TOPIC", "ECASH_DLQ_TOPIC") and "compact" in policies:
+        return [
+            Problem(
+                f"{where} has cleanup.policy={shown}; it must not be compacted (records are keyed by MSISDN: "
+                f"compaction drops all but the last one per wallet): {fix} cleanup.policy=delete"
             )
         ]
     if role != "ECASH_JOURNAL_TOPIC":

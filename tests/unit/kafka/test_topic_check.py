@@ -71,6 +71,13 @@ def test_cleanup_policy_retention_and_timestamps(role: str, configs: dict[str, s
     assert "kafka-configs.sh --alter" in line  # says how to fix it
 
 
+@pytest.mark.parametrize("role", ["ECASH_COMMANDS_TOPIC", "ECASH_RESULTS_TOPIC", "ECASH_DLQ_TOPIC"])
+def test_topics_keyed_by_msisdn_must_not_be_compacted(role: str) -> None:
+    [line] = problems(role, {"cleanup.policy": "compact"})
+    assert "must not be compacted" in line
+    assert problems(role, {"cleanup.policy": "delete"}) == []
+
+
 def test_a_journal_kept_forever_is_fine() -> None:
     assert problems("ECASH_JOURNAL_TOPIC", {**GOOD_JOURNAL, "cleanup.policy": "compact"}) == []
     assert problems("ECASH_JOURNAL_TOPIC", {**GOOD_JOURNAL, "retention.ms": "-1"}) == []
