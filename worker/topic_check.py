@@ -27,7 +27,12 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, for_code
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
 
 from worker.clock import Clock
 from worker.kafka_admin import (
@@ -45,6 +50,17 @@ log = logging.getLogger("ecash_worker")
 
 DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source: set on the topic itself
 LOG_APPEND_TIME = "LogAppendTime"
+
+
+NOT_AUTHORIZED = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError)
+
+
+def _not_authorized(settings: Settings, exc: KafkaError) -> str:
+    who = settings.kafka_sasl_username or "this client"
+    return (
+        f"ECASH_KAFKA_SASL_USERNAME: the cluster does not authorize {who} ({type(exc).__name__}): it needs "
+        "DESCRIBE and DESCRIBE_CONFIGS on the worker's topics (and CREATE with ECASH_CREATE_TOPICS=true)"
+    )
 
 
 class KafkaUnreachable(Exception):
@@ -222,6 +238,8 @@ async def prepare_topics(
         except TopicError as exc:  # leaders did not appear: the cluster is not healthy
             raise KafkaUnreachable(f"ECASH_KAFKA_BOOTSTRAP_SERVERS: {exc}") from None
         except KafkaError as exc:
+            if isinstance(exc, NOT_AUTHORIZED):
+                raise SettingsError([_not_authorized(settings, exc)]) from None
             fatal = await diagnose_connection(bootstrap, client_kwargs)
             if fatal is not None:
                 raise SettingsError([fatal]) from None
@@ -249,7 +267,10 @@ async def _prepare(admin: Any, settings: Settings, clock: Clock) -> None:
             problems += check_topic(role, spec, state, settings, brokers, commands_partitions)
         elif not settings.create_topics:
             problems.append(
-                Problem(f"{role}: topic {spec.name} does not exist, and ECASH_CREATE_TOPICS is false")
+                Problem(
+                    f"{role}: topic {spec.name} does not exist, and ECASH_CREATE_TOPICS is false "
+                    "(or the cluster hides it from this client: ACLs)"
+                )
             )
     missing = [spec for spec in roles.values() if spec.name not in states]
     if settings.create_topics and missing and (reason := creation_problem(settings, brokers)) is not None:
@@ -263,6 +284,8 @@ async def _prepare(admin: Any, settings: Settings, clock: Clock) -> None:
         try:
             await create_missing(admin, missing)
         except TopicError as exc:
+            if "AuthorizationFailed" in str(exc):
+                raise SettingsError([_not_authorized(settings, TopicAuthorizationFailedError())]) from None
             raise SettingsError([f"ECASH_CREATE_TOPICS: {exc}"]) from None
     await wait_for_leaders(admin, [spec.name for spec in roles.values()], 30.0, clock)
 

@@ -345,9 +345,13 @@ def test_sasl_against_a_plaintext_listener_is_named(base_env: dict[str, str], ka
 
 @pytest.fixture(scope="module")
 def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A broker of this module's own with a SASL_PLAINTEXT listener (PLAIN; user worker, right-password)."""
+    """A broker of this module's own with a SASL_PLAINTEXT listener (PLAIN) and ACLs: user ``worker``
+    (``right-password``) may do anything, user ``stranger`` (``stranger-password``) nothing."""
     port, controller, sasl_port = free_ports(3)
-    jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required user_worker="right-password";'
+    jaas = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'user_worker="right-password" user_stranger="stranger-password";'
+    )
     properties = {
         "listeners": (
             f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller},SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
@@ -358,6 +362,9 @@ def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ),
         "sasl.enabled.mechanisms": "PLAIN",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        # worker may do anything; stranger has no ACL at all
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS;User:worker",
     }
     config = LocalKafkaConfig(
         data_dir=tmp_path_factory.mktemp("sasl-kafka"),
@@ -374,15 +381,35 @@ def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
-def sasl_env(base_env: dict[str, str], bootstrap: str, mechanism: str, password: str) -> dict[str, str]:
+def sasl_env(
+    base_env: dict[str, str], bootstrap: str, mechanism: str, password: str, user: str = "worker"
+) -> dict[str, str]:
     return {
         **base_env,
         "ECASH_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "ECASH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
         "ECASH_KAFKA_SASL_MECHANISM": mechanism,
-        "ECASH_KAFKA_SASL_USERNAME": "worker",
+        "ECASH_KAFKA_SASL_USERNAME": user,
         "ECASH_KAFKA_SASL_PASSWORD": password,
     }
+
+
+def test_a_user_without_acls_is_named_as_not_authorized(
+    base_env: dict[str, str], sasl_bootstrap: str
+) -> None:
+    env = sasl_env(base_env, sasl_bootstrap, "PLAIN", "stranger-password", user="stranger")
+    result = cli(["run"], env)
+    assert_refused(result, "ecash-worker: ECASH_KAFKA_SASL_USERNAME: the cluster does not authorize stranger")
+
+
+def test_topics_hidden_by_acls_are_not_just_missing(base_env: dict[str, str], sasl_bootstrap: str) -> None:
+    env = sasl_env(base_env, sasl_bootstrap, "PLAIN", "stranger-password", user="stranger")
+    env |= {f"ECASH_{k.upper()}": str(v) for k, v in namespaced(f"acl{os.getpid()}", 1).items()}
+    result = cli(["run"], {**env, "ECASH_CREATE_TOPICS": "false"})
+    lines = plain_lines(result.stderr)
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert len(lines) == 5
+    assert all("(or the cluster hides it from this client: ACLs)" in line for line in lines)
 
 
 def test_a_refused_password_is_named_as_an_authentication_failure(
