@@ -204,6 +204,18 @@ class Settings(BaseSettings):
         kafka = self._kafka_security_incoherence()
         if kafka is not None:
             return kafka
+        topics = {
+            "ECASH_COMMANDS_TOPIC": self.commands_topic,
+            "ECASH_RESULTS_TOPIC": self.results_topic,
+            "ECASH_DLQ_TOPIC": self.dlq_topic,
+            "ECASH_REVIEW_TOPIC": self.review_topic,
+            "ECASH_JOURNAL_TOPIC": self.journal_topic,
+        }
+        seen: dict[str, str] = {}
+        for name, topic in topics.items():
+            if topic in seen:
+                return f"{name}: the same topic as {seen[topic]} ({topic}); every topic must be its own"
+            seen[topic] = name
         if self.drain_timeout_s >= self.kafka_rebalance_timeout_s:
             return "ECASH_DRAIN_TIMEOUT_S: must be below ECASH_KAFKA_REBALANCE_TIMEOUT_S"
         if self.journal_retention_s < self.dedupe_window_s:

@@ -257,7 +257,7 @@ async def prepare_topics(
 async def _prepare(admin: Any, settings: Settings, clock: Clock) -> None:
     roles = topic_roles(settings)
     brokers = len((await admin.describe_cluster())["brokers"])
-    states = await describe_topics(admin, [spec.name for spec in roles.values()])
+    states = await describe_topics(admin, settings, [spec.name for spec in roles.values()])
     commands = states.get(settings.commands_topic)
     problems: list[Problem] = []
     for role, spec in roles.items():
@@ -290,7 +290,14 @@ async def _prepare(admin: Any, settings: Settings, clock: Clock) -> None:
     await wait_for_leaders(admin, [spec.name for spec in roles.values()], 30.0, clock)
 
 
-async def describe_topics(admin: Any, names: list[str]) -> dict[str, TopicState]:
+def _cannot_describe(settings: Settings, topic: str, error_code: int) -> str:
+    error = for_code(error_code)
+    if issubclass(error, NOT_AUTHORIZED):
+        return _not_authorized(settings, error())
+    return f"ECASH_KAFKA_BOOTSTRAP_SERVERS: the cluster cannot describe topic {topic} ({error.__name__})"
+
+
+async def describe_topics(admin: Any, settings: Settings, names: list[str]) -> dict[str, TopicState]:
     """The state of each named topic that exists (absent ones are left out; none is auto-created)."""
     existing = set(await admin.list_topics())
     present = [name for name in dict.fromkeys(names) if name in existing]
@@ -302,17 +309,14 @@ async def describe_topics(admin: Any, names: list[str]) -> dict[str, TopicState]
     for response in responses:
         for resource in response.to_object()["resources"]:
             if resource["error_code"] != 0:
-                error = for_code(resource["error_code"]).__name__
-                raise SettingsError(
-                    [f"cannot read the configuration of topic {resource['resource_name']}: {error}"]
-                )
+                line = _cannot_describe(settings, resource["resource_name"], resource["error_code"])
+                raise SettingsError([line])
             configs[resource["resource_name"]] = resource["config_entries"]
     states = {}
     for name in present:
         topic = described[name]
         if topic["error_code"] != 0:
-            error = for_code(topic["error_code"]).__name__
-            raise SettingsError([f"cannot describe topic {name}: {error}"])
+            raise SettingsError([_cannot_describe(settings, name, topic["error_code"])])
         entries = configs.get(name, [])
         partitions = topic["partitions"]
         states[name] = TopicState(

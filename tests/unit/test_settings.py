@@ -84,6 +84,7 @@ def test_the_tooling_variables_are_not_settings_but_allowed(monkeypatch: pytest.
             "ECASH_KAFKA_SASL_PASSWORD: required with",
         ),
         ({"kafka_sasl_username": "u"}, "ECASH_KAFKA_SASL_USERNAME: set, but not used with"),
+        ({"journal_topic": "ecash.commands"}, "ECASH_JOURNAL_TOPIC: the same topic as ECASH_COMMANDS_TOPIC"),
         ({"kafka_ssl_cafile": "/ca.pem"}, "ECASH_KAFKA_SSL_CAFILE: set, but not used with"),
         (
             {"kafka_security_protocol": "SSL", "kafka_ssl_keyfile": "/k.pem"},
