@@ -95,20 +95,15 @@ async def fill(bootstrap: str, topic: str, start: int, count: int) -> float:
     return time.perf_counter() - began
 
 
-class NoSend:
-    async def send_journal(self, partition: int, key: bytes, value: bytes) -> int:
-        raise AssertionError("restore never writes")
-
-
 async def timed_restore(bootstrap: str, topic: str, state_dir: Path) -> tuple[float, int]:
     journal = Journal(
         topic=topic,
         group_id="bench",
         state_dir=state_dir,
-        sender=NoSend(),
         consumer_factory=lambda: AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=None,
+            isolation_level="read_committed",
             enable_auto_commit=False,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
@@ -117,7 +112,7 @@ async def timed_restore(bootstrap: str, topic: str, state_dir: Path) -> tuple[fl
     )
     report = await journal.restore(0)
     records = journal.pending_records(0)
-    journal.release(0, clean=True)
+    journal.release(0)
     return report.duration_s, records
 
 

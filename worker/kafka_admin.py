@@ -49,12 +49,18 @@ def _durability_configs(replication_factor: int) -> dict[str, str]:
 
 
 def journal_topic_spec(name: str, partitions: int, replication_factor: int, retention_s: float) -> TopicSpec:
-    """The journal: compacted (latest record per trace number) and deleted after the retention; its record
-    time is the broker's clock (``LogAppendTime``), never a producer's."""
+    """The journal: compacted (latest record per trace number), never deleted by age.
+
+    Kafka's age-based deletion cannot tell a final outcome from an intent still in doubt or an
+    ``unresolved`` command waiting for an operator, so the worker itself tombstones final records past the
+    dedupe window (journal_store.purge_older_than); compaction then drops them after
+    ``delete.retention.ms``. Record times are the broker's (``LogAppendTime``): an inheriting worker waits
+    out the previous owner's send lease on the broker's clock, not on a worker's.
+    """
     configs = {
-        "cleanup.policy": "compact,delete",
-        "retention.ms": str(int(retention_s * 1000)),
+        "cleanup.policy": "compact",
         "message.timestamp.type": "LogAppendTime",
+        "delete.retention.ms": str(int(min(retention_s, 86_400.0) * 1000)),
         **_durability_configs(replication_factor),
     }
     return TopicSpec(name, partitions, replication_factor, configs)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from worker.clock import Clock, SystemClock
 from worker.core.breaker import BreakerPolicy, CircuitBreaker
@@ -29,9 +29,11 @@ from worker.observability.events import (
 )
 from worker.pipeline.gate import Gate
 from worker.pipeline.journal import Journal
+from worker.pipeline.ownership import TxnProducer
+from worker.pipeline.probe import BreakerProber
 from worker.pipeline.processor import Processor
-from worker.pipeline.publisher import Publisher
-from worker.pipeline.runner import Runner
+from worker.pipeline.publisher import Outbox
+from worker.pipeline.runner import RestoreFailed, Runner
 from worker.settings import Settings, SettingsError
 from worker.topic_check import KafkaUnreachable, prepare_topics
 
@@ -79,6 +81,10 @@ class Worker:
         self.breaker.on_change = lambda state, reason: self.sink.emit(BreakerStateChanged(str(state), reason))
         self.sink.hooks.append(breaker_hook(self.breaker))
         self.gate = Gate(self.breaker, self.clock)
+        # Half-open with no command to probe with: a Login decides (worker/pipeline/probe.py).
+        self._prober = BreakerProber(
+            self.breaker, self.gate, lambda: self.client.login(), self.clock, self.sink, self._fatal
+        )
         self.kafka_kwargs: dict[str, Any] = kafka_client_kwargs(settings)
         limiter = RateLimiter(
             settings.api_rate_limit_per_s, burst=max(1, int(settings.api_rate_limit_per_s)), clock=self.clock
@@ -91,12 +97,11 @@ class Worker:
         self.client = EcashClient(
             settings, transport=RateLimitedTransport(transport, limiter), sink=self.sink, clock=self.clock
         )
-        self.publisher = Publisher(settings, self.kafka_kwargs)
+        self.outbox = Outbox(settings.results_topic, settings.dlq_topic, settings.review_topic)
         self.journal = Journal(
             topic=settings.journal_topic,
             group_id=settings.group_id,
             state_dir=settings.state_dir,
-            sender=self.publisher,
             consumer_factory=self._journal_consumer,
             dedupe_window_s=settings.dedupe_window_s,
         )
@@ -104,11 +109,12 @@ class Worker:
             settings=settings,
             client=self.client,
             journal=self.journal,
-            publisher=self.publisher,
+            outbox=self.outbox,
             gate=self.gate,
             clock=self.clock,
             sink=self.sink,
             topic=settings.commands_topic,
+            limiter=None if limiter.unlimited else limiter,
         )
         self.runner = Runner(
             settings=settings,
@@ -118,7 +124,25 @@ class Worker:
             sink=self.sink,
             client_kwargs=self.kafka_kwargs,
             logged_in=lambda: self.client.logged_in,
+            producer_factory=self._transactional_producer,
+            clock=self.clock,
         )
+
+    def _transactional_producer(self, transactional_id: str) -> TxnProducer:
+        """One per owned command partition (ownership.py): starting it fences the previous owner's."""
+        producer: TxnProducer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=60_000,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=30_000,
+            client_id="ecash-worker",
+            **self.kafka_kwargs,
+        )
+        return producer
 
     def _journal_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -126,6 +150,7 @@ class Worker:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             group_id=None,
+            isolation_level="read_committed",  # only what owners committed: never a fenced zombie's writes
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
             **self.kafka_kwargs,
@@ -136,8 +161,6 @@ class Worker:
         async with AsyncExitStack() as stack:
             if not self.topics_prepared:
                 await self._ensure_topics()
-            await self.publisher.start()
-            stack.push_async_callback(self.publisher.stop)
             stack.push_async_callback(self.client.aclose)
             if self._serve_health:
                 try:
@@ -150,6 +173,7 @@ class Worker:
             background = [
                 asyncio.create_task(self._fatal_probe_loop(), name="fatal-probe"),
                 asyncio.create_task(self.runner.heartbeat_loop(), name="heartbeat"),
+                asyncio.create_task(self._prober.run(), name="breaker-probe"),
             ]
             self.pipeline_started = True
             try:
@@ -260,3 +284,6 @@ async def run_worker(settings: Settings) -> int:
     except KafkaUnreachable as exc:
         print(f"ecash-worker: {exc}", file=sys.stderr)
         return 3
+    except RestoreFailed as exc:
+        print(f"ecash-worker: {exc}; see docs/runbook.md (journal restore)", file=sys.stderr)
+        return 4

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(1.0, gt=0)
     command_max_bytes: int = Field(16_384, ge=256)
 
+    # --- Ownership (docs/design.md, "Ownership") ---------------------------------------------
+    kafka_group_instance_id: str | None = None  # static membership: a restarted pod keeps its partitions
+    send_lease_s: float = Field(5.0, gt=0, le=60)  # a Charge/Credit leaves only this soon after its intent
+    bank_visibility_margin_s: float = Field(5.0, ge=0)  # added before an inherited intent is believed lost
+    txn_flush_interval_s: float = Field(0.02, gt=0, le=1)  # how long a transaction gathers writes
+    txn_max_records: int = Field(500, ge=1, le=100_000)  # flush early at this many records
+    activation_timeout_s: float = Field(30.0, gt=0)  # fencing a previous owner (InitProducerId) at most
+    restore_attempts: int = Field(5, ge=1, le=100)  # a failing restore is retried, then the worker stops
+
     # --- Concurrency -------------------------------------------------------------------------
     max_in_flight: int = Field(256, ge=1, le=10_000)
     max_buffered: int = Field(4096, ge=1)
@@ -138,6 +147,7 @@ class Settings(BaseSettings):
         "api_password",
         "api_public_key_path",
         "kafka_sasl_mechanism",
+        "kafka_group_instance_id",
         "kafka_sasl_username",
         "kafka_sasl_password",
         "kafka_ssl_cafile",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -168,3 +169,42 @@ async def test_an_api_outage_pauses_the_worker_instead_of_failing_commands(
     assert set(outcomes.values()) == {"succeeded"}, "an outage must not turn into failed results"
     executed = [e.trace_number for e in second.state.ledger.executions]
     assert sorted(executed) == sorted(f"P{i}" for i in range(1, 101))
+
+
+async def test_a_pod_started_during_a_bank_outage_is_ready_and_recovers_without_a_restart(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """Readiness is "this pod can own partitions", not "the bank is up"; the bank's state is in metrics."""
+    settings = settings_for(
+        kafka_bootstrap, sandbox.base_url, tmp_path, breaker_min_calls=2, breaker_open_s=1.0
+    )
+    await create_topics(settings)
+    async with httpx.AsyncClient(trust_env=False) as admin:
+        (await admin.put(f"{sandbox.admin_url}/faults", json=["*:http_5xx_before_commit"])).raise_for_status()
+    worker, task = await started_with_health(settings)
+    try:
+        await eventually(lambda: worker.runner.snapshot().consuming, timeout_s=60)
+        ready = await get(worker, "/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["logged_in"] is False
+        assert ready.json()["checks"]["breaker_state"] in {"open", "half_open"}
+        out = io.StringIO()
+        assert await asyncio.to_thread(run_check, settings, port=worker.health_port, out=out) == 0
+        assert "logged_in=False" in out.getvalue()
+        await eventually(lambda: worker.breaker.open_for_s > 1.0, timeout_s=30)  # a probe failed
+        text = (await get(worker, "/metrics")).text
+        assert sample(text, "ecash_breaker_state", state="closed") == 0  # the alert's input: bank down
+        assert sample(text, "ecash_breaker_probes_total", result="reopened") >= 1
+        assert sample(text, "ecash_logged_in") == 0
+        async with httpx.AsyncClient(trust_env=False) as admin:
+            (await admin.delete(f"{sandbox.admin_url}/faults")).raise_for_status()
+        await eventually(lambda: worker.breaker.state == "closed", timeout_s=30)
+        text = (await get(worker, "/metrics")).text
+        assert sample(text, "ecash_breaker_probes_total", result="closed") == 1
+        assert sample(text, "ecash_logged_in") == 1
+        assert (await get(worker, "/readyz")).status_code == 200
+        assert not task.done()
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+    assert sandbox.state.ledger.executions == []  # probes never move money

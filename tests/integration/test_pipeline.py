@@ -25,6 +25,8 @@ from tests.integration.harness import (
 from worker.contracts import Result
 from worker.ecash.wire import Operation
 from worker.observability.events import ResolutionStarted
+from worker.pipeline.ownership import OutRecord
+from worker.pipeline.publisher import Outbox
 from worker.sandbox.faults import FaultKind, FaultRule
 from worker.sandbox.server import RunningSandbox, serve_sandbox
 from worker.sandbox.state import Ledger, SandboxConfig, WalletSpec
@@ -387,17 +389,19 @@ async def test_an_unexpected_failure_rewinds_the_partition_without_losing_order_
     await create_topics(settings)
     commands = [command(f"X{i}", RICH, 10 + i) for i in range(6)]
     await produce(settings, commands)
-    async with running_worker(settings) as worker:
-        real_publish = worker.publisher.publish_result
-        failures: list[str] = []
+    failures: list[str] = []
 
-        async def flaky_publish(result: Result) -> None:
+    class FlakyOutbox(Outbox):
+        def result(self, result: Result) -> OutRecord:
             if result.trace_number == "X2" and not failures:
                 failures.append(result.trace_number)
-                raise KafkaTimeoutError("injected: the result could not be published")
-            await real_publish(result)
+                raise KafkaTimeoutError("injected: the result could not be built")
+            return super().result(result)
 
-        worker.publisher.publish_result = flaky_publish  # type: ignore[method-assign]
+    async with running_worker(settings) as worker:
+        worker.processor._outbox = FlakyOutbox(
+            settings.results_topic, settings.dlq_topic, settings.review_topic
+        )
         results = await wait_results(settings, {c["trace_number"] for c in commands}, timeout_s=60)
     assert failures == ["X2"]
     assert [e.trace_number for e in sandbox.state.ledger.by_msisdn[RICH]] == [f"X{i}" for i in range(6)]

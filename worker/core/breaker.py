@@ -7,7 +7,9 @@ the API answered. Failures are transport failures (``not_sent``), ambiguous answ
 
 closed --(ratio, N failures in a row, or consecutive login failures)--> open --(open_for_s)-->
 half_open --(one probe)--> closed on success / open again (open time doubled, capped) on failure.
-See ``docs/resolution.md``.
+The probe is whichever call takes the half-open slot: a buffered command (``allow_new_work``) or, when
+none is waiting, the background prober's harmless call (``claim_probe``, ``worker/pipeline/probe.py``),
+so the breaker never waits on traffic to recover. See ``docs/resolution.md``.
 """
 
 from __future__ import annotations
@@ -115,6 +117,27 @@ class CircuitBreaker:
             return False
         self._probe_at_s = now_s
         return True
+
+    def claim_probe(self) -> bool:
+        """Take the half-open slot for a call that moves no money (the background probe).
+
+        True only while half-open with the slot free (or its last holder silent past ``probe_timeout_s``);
+        closed or open: False, so a healthy breaker is never probed."""
+        if self.state is not BreakerState.HALF_OPEN:
+            return False
+        return self.allow_new_work()
+
+    def probe_due_in_s(self) -> float | None:
+        """Seconds until ``claim_probe`` could succeed: None while closed, 0 when it could now."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return None
+        now_s = self._clock.monotonic_s()
+        if state is BreakerState.OPEN:
+            return max(0.0, self._opened_at_s + self._open_for_s - now_s)
+        if self._probe_at_s is None:
+            return 0.0
+        return max(0.0, self._probe_at_s + self.policy.probe_timeout_s - now_s)
 
     def record_success(self) -> None:
         """The API answered (PROCESSED or a definite business refusal)."""

@@ -26,6 +26,7 @@ from worker.ecash import wire
 from worker.ecash.codes import PROCESSED, CallClass, canonical, describe, is_fatal_config_code
 from worker.ecash.credentials import CredentialsProvider
 from worker.ecash.errors import FatalConfigError, LoginFailed
+from worker.ecash.lease import LeaseExpired
 from worker.ecash.models import LoginRequest, LoginResponse, LogoutRequest
 from worker.ecash.transport import (
     classify_transport_error,
@@ -141,6 +142,8 @@ class ApiSession:
         started_s = self._clock.monotonic_s()
         try:
             response = await self._http.post(wire.PATHS[operation], data=form, headers=headers)
+        except LeaseExpired:
+            raise  # nothing was sent; the processor writes a fresh intent (lease.py)
         except Exception as exc:  # whatever it is, it is classified, never lost
             tls = tls_failure(exc)
             if tls is not None:  # our configuration, not the API's health: nothing was sent

@@ -42,7 +42,8 @@ def _summary(body: Any) -> str:
     if not isinstance(body, dict) or not isinstance(body.get("checks"), dict):
         return ""
     checks = body["checks"]
-    parts = [f"{key}={checks[key]}" for key in ("assigned_partitions", "breaker_state") if key in checks]
+    keys = ("assigned_partitions", "breaker_state", "logged_in")  # ready says nothing of the bank: these do
+    parts = [f"{key}={checks[key]}" for key in keys if key in checks]
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -105,6 +105,14 @@ class BreakerStateChanged:
 
 
 @dataclass(frozen=True)
+class BreakerProbed:
+    """The background probe's call while half-open (worker/pipeline/probe.py), and what it did."""
+
+    result: str  # closed | reopened | fatal | no_answer
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class FatalConfiguration:
     reason: str  # e.g. "login refused: INVALID_CREDENTIAL" (never the secret itself)
 
@@ -113,6 +121,20 @@ class FatalConfiguration:
 class PartitionsChanged:
     assigned: tuple[int, ...]
     revoked: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReviewDecisionRefused:
+    trace_number: str
+    reason: str  # waiting_for_status_inquiry | status_inquiry_processed
+
+
+@dataclass(frozen=True)
+class PartitionFenced:
+    """This worker lost a partition it believed it owned (fenced by a new owner, or its producer died)."""
+
+    partition: int
+    reason: str
 
 
 Event = (
@@ -128,8 +150,11 @@ Event = (
     | ResolutionFinished
     | JournalRestored
     | BreakerStateChanged
+    | BreakerProbed
     | FatalConfiguration
     | PartitionsChanged
+    | ReviewDecisionRefused
+    | PartitionFenced
 )
 
 

@@ -23,14 +23,17 @@ import orjson
 from worker.clock import Clock, SystemClock
 from worker.observability.events import (
     ApiCallFinished,
+    BreakerProbed,
     BreakerStateChanged,
     CommandConsumed,
     DeadLettered,
     Event,
     FatalConfiguration,
     LoginFinished,
+    PartitionFenced,
     ResolutionFinished,
     ResultPublished,
+    ReviewDecisionRefused,
 )
 from worker.settings import LogFormat, Settings
 
@@ -240,10 +243,16 @@ class EventLogger:
                 return logging.WARNING, f"circuit breaker open: {event.reason}"
             case LoginFinished() if not event.ok:
                 return logging.WARNING, f"{event.kind} failed: {event.code}"
+            case BreakerProbed() if event.result in {"fatal", "no_answer"}:
+                return logging.WARNING, f"breaker probe: {event.result}"
             case ApiCallFinished() if event.code == "PROCESSED":
                 return logging.DEBUG, f"{event.operation}: {event.code}"
             case CommandConsumed():
                 return logging.DEBUG, "command consumed"
+            case PartitionFenced():
+                return logging.WARNING, f"partition {event.partition} lost: {event.reason}"
+            case ReviewDecisionRefused():
+                return logging.WARNING, f"review decision for {event.trace_number} held: {event.reason}"
         return logging.INFO, _summary(event)
 
 
@@ -259,6 +268,8 @@ def _summary(event: Event) -> str:
             return f"{event.operation}: {event.code}"
         case LoginFinished():
             return f"{event.kind} succeeded"
+        case BreakerProbed():
+            return f"breaker probe: {event.result}"
     return event_name(event).replace("_", " ")
 
 

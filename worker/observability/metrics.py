@@ -34,6 +34,7 @@ from worker.ecash.codes import canonical
 from worker.ecash.wire import Operation
 from worker.observability.events import (
     ApiCallFinished,
+    BreakerProbed,
     BreakerStateChanged,
     CommandConsumed,
     CommandRejected,
@@ -42,6 +43,7 @@ from worker.observability.events import (
     FatalConfiguration,
     JournalRestored,
     LoginFinished,
+    PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
     ResolutionFinished,
@@ -63,11 +65,19 @@ LOGIN_KINDS = ("login", "relogin")
 LOGIN_RESULTS = ("ok", "failed")
 INQUIRY_ANSWERS = ("processed", "not_found", "other", "not_sent", "ambiguous")
 RESOLUTION_OUTCOMES = ("succeeded", "failed", "unresolved", "resubmit")
-RETRY_REASONS = ("not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable")
+RETRY_REASONS = ("not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable", "lease_expired")
 REJECT_REASONS = ("invalid", "trace_reused")
-DEAD_LETTER_REASONS = ("not_json", "not_a_command", "oversize", "no_trace_number")
+DEAD_LETTER_REASONS = (
+    "not_json",
+    "not_a_command",
+    "oversize",
+    "no_trace_number",
+    "internal_error",
+    "review_decision_refused",
+)
 RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
-PARTITION_CHANGES = ("assigned", "revoked")
+PARTITION_CHANGES = ("assigned", "revoked", "lost")  # lost: fenced by a new owner, or the producer died
+PROBE_RESULTS = ("closed", "reopened", "fatal", "no_answer")  # worker/pipeline/probe.py ProbeResult
 
 API_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 END_TO_END_BUCKETS_S = (
@@ -160,6 +170,7 @@ class Metrics:
         self.journal_records = c("ecash_journal_records_restored", "Journal records read back on assignment")
         self.breaker_transitions = c("ecash_breaker_transitions", "Circuit breaker state changes", ("state",))
         self.partition_changes = c("ecash_partition_changes", "Partitions assigned or revoked", ("change",))
+        self.breaker_probes = c("ecash_breaker_probes", "Background breaker probes, by result", ("result",))
 
     def _define_histograms(self) -> None:
         h = self._histogram
@@ -204,6 +215,7 @@ class Metrics:
         _zero(self.status_inquiries, [(a,) for a in INQUIRY_ANSWERS])
         _zero(self.breaker_transitions, [(s,) for s in BREAKER_STATES])
         _zero(self.partition_changes, [(c,) for c in PARTITION_CHANGES])
+        _zero(self.breaker_probes, [(r,) for r in PROBE_RESULTS])
         for o in OUTCOMES:
             self.end_to_end.labels(o)
         for o in RESOLUTION_OUTCOMES:
@@ -259,11 +271,15 @@ class Metrics:
                 self.restore_duration.observe(max(0.0, event.duration_s))
             case BreakerStateChanged():
                 self.breaker_transitions.labels(one_of(event.state, BREAKER_STATES)).inc()
+            case BreakerProbed():
+                self.breaker_probes.labels(one_of(event.result, PROBE_RESULTS)).inc()
             case FatalConfiguration():
                 self._fatal_reason = event.reason
             case PartitionsChanged():
                 self.partition_changes.labels("assigned").inc(len(event.assigned))
                 self.partition_changes.labels("revoked").inc(len(event.revoked))
+            case PartitionFenced():
+                self.partition_changes.labels("lost").inc()
 
     def _on_result(self, event: ResultPublished) -> None:
         outcome = one_of(event.outcome, OUTCOMES)

@@ -18,7 +18,8 @@ Exit codes:
     its journal has no unresolved command for the trace number) or published another outcome
   2 usage or configuration error; resolve: no open review record for the trace number
   3 Kafka unreachable
-  5 resolve: no final result within the wait
+  5 resolve: no final result within the wait (the decision is delivered; a ``failed`` one waits for the
+    API during an outage: docs/operations.md)
 """
 
 from __future__ import annotations
@@ -265,6 +266,22 @@ async def resolve(
     return report(decision, delivery, wait_s, console)
 
 
+def no_result_note(decision: ReviewDecision, where: str, wait_s: float) -> str:
+    """Why ``resolve`` gave up waiting, and what happens next: the decision is delivered either way."""
+    note = (
+        f"the decision is on {where}, but no final result for {decision.trace_number} arrived within "
+        f"{wait_s:g} s. It is delivered: do not send it again; the worker applies it when it reaches it. "
+    )
+    if decision.outcome == "failed":
+        return note + (
+            "A failed decision is applied only once a fresh Status Inquiry agrees, so during an E-Cash API "
+            "outage it waits for the API (`ecash-worker check` on the workers shows breaker_state)."
+        )
+    return (
+        note + "A succeeded decision needs no API call: is a worker running and ready (`ecash-worker check`)?"
+    )
+
+
 def report(decision: ReviewDecision, delivery: Delivery, wait_s: float | None, console: Console) -> int:
     where = f"{delivery.topic} partition {delivery.partition} offset {delivery.offset}"
     if wait_s is None:
@@ -281,10 +298,7 @@ def report(decision: ReviewDecision, delivery: Delivery, wait_s: float | None, c
         console.note(f"the worker refused the decision: {delivery.dead_letter.reason}")
         return EXIT_NOT_OK
     if delivery.result is None:
-        console.note(
-            f"the decision is on {where}, but no final result for {decision.trace_number} arrived within "
-            f"{wait_s:g} s: is the worker running? It will apply the decision when it reaches it."
-        )
+        console.note(no_result_note(decision, where, wait_s))
         return EXIT_NO_RESULT
     console.record(result_record(delivery.result))
     if delivery.result.outcome.value != decision.outcome:

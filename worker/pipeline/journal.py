@@ -1,8 +1,9 @@
 """The write-ahead journal: a compacted topic, co-partitioned with the commands, keyed by trace number.
 
-Before a Charge or Credit is sent its intent is written (acks=all, awaited); after the outcome is known the
-outcome is written, then the result is published. A worker that is assigned a partition restores that
-partition's journal before it processes any of its commands.
+Before a Charge or Credit is sent its intent is committed in the partition's transaction; the outcome is
+committed together with the result and the consumed offset (worker/pipeline/ownership.py). A worker that is
+assigned a partition fences the previous owner, then restores the partition's journal (``read_committed``)
+before it processes any of its commands.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.contracts import Attempt, Command, Result
 from worker.pipeline.journal_store import PartitionStore, open_store
+from worker.pipeline.ownership import OutRecord
 
 
 class JournalState(StrEnum):
@@ -45,11 +47,9 @@ class JournalRecord(BaseModel):
     resolution: dict[str, Any] | None = None
     result: Result | None = None
     updated_at: datetime
-
-
-class Sender(Protocol):
-    async def send_journal(self, partition: int, key: bytes, value: bytes) -> int:
-        """Write durably (acks=all); return the record's offset in the journal partition."""
+    # When the record entered the journal: the broker's append time (LogAppendTime) for a restored record,
+    # the commit time for one this worker wrote. Not part of the record's JSON.
+    appended_at_ms: int | None = Field(default=None, exclude=True)
 
 
 @dataclass
@@ -59,16 +59,22 @@ class RestoreReport:
     duration_s: float
     from_offset: int
     to_offset: int
+    expired: list[str] = field(default_factory=list)  # final records past the dedupe window: tombstone them
 
 
 class Journal:
+    """The journal's local stores; writes go through the partition's transactional writer (ownership.py).
+
+    ``out(record)`` is the record to put in the partition's transaction; ``remember(record)`` puts it in
+    the local store once that transaction is committed.
+    """
+
     def __init__(
         self,
         *,
         topic: str,
         group_id: str,
         state_dir: Path | None,
-        sender: Sender,
         consumer_factory: Callable[[], AIOKafkaConsumer],
         dedupe_window_s: float,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
@@ -76,7 +82,6 @@ class Journal:
         self.topic = topic
         self._group_id = group_id
         self._state_dir = state_dir
-        self._sender = sender
         self._consumer_factory = consumer_factory
         self._dedupe_window_ms = int(dedupe_window_s * 1000)
         self._now_ms = now_ms
@@ -86,8 +91,12 @@ class Journal:
     # --- reading ---------------------------------------------------------------------------
     def get(self, partition: int, trace_number: str) -> JournalRecord | None:
         store = self._stores.get(partition)
-        raw = store.get(trace_number) if store else None
-        return None if raw is None else JournalRecord.model_validate_json(raw)
+        found = store.get(trace_number) if store else None
+        if found is None:
+            return None
+        record = JournalRecord.model_validate_json(found[0])
+        record.appended_at_ms = found[1]
+        return record
 
     def owns(self, partition: int) -> bool:
         return partition in self._stores
@@ -97,20 +106,40 @@ class Journal:
         return store.count() if store else 0
 
     # --- writing ---------------------------------------------------------------------------
-    async def write(self, record: JournalRecord) -> None:
-        value = record.model_dump_json().encode()
-        offset = await self._sender.send_journal(record.partition, record.trace_number.encode(), value)
-        self._end_offsets[record.partition] = max(self._end_offsets.get(record.partition, 0), offset + 1)
+    def out(self, record: JournalRecord) -> OutRecord:
+        return OutRecord(
+            self.topic, record.trace_number.encode(), record.model_dump_json().encode(), record.partition
+        )
+
+    def tombstone(self, partition: int, trace_number: str) -> OutRecord:
+        return OutRecord(self.topic, trace_number.encode(), None, partition)
+
+    def remember(self, record: JournalRecord) -> None:
+        """After the transaction holding ``record`` committed: the local store sees it at once."""
         store = self._stores.get(record.partition)
         if store is not None:
-            store.put(record.trace_number, value, self._now_ms())
+            store.put(record.trace_number, record.model_dump_json().encode(), self._now_ms())
 
     # --- ownership -------------------------------------------------------------------------
+    def open_in_memory(self, partition: int) -> None:
+        """Own ``partition`` with an empty in-memory store and no restore: for in-memory fakes and tests."""
+        self._stores[partition] = PartitionStore(None)
+
+    def seed(self, record: JournalRecord, appended_at_ms: int) -> None:
+        """Put a record as a restore would have found it (appended at ``appended_at_ms``): for fakes."""
+        self._stores[record.partition].put(
+            record.trace_number, record.model_dump_json().encode(), appended_at_ms
+        )
+
     async def restore(self, partition: int) -> RestoreReport:
         started = time.perf_counter()
         store = open_store(self._state_dir, self._group_id, self.topic, partition)
         consumer = self._consumer_factory()
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            store.close()
+            raise
         try:
             tp = TopicPartition(self.topic, partition)
             consumer.assign([tp])
@@ -124,13 +153,16 @@ class Journal:
                 start = checkpoint
             consumer.seek(tp, start)
             records = await self._replay(consumer, tp, store, start, end)
-            store.purge_older_than(self._now_ms() - self._dedupe_window_ms)
+            expired = store.purge_older_than(self._now_ms() - self._dedupe_window_ms)
             store.set_checkpoint(end)
+        except BaseException:
+            store.close()  # a failed or cancelled restore releases the store's lock (it is retried)
+            raise
         finally:
             await consumer.stop()
         self._stores[partition] = store
         self._end_offsets[partition] = end
-        return RestoreReport(partition, records, time.perf_counter() - started, start, end)
+        return RestoreReport(partition, records, time.perf_counter() - started, start, end, expired)
 
     async def _replay(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, store: PartitionStore, start: int, end: int
@@ -159,16 +191,14 @@ class Journal:
             await asyncio.sleep(0)
         return records
 
-    def release(self, partition: int, *, clean: bool) -> None:
-        """Forget a partition. After a clean drain every write is acknowledged, so checkpoint there."""
+    def release(self, partition: int) -> None:
+        """Forget a partition. Its checkpoint stays where the restore put it: the next restore replays what
+        came after (an upsert, harmless twice), including what other owners wrote meanwhile."""
         store = self._stores.pop(partition, None)
-        if store is None:
-            return
-        if clean and partition in self._end_offsets:
-            store.set_checkpoint(self._end_offsets[partition])
-        store.close()
+        if store is not None:
+            store.close()
         self._end_offsets.pop(partition, None)
 
-    def release_all(self, *, clean: bool) -> None:
+    def release_all(self) -> None:
         for partition in list(self._stores):
-            self.release(partition, clean=clean)
+            self.release(partition)

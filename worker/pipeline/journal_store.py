@@ -16,9 +16,21 @@ import sqlite3
 from pathlib import Path
 
 _UPSERT = (
-    "INSERT INTO records(trace, value, ts_ms) VALUES (?, ?, ?) "
-    "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms"
+    "INSERT INTO records(trace, value, ts_ms, final) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms, final = excluded.final"
 )
+SCHEMA_VERSION = "2"  # 2: the ``final`` column (a record whose outcome is final may age out; others never)
+# What a journal record's JSON holds once its outcome is final and not ``unresolved`` (compact JSON, as
+# written by pydantic): such a record may be dropped after the dedupe window; any other never is.
+_DONE_MARK = b'"state":"done"'
+_UNRESOLVED_MARK = b'"outcome":"unresolved"'
+
+
+def is_final(value: bytes) -> bool:
+    """An outcome that nothing will change: done, and not waiting for an operator."""
+    return _DONE_MARK in value and _UNRESOLVED_MARK not in value
+
+
 # Puts are grouped into one transaction per this many (a transaction per put costs more than the put).
 # A crash loses at most the uncommitted ones, which is harmless: the checkpoint only moves after a
 # commit, so a restart replays them from the topic.
@@ -48,21 +60,29 @@ class PartitionStore:
         self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
         self._db.execute("PRAGMA synchronous=OFF")  # the topic is durable; this is a cache of it
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS records (trace TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ms INTEGER)"
-        )
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+        version = self._db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
+        if version is None or version[0] != SCHEMA_VERSION:
+            # A cache of the topic: an older layout is dropped and replayed from the topic in full.
+            self._db.execute("DROP TABLE IF EXISTS records")
+            self._db.execute("DELETE FROM meta")
+            self._db.execute("INSERT INTO meta(k, v) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS records "
+            "(trace TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ms INTEGER, final INTEGER NOT NULL DEFAULT 0)"
+        )
         self._uncommitted = 0
 
-    def get(self, trace_number: str) -> bytes | None:
-        row = self._db.execute("SELECT value FROM records WHERE trace = ?", (trace_number,)).fetchone()
-        return None if row is None else bytes(row[0])
+    def get(self, trace_number: str) -> tuple[bytes, int | None] | None:
+        """The record's value and its time (the broker's append time, or when this worker committed it)."""
+        row = self._db.execute("SELECT value, ts_ms FROM records WHERE trace = ?", (trace_number,)).fetchone()
+        return None if row is None else (bytes(row[0]), None if row[1] is None else int(row[1]))
 
     def put(self, trace_number: str, value: bytes, ts_ms: int) -> None:
         """Upsert; visible to ``get`` at once, committed with the next ``PUTS_PER_COMMIT`` or ``flush``."""
         if not self._db.in_transaction:
             self._db.execute("BEGIN")
-        self._db.execute(_UPSERT, (trace_number, value, ts_ms))
+        self._db.execute(_UPSERT, (trace_number, value, ts_ms, int(is_final(value))))
         self._uncommitted += 1
         if self._uncommitted >= PUTS_PER_COMMIT:
             self.flush()
@@ -78,7 +98,11 @@ class PartitionStore:
         latest: dict[str, tuple[bytes | None, int]] = {}
         for trace, value, ts_ms in rows:
             latest[trace] = (value, ts_ms)
-        upserts = [(trace, value, ts_ms) for trace, (value, ts_ms) in latest.items() if value is not None]
+        upserts = [
+            (trace, value, ts_ms, int(is_final(value)))
+            for trace, (value, ts_ms) in latest.items()
+            if value is not None
+        ]
         deletes = [(trace,) for trace, (value, _) in latest.items() if value is None]
         self.flush()
         self._db.execute("BEGIN")
@@ -90,9 +114,18 @@ class PartitionStore:
             self._db.execute("ROLLBACK")
             raise
 
-    def purge_older_than(self, ts_ms: int) -> int:
-        cursor = self._db.execute("DELETE FROM records WHERE ts_ms < ?", (ts_ms,))
-        return cursor.rowcount
+    def purge_older_than(self, ts_ms: int) -> list[str]:
+        """Drop final records older than ``ts_ms``; return their trace numbers (to tombstone in the topic).
+
+        A record that is not final (an intent, a resolution, an ``unresolved`` outcome waiting for an
+        operator) is never dropped, however old: its command could otherwise be sent again as new.
+        """
+        self.flush()
+        rows = self._db.execute(
+            "SELECT trace FROM records WHERE final = 1 AND ts_ms < ?", (ts_ms,)
+        ).fetchall()
+        self._db.execute("DELETE FROM records WHERE final = 1 AND ts_ms < ?", (ts_ms,))
+        return [str(row[0]) for row in rows]
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])

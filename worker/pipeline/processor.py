@@ -1,9 +1,15 @@
 """One command's life: journal check, intent, the money call, resolution, outcome, result.
 
 The decisions (what a code means, when a status answer is believed) live in worker.ecash.codes and
-worker.core.resolution; this module sequences them with the journal and the publisher. A job returns
-True when its result is published (its offset may be committed) and False when it was abandoned because
-its partition was revoked or the worker is stopping: its journal record lets the next owner carry on.
+worker.core.resolution; this module sequences them with the journal and the partition's transactional
+writer (ownership.py). A job returns True when its result is committed (with its offset, in one
+transaction) and False when it was abandoned because its partition was revoked or lost, or the worker is
+stopping: its journal record lets the next owner carry on.
+
+Ownership: a Charge or Credit leaves only after its intent is committed in the partition's transaction, and
+only within ``send_lease_s`` of that transaction's start (lease.py, checked at the transport). An intent
+inherited from an earlier owner is not believed "not found" before its append time + the lease + the
+connect and request timeouts + ``bank_visibility_margin_s`` (docs/design.md, "Ownership").
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from worker.contracts import (
     event_id_for,
 )
 from worker.core.fingerprint import fingerprint
+from worker.core.ratelimit import RateLimiter
 from worker.core.resolution import (
     Conclude,
     InquireAt,
@@ -35,6 +42,7 @@ from worker.core.resolution import (
 from worker.ecash.client import EcashClient, MoneyCallResult
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
+from worker.ecash.lease import LeaseExpired, send_lease
 from worker.observability.events import (
     CommandRejected,
     DeadLettered,
@@ -44,13 +52,15 @@ from worker.observability.events import (
     ResolutionStarted,
     ResultPublished,
     RetryScheduled,
+    ReviewDecisionRefused,
     StatusInquiryAnswered,
 )
 from worker.pipeline.dead_letters import dead_letter
 from worker.pipeline.gate import Gate
 from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, Rejection
 from worker.pipeline.journal import Journal, JournalRecord, JournalState
-from worker.pipeline.publisher import Publisher
+from worker.pipeline.ownership import OutRecord, PartitionLost, PartitionWriter
+from worker.pipeline.publisher import Outbox
 from worker.pipeline.results import (
     closed_review_record,
     command_result,
@@ -74,6 +84,9 @@ class Job:
     intake: Intake
     cancelled: bool = False
     parent: Job | None = None  # set when a job works on behalf of another (an earlier message's record)
+    # The writer of the partition as it was when the job started: if that ownership ends (fenced, lost,
+    # released), the job can write nothing more, even if the partition is owned again later.
+    writer: PartitionWriter | None = None
     lane: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -104,16 +117,18 @@ class Processor:
         settings: Settings,
         client: EcashClient,
         journal: Journal,
-        publisher: Publisher,
+        outbox: Outbox,
         gate: Gate,
         clock: Clock,
         sink: EventSink,
         topic: str,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._journal = journal
-        self._publisher = publisher
+        self._outbox = outbox
+        self._limiter = limiter
         self._gate = gate
         self._clock = clock
         self._sink = sink
@@ -122,17 +137,21 @@ class Processor:
         self.resolving = 0
 
     async def handle(self, job: Job) -> bool:
+        try:
+            return await self._handle(job)
+        except PartitionLost:
+            return False  # fenced or released: the next owner carries on from the journal
+
+    async def _handle(self, job: Job) -> bool:
         intake = job.intake
         if isinstance(intake, DeadLetterReason):
-            letter = dead_letter(job, topic=self._topic, reason=intake, now=self._clock.now())
-            await self._publisher.publish_dead_letter(letter, job.key)
-            self._sink.emit(DeadLettered(job.partition, job.offset, intake.reason))
+            await self._dead_letter(job, intake)
             return True
         if isinstance(intake, Rejection):
             result = rejection_result(
                 intake, partition=job.partition, offset=job.offset, now=self._clock.now()
             )
-            await self._publisher.publish_result(result)
+            await self._commit(job, [self._outbox.result(result)])
             self._sink.emit(CommandRejected(intake.trace_number, intake.msisdn, intake.reason))
             self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=result.type)
             return True
@@ -144,46 +163,82 @@ class Processor:
         """An operator closes an unresolved command: the final result, with ``resolved_by: manual``."""
         record = self._journal.get(job.partition, decision.trace_number)
         now = self._clock.now()
+        if (
+            record is not None
+            and record.result is not None
+            and record.result.event_id == event_id_for(decision.trace_number, job.partition, job.offset)
+        ):
+            await self._commit(job, [])  # this decision again, after a crash: applied with its offset
+            return True
         open_item = (
             record is not None
             and record.result is not None
             and record.result.outcome is Outcome.UNRESOLVED
             and record.command.msisdn == decision.msisdn
         )
-        if (
-            record is not None
-            and record.result is not None
-            and record.result.event_id == event_id_for(decision.trace_number, job.partition, job.offset)
-        ):
-            await self._publisher.publish_result(record.result)  # this decision again, after a crash
-            return True
         if record is None or record.result is None or not open_item:
             state = (
                 "unknown" if record is None else (record.result.outcome if record.result else record.state)
             )
-            reason = DeadLetterReason(
-                "review_decision_not_applicable",
-                f"trace number {decision.trace_number} has no unresolved command here (state: {state})",
+            await self._dead_letter(
+                job,
+                DeadLetterReason(
+                    "review_decision_not_applicable",
+                    f"trace number {decision.trace_number} has no unresolved command here (state: {state})",
+                ),
             )
-            letter = dead_letter(job, topic=self._topic, reason=reason, now=now)
-            await self._publisher.publish_dead_letter(letter, job.key)
-            self._sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
             return True
+        if decision.outcome == "failed" and not await self._failed_decision_holds(job, record):
+            return True
+        assert record.result is not None
         opened_at = record.result.completed_at
         result = manual_result(record.result, decision, partition=job.partition, offset=job.offset, now=now)
         record = record.model_copy(update={"result": result, "updated_at": now})
-        # Review closed first: a crash before the journal write replays the decision in full.
-        await self._publisher.publish_review(
-            closed_review_record(
-                record.command, decision, record=record, result=result, opened_at=opened_at, now=now
-            )
+        closed = closed_review_record(
+            record.command, decision, record=record, result=result, opened_at=opened_at, now=now
         )
-        await self._journal.write(record)
-        await self._publisher.publish_result(result)
+        await self._commit(
+            job,
+            [self._outbox.review(closed), self._journal.out(record), self._outbox.result(result)],
+            record,
+        )
         self._emit_result(
             job, result.outcome, result.resolved_by, None, record.sends, kind=record.command.type
         )
         return True
+
+    async def _failed_decision_holds(self, job: Job, record: JournalRecord) -> bool:
+        """A ``failed`` decision is checked with a fresh Status Inquiry first: refused if the API says the
+        money moved. Waits (and says so in the log) while the API cannot answer."""
+        command = record.command
+        while True:
+            try:
+                answer = await self._client.status(
+                    trace_number=command.trace_number,
+                    amount=command.amount,
+                    account_type_id=command.account_type_id,
+                )
+            except FatalConfigError as exc:
+                self._gate.set_fatal(str(exc))
+                answer = None
+            if answer is not None and answer.call_class not in (CallClass.NOT_SENT, CallClass.AMBIGUOUS):
+                break
+            self._sink.emit(ReviewDecisionRefused(command.trace_number, "waiting_for_status_inquiry"))
+            if not await self._sleep(self._settings.resolution_schedule_s[0], job):
+                raise PartitionLost("abandoned while verifying a review decision")
+        observation = observe(answer.code, _transport_class(answer.call_class), self._policy)
+        if observation.kind != "processed":
+            return True
+        await self._dead_letter(
+            job,
+            DeadLetterReason(
+                "review_decision_refused",
+                f"trace number {command.trace_number}: the decision 'failed' was refused because Status "
+                f"Inquiry answers {answer.code} (the money moved); decide 'succeeded' instead",
+            ),
+        )
+        self._sink.emit(ReviewDecisionRefused(command.trace_number, "status_inquiry_processed"))
+        return False
 
     # --- the command's path --------------------------------------------------------------------
     async def _command(self, job: Job, command: Command) -> bool:
@@ -193,18 +248,18 @@ class Processor:
         if record is not None:
             if record.fingerprint != print_:
                 result = trace_reused_result(command, partition=job.partition, offset=job.offset, now=now)
-                await self._publisher.publish_result(result)
+                await self._commit(job, [self._outbox.result(result)])
                 self._sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
                 self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
                 return True
             if record.state is JournalState.DONE and record.result is not None:
                 if (record.partition, record.offset) == (job.partition, job.offset):
-                    result = record.result  # the same message again (after a crash): the same event
-                else:
-                    result = duplicate_result(
-                        record.result, partition=job.partition, offset=job.offset, now=now
-                    )
-                await self._publisher.publish_result(result)
+                    # The same message again: its result was committed with this record. Publishing it
+                    # again would show a read_committed reader two results; only the offset moves.
+                    await self._commit(job, [])
+                    return True
+                result = duplicate_result(record.result, partition=job.partition, offset=job.offset, now=now)
+                await self._commit(job, [self._outbox.result(result)])
                 self._emit_result(
                     job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
                 )
@@ -266,6 +321,8 @@ class Processor:
                     f"the command expired at {command.expires_at.isoformat()} before the API could be "
                     "reached; no money moved",
                 )
+            if self._limiter is not None:
+                await self._limiter.acquire()  # before the intent: a wait here never eats the lease
             record = record.model_copy(
                 update={
                     "state": JournalState.INTENT,
@@ -273,9 +330,20 @@ class Processor:
                     "updated_at": self._clock.now(),
                 }
             )
-            await self._journal.write(record)
+            lease_start_s = await self._write(job, record)
             try:
-                answer = await self._money_call(command)
+                with send_lease(
+                    lease_start_s + self._settings.send_lease_s,
+                    self._clock,
+                    prepaid=self._limiter is not None,
+                ):
+                    answer = await self._money_call(command)
+            except LeaseExpired as exc:
+                # Nothing left: a stall (or a lost broker) outlasted the lease. A fresh intent proves we
+                # still own the partition; a fenced worker cannot commit one.
+                record = self._with_attempt(record, command, "not_sent", None, f"not sent: {exc}")
+                self._sink.emit(RetryScheduled(command.type.value, "lease_expired", record.sends, 0.0))
+                continue
             except FatalConfigError as exc:
                 self._gate.set_fatal(str(exc))
                 self._sink.emit(FatalConfiguration(str(exc)))
@@ -324,7 +392,7 @@ class Processor:
                 )
                 if not await self._sleep(backoff_s, job):
                     return False
-                backoff_s = min(backoff_s * 2, self._settings.not_sent_backoff_max_s * 4)
+                backoff_s = min(backoff_s * 2, self._settings.not_sent_backoff_max_s)
                 continue
             return await self._resolve(job, record, ambiguity_reason(answer))
 
@@ -349,10 +417,13 @@ class Processor:
         command = record.command
         if record.resolution is None:
             # The server may still be working on the request until the request timeout after it was
-            # sent. An ambiguity seen now counts from now; one found in the journal after a restart can
-            # only count from when its intent was written.
+            # sent. An ambiguity seen now counts from now. An intent found in the journal (inherited from
+            # an earlier owner, or an earlier life of this one) counts from the last moment its request
+            # could have been written: its append time (the broker's clock) + the lease + the connect
+            # timeout (the residual window, docs/design.md); the schedule then adds the request timeout
+            # and the grace (the bank's visibility margin) before any "not found" is believed.
             found_in_journal = reason == "journal_intent"
-            started_s = (record.updated_at if found_in_journal else self._clock.now()).timestamp()
+            started_s = self._inherited_start_s(record) if found_in_journal else self._clock.now().timestamp()
             state = ResolutionState.start(started_s, resubmits=record.resubmits)
             record = record.model_copy(
                 update={
@@ -361,7 +432,7 @@ class Processor:
                     "updated_at": self._clock.now(),
                 }
             )
-            await self._journal.write(record)
+            await self._write(job, record)
             self._sink.emit(ResolutionStarted(command.trace_number, command.msisdn, reason))
         else:
             state = ResolutionState.from_dict(record.resolution)
@@ -411,7 +482,7 @@ class Processor:
                 update={"resolution": state.to_dict(), "updated_at": self._clock.now()}
             )
             if isinstance(decision, InquireAt):
-                await self._journal.write(record)
+                await self._write(job, record)
         return await self._conclude(job, record, state, decision)
 
     async def _conclude(
@@ -445,18 +516,23 @@ class Processor:
             self._sink.emit(RetryScheduled(command.type.value, "resubmit", resubmits, 0.0))
             return await self._send(job, record)
         detail = "unresolved: " + decision.reason + "; handed to manual review"
-        finished = await self._finish(job, record, Outcome.UNRESOLVED, ResolvedBy.STATUS_INQUIRY, detail)
-        await self._publisher.publish_review(
-            review_record(
-                command,
-                partition=job.partition,
-                offset=job.offset,
-                attempts=record.attempts,
-                last_known_state=describe(state),
-                now=self._clock.now(),
-            )
+        review = review_record(
+            command,
+            partition=job.partition,
+            offset=job.offset,
+            attempts=record.attempts,
+            last_known_state=describe(state),
+            now=self._clock.now(),
         )
-        return finished
+        # The review record, the outcome and the result in one transaction: never one without the other.
+        return await self._finish(
+            job,
+            record,
+            Outcome.UNRESOLVED,
+            ResolvedBy.STATUS_INQUIRY,
+            detail,
+            before=[self._outbox.review(review)],
+        )
 
     async def _find_transaction(
         self, command: Command, record: JournalRecord
@@ -487,6 +563,7 @@ class Processor:
         code: str | None = None,
         transaction_number: str | None = None,
         trx_datetime: str | None = None,
+        before: list[OutRecord] | None = None,
     ) -> bool:
         now = self._clock.now()
         result = command_result(
@@ -503,12 +580,51 @@ class Processor:
             trx_datetime=answer.trx_datetime if answer else trx_datetime,
         )
         record = record.model_copy(update={"state": JournalState.DONE, "result": result, "updated_at": now})
-        await self._journal.write(record)
-        await self._publisher.publish_result(result)
+        await self._commit(
+            job, [*(before or []), self._journal.out(record), self._outbox.result(result)], record
+        )
         self._emit_result(
             job, outcome, resolved_by, result.response_code, record.sends, kind=record.command.type
         )
         return True
+
+    # --- writing (all of it through the partition's transactional writer) ------------------------
+    @staticmethod
+    def _writer(job: Job) -> PartitionWriter:
+        writer = job.writer if job.parent is None else job.parent.writer
+        if writer is None or writer.lost is not None:
+            raise PartitionLost(writer.lost if writer is not None else "no writer")
+        return writer
+
+    async def _write(self, job: Job, record: JournalRecord) -> float:
+        """Commit a journal record on its own (an intent, a resolution's progress); the lease start."""
+        lease_start_s = await self._writer(job).write([self._journal.out(record)])
+        self._journal.remember(record)
+        return lease_start_s
+
+    async def _commit(self, job: Job, records: list[OutRecord], journal: JournalRecord | None = None) -> None:
+        """Finish ``job``: its records and its offset in one transaction."""
+        await self._writer(job).write(records, done_offset=job.offset)
+        if journal is not None:
+            self._journal.remember(journal)
+
+    async def _dead_letter(self, job: Job, reason: DeadLetterReason) -> None:
+        letter = dead_letter(job, topic=self._topic, reason=reason, now=self._clock.now())
+        await self._commit(job, [self._outbox.dead_letter(letter, job.key)])
+        self._sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
+
+    def _inherited_start_s(self, record: JournalRecord) -> float:
+        appended_s = (
+            record.appended_at_ms / 1000
+            if record.appended_at_ms is not None
+            else record.updated_at.timestamp()
+        )
+        return (
+            appended_s
+            + self._settings.send_lease_s
+            + self._settings.connect_timeout_s
+            + self._settings.bank_visibility_margin_s
+        )
 
     def _emit_result(
         self,

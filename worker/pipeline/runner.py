@@ -1,8 +1,13 @@
-"""The Kafka loop: fetch, hand to lanes, commit what is finished; drain on revoke and on SIGTERM.
+"""The Kafka loop: fetch, hand to lanes; activate partitions off the rebalance path; drain on revoke.
 
-Offsets: per partition, the highest offset below which every command has its result published is
-committed every ``commit_interval_s`` and at every revoke. Memory: at most ``max_buffered`` commands are
-held; past that, fetching pauses (pause/resume partitions) until lanes catch up.
+Ownership (docs/design.md, "Ownership"): a partition assigned by the group is paused at once and
+*activated* in a task of its own, so heartbeats go on however long it takes: its transactional producer is
+started (which fences the previous owner), its journal restored (``read_committed``), the consumer seeks
+to its committed offset, and only then does it take commands. Offsets are committed only inside the
+partition's transactions (ownership.py), together with the results they free. A partition whose writer is
+fenced or dies is dropped at once and activated again if the group still assigns it.
+
+Memory: at most ``max_buffered`` commands are held; past that, fetching pauses until lanes catch up.
 """
 
 from __future__ import annotations
@@ -14,24 +19,40 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import KafkaError
 
+from worker.clock import Clock
 from worker.observability.events import (
     CommandConsumed,
     EventSink,
     JournalRestored,
+    PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
 )
 from worker.pipeline.gate import Gate
-from worker.pipeline.intake import parse_command
-from worker.pipeline.journal import Journal
+from worker.pipeline.intake import DeadLetterReason, Parsed, parse_command
+from worker.pipeline.journal import Journal, JournalState
 from worker.pipeline.lanes import Lanes
 from worker.pipeline.offsets import OffsetTracker
+from worker.pipeline.ownership import (
+    PartitionWriter,
+    ProducerFactory,
+    WriterPolicy,
+    transactional_id,
+)
 from worker.pipeline.processor import Job, Processor
 from worker.settings import Settings
 
 log = logging.getLogger("ecash_worker.runner")
+
+FAILURES_BEFORE_DEAD_LETTER = 3  # an unexpected error on one message, before any money call
+REACTIVATE_AFTER_S = 1.0
+
+
+class RestoreFailed(Exception):
+    """A partition could not be activated after ``restore_attempts``: the worker stops (not ready)."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -44,9 +65,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._runner.take_partitions(
-            {tp.partition for tp in assigned if tp.topic == self._runner.topic}
-        )
+        self._runner.take_partitions({tp.partition for tp in assigned if tp.topic == self._runner.topic})
 
 
 class Runner:
@@ -60,6 +79,9 @@ class Runner:
         sink: EventSink,
         client_kwargs: dict[str, Any],
         logged_in: Callable[[], bool],
+        producer_factory: ProducerFactory,
+        clock: Clock,
+        consumer: AIOKafkaConsumer | None = None,
     ) -> None:
         self._settings = settings
         self.topic = settings.commands_topic
@@ -68,20 +90,34 @@ class Runner:
         self._gate = gate
         self._sink = sink
         self._logged_in = logged_in
+        self._producer_factory = producer_factory
+        self._clock = clock
+        self._writer_policy = WriterPolicy(
+            flush_interval_s=settings.txn_flush_interval_s,
+            max_batch_records=settings.txn_max_records,
+            start_timeout_s=settings.activation_timeout_s,
+            commit_timeout_s=settings.activation_timeout_s,
+        )
         self._offsets = OffsetTracker()
         self._lanes: Lanes[Job] = Lanes(run=self._run_job, max_in_flight=settings.max_in_flight)
         self._owned: set[int] = set()
-        self._draining: set[int] = set()  # revoked, finishing in-flight work: no new work, still committed
+        self._assigned: set[int] = set()
+        self._writers: dict[int, PartitionWriter] = {}
+        self._activations: dict[int, asyncio.Task[None]] = {}
+        self._failures: dict[tuple[int, int], tuple[int, str]] = {}
         self._stopping = asyncio.Event()
-        self._paused = False
         self._last_processed_s = 0.0
         self._heartbeat_s = time.time()
         self._consuming = False
+        self.fatal: str | None = None
         self._needs_reset: set[int] = set()
         self._end_offsets: dict[int, int] = {}  # refreshed even while paused, for the lag gauge
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = consumer or AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.group_id,
+            group_instance_id=settings.kafka_group_instance_id,
+            partition_assignment_strategy=(StickyPartitionAssignor,),
+            isolation_level="read_committed",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
@@ -97,7 +133,6 @@ class Runner:
     async def run(self) -> None:
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
-        committer = asyncio.create_task(self._commit_loop(), name="commit-loop")
         lag_watch = asyncio.create_task(self._end_offsets_loop(), name="end-offsets")
         try:
             while not self._stopping.is_set():
@@ -110,29 +145,32 @@ class Runner:
                     await asyncio.sleep(0.5)
                     continue
                 for tp, messages in batch.items():
-                    if tp.partition in self._needs_reset:
-                        continue  # read again from the failed command's offset once the reset is done
-                    if tp.partition not in self._owned:
-                        self._rewind_unowned(tp, messages[0].offset)
-                        continue
+                    if tp.partition in self._needs_reset or tp.partition not in self._owned:
+                        continue  # read again from the committed (or reset) offset once active
                     for message in messages:
                         self._dispatch(message)
         finally:
             self._consuming = False
-            committer.cancel()
             lag_watch.cancel()
             await self._shutdown()
-
-    def _rewind_unowned(self, tp: TopicPartition, offset: int) -> None:
-        """Fetched before its journal was restored (the fetcher runs during the assign callback): re-read."""
-        if tp in self._consumer.assignment():
-            self._consumer.seek(tp, offset)
+        if self.fatal is not None:
+            raise RestoreFailed(self.fatal)
 
     def stop(self) -> None:
         self._stopping.set()
 
     def _dispatch(self, message: Any) -> None:
         intake = parse_command(message.value, max_bytes=self._settings.command_max_bytes)
+        failed = self._failures.get((message.partition, message.offset))
+        if (
+            failed is not None
+            and failed[0] >= FAILURES_BEFORE_DEAD_LETTER
+            and self._no_intent(message, intake)
+        ):
+            intake = DeadLetterReason(
+                "internal_error",
+                f"handling this message failed {failed[0]} times ({failed[1]}); no money call was made",
+            )
         job = Job(
             partition=message.partition,
             offset=message.offset,
@@ -146,24 +184,38 @@ class Runner:
         self._sink.emit(CommandConsumed(message.partition))
         self._lanes.submit(job)
 
+    def _no_intent(self, message: Any, intake: object) -> bool:
+        """True unless the journal holds a money call in doubt for this message (that one is resolved,
+        never dead-lettered)."""
+        if not isinstance(intake, Parsed):
+            return True
+        record = self._journal.get(message.partition, intake.command.trace_number)
+        return record is None or record.state is JournalState.DONE
+
     async def _run_job(self, job: Job) -> None:
+        job.writer = self._writers.get(job.partition)
         try:
             finished = await self._processor.handle(job)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # Unknown failure (Kafka down mid-publish, a bug): never commit past it. The job is abandoned;
-            # its journal record (if any) lets the next owner finish it. Stop taking this partition's work.
+        except Exception as exc:
+            # Unknown failure (a bug, an unexpected value): never commit past it. The job is abandoned and
+            # its partition rewound; its journal record (if any) lets the retry carry on. After
+            # FAILURES_BEFORE_DEAD_LETTER failures before any intent, the message is dead-lettered.
+            key = (job.partition, job.offset)
+            count = self._failures.get(key, (0, ""))[0] + 1
+            self._failures[key] = (count, type(exc).__name__)
             log.exception(
-                "command at %s[%d]@%d failed; it will be retried from the journal",
+                "command at %s[%d]@%d failed (%d time(s)); it will be retried from the journal",
                 self.topic,
                 job.partition,
                 job.offset,
+                count,
             )
             self._processor_failed(job)
             return
-        if finished and (job.partition in self._owned or job.partition in self._draining):
-            self._offsets.of(job.partition).done(job.offset)
+        if finished:
+            self._failures.pop((job.partition, job.offset), None)
             self._last_processed_s = time.time()
 
     def _processor_failed(self, job: Job) -> None:
@@ -175,15 +227,18 @@ class Runner:
         assigned = self._consumer.assignment()
         if not assigned:
             return
-        want_pause = not self._gate.open_for_new_work or self._lanes.buffered >= self._settings.max_buffered
-        if want_pause and not self._paused:
-            self._consumer.pause(*assigned)
-            self._paused = True
-        elif not want_pause and self._paused:
-            self._consumer.resume(*assigned)
-            self._paused = False
-        elif self._paused:
-            self._consumer.pause(*assigned)  # partitions assigned since the pause
+        hold_all = not self._gate.open_for_new_work or self._lanes.buffered >= self._settings.max_buffered
+        paused = frozenset(
+            tp
+            for tp in assigned
+            if hold_all or tp.partition not in self._owned or tp.partition in self._needs_reset
+        )
+        current = self._consumer.paused()
+        to_pause, to_resume = paused - current, (assigned - paused) & current
+        if to_pause:
+            self._consumer.pause(*to_pause)
+        if to_resume:
+            self._consumer.resume(*to_resume)
         if self._needs_reset:
             self._reset_failed_partitions()
 
@@ -195,15 +250,10 @@ class Runner:
                 continue  # wait for in-flight jobs of the partition to end
             offset = tracker.committable()
             self._offsets.forget(partition)
-            if offset is not None:
-                self._consumer.seek(TopicPartition(self.topic, partition), offset)
+            tp = TopicPartition(self.topic, partition)
+            if offset is not None and tp in self._consumer.assignment():
+                self._consumer.seek(tp, offset)
             self._needs_reset.discard(partition)
-
-    # --- commits ---------------------------------------------------------------------------
-    async def _commit_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.commit_interval_s)
-            await self.commit()
 
     async def _end_offsets_loop(self, every_s: float = 5.0) -> None:
         """A paused consumer fetches nothing, so its high watermarks go stale: ask for the end offsets."""
@@ -225,55 +275,132 @@ class Runner:
             self._heartbeat_s = time.time()
             await asyncio.sleep(every_s)
 
-    async def commit(self, partitions: set[int] | None = None) -> None:
-        offsets = {
-            p: o
-            for p, o in self._offsets.to_commit().items()
-            if (p in self._owned or p in self._draining) and (partitions is None or p in partitions)
-        }
-        if not offsets:
-            return
-        try:
-            await self._consumer.commit({TopicPartition(self.topic, p): o for p, o in offsets.items()})
-            self._offsets.mark_committed(offsets)
-        except KafkaError as exc:
-            log.warning("offset commit failed (will retry): %s", exc)
-
-    # --- rebalance -------------------------------------------------------------------------
-    async def take_partitions(self, partitions: set[int]) -> None:
-        for partition in sorted(partitions - self._owned):
-            report = await self._journal.restore(partition)
-            self._sink.emit(JournalRestored(partition, report.records, report.duration_s))
-            self._offsets.forget(partition)
-            self._owned.add(partition)
+    # --- ownership -------------------------------------------------------------------------
+    def take_partitions(self, partitions: set[int]) -> None:
+        """The assignment callback: pause what is new and activate it in the background (no blocking)."""
+        self._assigned |= partitions
+        new = sorted(partitions - self._owned - self._activations.keys())
+        if new:
+            self._consumer.pause(*[TopicPartition(self.topic, p) for p in new])
+        for partition in new:
+            self._activations[partition] = asyncio.create_task(
+                self._activate(partition), name=f"activate-{partition}"
+            )
         self._consuming = True  # joined the group (an empty assignment counts: a spare replica)
         self._sink.emit(PartitionsChanged(assigned=tuple(sorted(partitions)), revoked=()))
 
+    async def _activate(self, partition: int) -> None:
+        """Fence the previous owner, restore the journal, seek to the committed offset; then take work."""
+        attempts = self._settings.restore_attempts
+        try:
+            for attempt in range(1, attempts + 1):
+                try:
+                    await self._activate_once(partition)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "activating partition %d failed (attempt %d of %d): %s: %s",
+                        partition,
+                        attempt,
+                        attempts,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    await self._deactivate(partition, flush=False)
+                    if attempt < attempts:
+                        await self._clock.sleep_s(min(30.0, 2.0**attempt))
+            self.fatal = f"partition {partition} could not be activated after {attempts} attempts"
+            log.error("%s; stopping (not ready)", self.fatal)
+            self.stop()
+        finally:
+            self._activations.pop(partition, None)
+
+    async def _activate_once(self, partition: int) -> None:
+        tp = TopicPartition(self.topic, partition)
+        writer = PartitionWriter(
+            partition=partition,
+            txn_id=transactional_id(self._settings.group_id, self.topic, partition),
+            group_id=self._settings.group_id,
+            producer_factory=self._producer_factory,
+            clock=self._clock,
+            policy=self._writer_policy,
+            mark_done=lambda offset: self._offsets.of(partition).done(offset),
+            committable=lambda: self._offsets.of(partition).committable(),
+            offset_key=lambda _offset: TopicPartition(self.topic, partition),
+            on_lost=self._partition_lost,
+        )
+        self._writers[partition] = writer
+        await writer.start()  # fences every earlier owner of this partition
+        report = await self._journal.restore(partition)
+        self._sink.emit(JournalRestored(partition, report.records, report.duration_s))
+        for start in range(0, len(report.expired), 500):
+            chunk = report.expired[start : start + 500]
+            await writer.write([self._journal.tombstone(partition, trace) for trace in chunk])
+        committed = await self._consumer.committed(tp)
+        if tp not in self._consumer.assignment():
+            await self._deactivate(partition, flush=False)  # revoked meanwhile
+            return
+        self._offsets.forget(partition)
+        if committed is None:
+            await self._consumer.seek_to_beginning(tp)
+        else:
+            self._consumer.seek(tp, committed)
+        self._owned.add(partition)
+        log.info("partition %d active (journal: %d records restored)", partition, report.records)
+
+    def _partition_lost(self, partition: int, reason: str) -> None:
+        """The writer was fenced or died: drop the partition now; activate it again if still assigned."""
+        self._sink.emit(PartitionFenced(partition, reason))
+        if partition in self._activations:
+            return  # the activation itself failed: it retries
+        self._owned.discard(partition)
+        self._lanes.cancel_partitions({partition})
+        self._activations[partition] = asyncio.create_task(
+            self._reactivate(partition), name=f"reactivate-{partition}"
+        )
+
+    async def _reactivate(self, partition: int) -> None:
+        await self._deactivate(partition, flush=False)
+        await self._clock.sleep_s(REACTIVATE_AFTER_S)
+        self._activations.pop(partition, None)
+        if partition in self._assigned and not self._stopping.is_set():
+            self.take_partitions({partition})
+
+    async def _deactivate(self, partition: int, *, flush: bool) -> None:
+        writer = self._writers.pop(partition, None)
+        if writer is not None:
+            await writer.close(flush=flush, timeout_s=self._settings.drain_timeout_s)
+        self._journal.release(partition)
+        self._offsets.forget(partition)
+
     async def release_partitions(self, partitions: set[int]) -> None:
-        partitions &= self._owned
+        """Revocation, bounded: stop activations, drain what runs (``drain_timeout_s``), flush, let go."""
+        self._assigned -= partitions
+        for partition in partitions:
+            task = self._activations.pop(partition, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        partitions = partitions & (self._owned | self._writers.keys())
         if not partitions:
             return
         # From here no new command of these partitions starts; what runs may finish within the bound.
         self._owned -= partitions
-        self._draining |= partitions
         running = self._lanes.cancel_partitions(partitions)
         tasks = self._lanes.tasks_of(running)
-        clean = True
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self._settings.drain_timeout_s)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            clean = not pending
-        await self.commit(partitions)
         for partition in partitions:
-            self._draining.discard(partition)
-            self._offsets.forget(partition)
-            self._journal.release(partition, clean=clean)
+            await self._deactivate(partition, flush=True)
         self._sink.emit(PartitionsChanged(assigned=(), revoked=tuple(sorted(partitions))))
 
     async def _shutdown(self) -> None:
-        await self.release_partitions(set(self._owned))
+        await self.release_partitions(set(self._assigned) | set(self._owned) | set(self._writers))
         try:
             await self._consumer.stop()
         except KafkaError as exc:
@@ -311,7 +438,7 @@ class Runner:
             last_processed_unix_s=self._last_processed_s,
             breaker_state=str(self._gate.breaker.state),
             logged_in=self._logged_in(),
-            consuming=self._consuming,
-            fatal=self._gate.fatal,
+            consuming=self._consuming and self.fatal is None,
+            fatal=self._gate.fatal or self.fatal,
             loop_heartbeat_unix_s=self._heartbeat_s,
         )

@@ -224,3 +224,33 @@ def test_an_answer_between_failures_resets_the_run() -> None:
             breaker.record_failure("ambiguous")
         breaker.record_success()
     assert state_of(breaker) is BreakerState.CLOSED
+
+
+def test_the_probe_slot_is_claimed_only_while_half_open_and_only_once() -> None:
+    breaker, clock, _ = make()
+    assert not breaker.claim_probe()  # closed: nothing to probe
+    trip(breaker)
+    assert not breaker.claim_probe()  # open: too early
+    clock.advance(15)
+    assert [breaker.claim_probe() for _ in range(3)] == [True, False, False]
+    assert not breaker.allow_new_work()  # a buffered command does not probe a second time
+    clock.advance(POLICY.probe_timeout_s)
+    assert breaker.claim_probe()  # the first probe never reported: another may go
+
+
+def test_probe_due_in_s_counts_down_the_open_time_and_the_silent_probe() -> None:
+    breaker, clock, _ = make()
+    assert breaker.probe_due_in_s() is None
+    trip(breaker)
+    clock.advance(10)
+    assert breaker.probe_due_in_s() == 5
+    clock.advance(5)
+    assert breaker.probe_due_in_s() == 0
+    assert breaker.claim_probe()
+    clock.advance(12)
+    assert breaker.probe_due_in_s() == POLICY.probe_timeout_s - 12
+    breaker.record_failure("not_sent")  # the probe failed: open for twice as long
+    assert breaker.probe_due_in_s() == 30
+    clock.advance(30)
+    breaker.record_success()
+    assert breaker.probe_due_in_s() is None

@@ -190,11 +190,27 @@ def test_kubernetes_waits_for_the_drain_before_killing_a_worker() -> None:
     assert pod["terminationGracePeriodSeconds"] >= drain_s + 15  # drain, then publish, commit, leave
 
 
-def test_rolling_updates_and_disruptions_take_one_worker_at_a_time() -> None:
-    docs = base_docs()
-    strategy = one(docs, "Deployment", "ecash-worker")["spec"]["strategy"]["rollingUpdate"]
-    assert strategy["maxUnavailable"] == 0
+def test_rolling_updates_and_disruptions_take_one_worker_at_a_time(overlay: tuple[str, list[Doc]]) -> None:
+    _, docs = overlay
+    deployment = one(docs, "Deployment", "ecash-worker")["spec"]
+    assert deployment["strategy"]["type"] == "RollingUpdate"
+    assert deployment["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+def test_a_bank_outage_blocks_neither_a_rollout_nor_a_node_drain(overlay: tuple[str, list[Doc]]) -> None:
+    """A rollout step waits for the new pod's readiness, and readiness is "can own partitions" (Kafka, no
+    fatal error), never the bank's health (tests/unit/observability/test_health.py); a drain may evict a
+    pod that is NotReady for any reason, whatever the budget says; a rollout that cannot progress fails
+    at a deadline instead of hanging."""
+    _, docs = overlay
+    pdb = one(docs, "PodDisruptionBudget")["spec"]
+    assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert "minAvailable" not in pdb  # a budget of "all but one" would block a drain of a 1-pod overlay
+    deployment = one(docs, "Deployment", "ecash-worker")["spec"]
+    assert 0 < deployment["progressDeadlineSeconds"] <= 900
+    container = worker_container(docs)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
 def test_service_pdb_and_monitor_select_the_workers_pods() -> None:

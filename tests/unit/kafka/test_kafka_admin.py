@@ -88,7 +88,7 @@ def test_a_missing_ca_file_fails_at_start_not_at_first_connect(tmp_path: Path) -
         kafka_client_kwargs(settings)
 
 
-def test_worker_topics_are_co_partitioned_and_the_journal_expires_by_retention() -> None:
+def test_worker_topics_are_co_partitioned_and_the_journal_is_compacted_on_the_brokers_clock() -> None:
     settings = Settings(
         topic_partitions=24, topic_replication_factor=3, journal_retention_s=86_400, dedupe_window_s=86_400
     )
@@ -98,8 +98,10 @@ def test_worker_topics_are_co_partitioned_and_the_journal_expires_by_retention()
     }  # fmt: skip
     assert {spec.partitions for spec in specs.values()} == {24}
     assert {spec.replication_factor for spec in specs.values()} == {3}
-    assert specs["ecash.journal"].configs["cleanup.policy"] == "compact,delete"
-    assert specs["ecash.journal"].configs["retention.ms"] == "86400000"
+    # never deleted by age (an intent in doubt must outlive any retention); final records are tombstoned
+    assert specs["ecash.journal"].configs["cleanup.policy"] == "compact"
+    assert "retention.ms" not in specs["ecash.journal"].configs
+    assert specs["ecash.journal"].configs["message.timestamp.type"] == "LogAppendTime"
     assert specs["ecash.review"].configs["cleanup.policy"] == "compact"
     assert {spec.configs["min.insync.replicas"] for spec in specs.values()} == {"2"}
 

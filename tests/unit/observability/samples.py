@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from worker.observability.events import (
     ApiCallFinished,
+    BreakerProbed,
     BreakerStateChanged,
     CommandConsumed,
     CommandRejected,
@@ -12,12 +13,14 @@ from worker.observability.events import (
     FatalConfiguration,
     JournalRestored,
     LoginFinished,
+    PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
     ResolutionFinished,
     ResolutionStarted,
     ResultPublished,
     RetryScheduled,
+    ReviewDecisionRefused,
     StatusInquiryAnswered,
 )
 
@@ -46,8 +49,11 @@ EVERY_EVENT: tuple[Event, ...] = (
     ResolutionFinished(trace_number=TRACE, outcome="succeeded", inquiries=2, duration_s=15.0),
     JournalRestored(partition=3, records=120, duration_s=0.8),
     BreakerStateChanged(state="open", reason="failure ratio 0.6 over 30 s"),
+    BreakerProbed(result="closed", duration_s=0.05),
     FatalConfiguration(reason="login refused: INVALID_CREDENTIAL"),
     PartitionsChanged(assigned=(0, 3), revoked=(5,)),
+    PartitionFenced(2, "transaction failed: ProducerFenced"),
+    ReviewDecisionRefused("T9", "status_inquiry_processed"),
 )
 
 

@@ -50,15 +50,28 @@ async def checked(port: int, live: bool = False, timeout_s: float = 3.0) -> tupl
 async def test_ready_worker_exits_0(probed: tuple[Probed, HealthServer]) -> None:
     code, line = await checked(probed[1].port)
     assert code == 0
-    assert line == "ready (assigned_partitions=[0, 3], breaker_state=closed)\n"
+    assert line == "ready (assigned_partitions=[0, 3], breaker_state=closed, logged_in=True)\n"
 
 
 async def test_unready_worker_exits_1_with_the_reasons(probed: tuple[Probed, HealthServer]) -> None:
     state, server = probed
-    state.snap = replace(state.snap, logged_in=False, breaker_state="open")
+    state.snap = replace(state.snap, consuming=False, fatal="login refused: BLOCKED")
     code, line = await checked(server.port)
     assert code == 1
-    assert line == "not ready (HTTP 503): not logged in to the E-Cash API; circuit breaker open\n"
+    assert line == (
+        "not ready (HTTP 503): fatal configuration error: login refused: BLOCKED; "
+        "consumer not running or not joined to its group\n"
+    )
+
+
+async def test_during_a_bank_outage_the_worker_is_ready_and_the_line_says_the_bank_is_down(
+    probed: tuple[Probed, HealthServer],
+) -> None:
+    state, server = probed
+    state.snap = replace(state.snap, logged_in=False, breaker_state="open")
+    code, line = await checked(server.port)
+    assert code == 0
+    assert line == "ready (assigned_partitions=[0, 3], breaker_state=open, logged_in=False)\n"
 
 
 async def test_live_asks_healthz_which_ignores_readiness(probed: tuple[Probed, HealthServer]) -> None:

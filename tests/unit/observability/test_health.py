@@ -101,7 +101,7 @@ async def test_before_the_first_heartbeat_the_server_start_gives_a_grace_period(
     assert (await world.get("/healthz")).status_code == 503
 
 
-async def test_ready_when_joined_logged_in_breaker_closed_and_no_fatal(world: World) -> None:
+async def test_ready_when_live_joined_and_no_fatal(world: World) -> None:
     response = await world.get("/readyz")
     assert response.status_code == 200
     body = response.json()
@@ -119,9 +119,6 @@ async def test_a_joined_worker_without_partitions_is_ready(world: World) -> None
     ("changes", "reason"),
     [
         ({"consuming": False}, "consumer not running or not joined to its group"),
-        ({"logged_in": False}, "not logged in to the E-Cash API"),
-        ({"breaker_state": "open"}, "circuit breaker open"),
-        ({"breaker_state": "half_open"}, "circuit breaker half_open"),
         (
             {"fatal": "login refused: INVALID_CREDENTIAL"},
             "fatal configuration error: login refused: INVALID_CREDENTIAL",
@@ -139,11 +136,39 @@ async def test_not_ready_says_which_condition_fails(
 
 
 async def test_every_failing_condition_is_listed(world: World) -> None:
-    world.set(consuming=False, logged_in=False, breaker_state="open")
+    world.set(consuming=False, fatal="login refused: BLOCKED")
     world.clock.advance(STUCK_LOOP_S + 1)
     failing = (await world.get("/readyz")).json()["failing"]
-    assert len(failing) == 4
+    assert len(failing) == 3
     assert failing[0].startswith("event loop stuck")
+
+
+@pytest.mark.parametrize(
+    "bank_down",
+    [
+        {"logged_in": False},
+        {"breaker_state": "open"},
+        {"breaker_state": "half_open"},
+        {"logged_in": False, "breaker_state": "open"},
+    ],
+)
+async def test_a_bank_outage_leaves_a_pod_that_can_own_partitions_ready(
+    world: World, bank_down: dict[str, Any]
+) -> None:
+    """Every pod sees the same outage: NotReady would block rollouts and drains and help nobody."""
+    world.set(**bank_down)
+    response = await world.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["failing"] == []
+    assert {key: body["checks"][key] for key in bank_down} == bank_down  # still shown, for humans
+
+
+async def test_a_pod_started_during_an_outage_is_ready_once_it_joins_its_group(world: World) -> None:
+    world.set(consuming=False, logged_in=False, breaker_state="open", assigned_partitions=())
+    assert (await world.get("/readyz")).status_code == 503
+    world.set(consuming=True, assigned_partitions=(1, 2))  # the first login still fails
+    assert (await world.get("/readyz")).status_code == 200
 
 
 async def test_a_cleared_fatal_error_makes_the_worker_ready_again(world: World) -> None:

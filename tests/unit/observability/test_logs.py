@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from worker.clock import FakeClock
 from worker.observability.events import (
     ApiCallFinished,
+    BreakerProbed,
     BreakerStateChanged,
     CommandConsumed,
     DeadLettered,
@@ -114,6 +115,8 @@ def test_log_hook_uses_the_installed_handler() -> None:
         (DeadLettered(0, 1, "not_json"), "warning"),
         (BreakerStateChanged("open", "failure ratio 0.7"), "warning"),
         (BreakerStateChanged("closed", "probe succeeded"), "info"),
+        (BreakerProbed("reopened", 0.5), "info"),
+        (BreakerProbed("no_answer", 30.0), "warning"),
         (LoginFinished("login", False, "INVALID_CREDENTIAL"), "warning"),
         (FatalConfiguration("login refused: INVALID_CREDENTIAL"), "error"),
         (ApiCallFinished("charge", "PROCESSED", 0.1), "debug"),
@@ -146,8 +149,11 @@ def test_every_event_logs_one_line_at_debug() -> None:
         "resolution_finished",
         "journal_restored",
         "breaker_state_changed",
+        "breaker_probed",
         "fatal_configuration",
         "partitions_changed",
+        "partition_fenced",
+        "review_decision_refused",
     ]
     assert all(MSISDN not in json.dumps(line) for line in lines)
 

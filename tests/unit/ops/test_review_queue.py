@@ -9,10 +9,18 @@ from decimal import Decimal
 
 import pytest
 
-from worker.contracts import Attempt, Command, Outcome, ReviewRecord
-from worker.ops import EXIT_CONFIG, OpsError
+from worker.contracts import Attempt, Command, Outcome, ReviewDecision, ReviewRecord
+from worker.ops import EXIT_CONFIG, EXIT_NO_RESULT, Delivery, OpsError
 from worker.ops.output import Console, Format
-from worker.ops.review import configure_parser, decision_for, latest_records, list_row, open_items, show
+from worker.ops.review import (
+    configure_parser,
+    decision_for,
+    latest_records,
+    list_row,
+    open_items,
+    report,
+    show,
+)
 
 OPENED = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
 
@@ -145,3 +153,29 @@ def test_an_outcome_other_than_succeeded_or_failed_is_a_usage_error(
         resolve_args("T1", "--outcome", "declined", "--by", "bob", "--reason", "x")
     assert info.value.code == 2
     assert "invalid choice: 'declined'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("outcome", "says"),
+    [
+        ("failed", "during an E-Cash API outage it waits for the API"),
+        ("succeeded", "needs no API call: is a worker running and ready"),
+    ],
+)
+def test_a_decision_without_a_result_in_time_says_why_it_may_wait(outcome: str, says: str) -> None:
+    decision = ReviewDecision(
+        type="review_decision",
+        trace_number="U1",
+        msisdn="08131234567",
+        outcome=outcome,
+        decided_by="alice",
+        reason="history at 17:39",
+    )
+    err = io.StringIO()
+    console = Console(Format.TABLE, io.StringIO(), err)
+    delivery = Delivery(topic="ecash.commands", partition=2, offset=7)
+    assert report(decision, delivery, 60.0, console) == EXIT_NO_RESULT
+    note = err.getvalue()
+    assert "ecash.commands partition 2 offset 7" in note
+    assert "do not send it again" in note
+    assert says in note

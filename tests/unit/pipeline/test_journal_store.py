@@ -12,7 +12,7 @@ def test_replay_is_an_idempotent_upsert_and_tombstones_delete(tmp_path: Path) ->
     rows: list[tuple[str, bytes | None, int]] = [("T1", b"intent", 1), ("T1", b"done", 2), ("T2", b"x", 3)]
     store.apply_batch(rows)
     store.apply_batch(rows)  # the same records again, as after kill -9
-    assert store.get("T1") == b"done"
+    assert store.get("T1") == (b"done", 2)
     store.apply_batch([("T2", None, 4)])
     assert store.get("T2") is None
     assert store.count() == 1
@@ -27,7 +27,7 @@ def test_checkpoint_survives_reopening(tmp_path: Path) -> None:
     store.close()
     again = PartitionStore(path)
     assert again.checkpoint() == 42
-    assert again.get("T1") == b"v"
+    assert again.get("T1") == (b"v", 1)
     again.wipe()
     assert again.checkpoint() is None
     again.close()
@@ -45,10 +45,44 @@ def test_a_second_process_cannot_share_the_file_and_falls_back_to_memory(tmp_pat
     second.close()
 
 
-def test_purge_drops_records_older_than_the_dedupe_window() -> None:
+DONE = b'{"state":"done","result":{"outcome":"succeeded"}}'
+UNRESOLVED = b'{"state":"done","result":{"outcome":"unresolved"}}'
+
+
+def test_purge_drops_only_final_records_older_than_the_dedupe_window() -> None:
     store = PartitionStore(None)
-    store.put("old", b"1", 100)
-    store.put("new", b"2", 200)
-    assert store.purge_older_than(150) == 1
+    store.put("old", DONE, 100)
+    store.put("new", DONE, 200)
+    store.put("old-intent", b'{"state":"intent"}', 50)
+    store.put("old-resolving", b'{"state":"resolving"}', 50)
+    store.put("old-unresolved", UNRESOLVED, 50)
+    assert store.purge_older_than(150) == ["old"]
     assert store.get("old") is None
-    assert store.get("new") == b"2"
+    assert store.get("new") == (DONE, 200)
+    # Never dropped, however old: an intent in doubt or a command waiting for an operator
+    for trace in ("old-intent", "old-resolving", "old-unresolved"):
+        assert store.get(trace) is not None, trace
+
+
+def test_a_replayed_final_record_ages_out_but_a_replayed_intent_does_not() -> None:
+    store = PartitionStore(None)
+    store.apply_batch([("T1", DONE, 10), ("T2", b'{"state":"intent"}', 10)])
+    assert store.purge_older_than(100) == ["T1"]
+    assert store.get("T2") is not None
+
+
+def test_a_store_of_an_older_layout_is_dropped_and_replayed_in_full(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "p0.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE records (trace TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ms INTEGER)")
+    old.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    old.execute("INSERT INTO records VALUES ('T1', x'00', 1)")
+    old.execute("INSERT INTO meta VALUES ('checkpoint', '99')")
+    old.commit()
+    old.close()
+    store = PartitionStore(path)
+    assert store.checkpoint() is None  # replay from the start of the topic
+    assert store.count() == 0
+    store.close()

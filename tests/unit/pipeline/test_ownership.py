@@ -1,0 +1,346 @@
+"""Every crash and fence point of a command's life, in memory, in milliseconds (docs/design.md, Ownership).
+
+The processor runs with the real EcashClient over an in-memory API (FakeApi), the real PartitionWriter over
+an in-memory transactional producer that a "new owner" can fence (tests/fakes/txn_producer.py), and a fake
+clock, so a freeze of a minute is one call to ``advance``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+
+from tests.fakes.txn_producer import Committed, FakeTxnProducer, TxnBroker
+from tests.unit.ecash.fake_api import FakeApi, make_settings
+from worker.clock import FakeClock
+from worker.contracts import Command, Outcome, ResolvedBy
+from worker.core.breaker import BreakerPolicy, CircuitBreaker
+from worker.core.fingerprint import fingerprint
+from worker.core.ratelimit import RateLimiter
+from worker.ecash import wire
+from worker.ecash.client import EcashClient
+from worker.ecash.ratelimited import RateLimitedTransport
+from worker.observability.events import Recorder, RetryScheduled
+from worker.pipeline.gate import Gate
+from worker.pipeline.intake import parse_command
+from worker.pipeline.journal import Journal, JournalRecord, JournalState
+from worker.pipeline.offsets import PartitionOffsets
+from worker.pipeline.ownership import PartitionWriter, WriterPolicy
+from worker.pipeline.processor import Job, Processor
+from worker.pipeline.publisher import Outbox
+from worker.pipeline.results import command_result
+from worker.settings import Settings
+
+RICH = "08131234567"
+TXN_ID = "g.commands.0"
+JOURNAL, RESULTS, REVIEW, DLQ = "journal", "results", "review", "dlq"
+
+
+@dataclass
+class Rig:
+    settings: Settings
+    clock: FakeClock
+    api: FakeApi
+    broker: TxnBroker
+    journal: Journal
+    processor: Processor
+    writer: PartitionWriter
+    offsets: PartitionOffsets
+    sink: Recorder
+    producers: list[FakeTxnProducer] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+
+    @property
+    def producer(self) -> FakeTxnProducer:
+        return self.producers[-1]
+
+    def job(self, body: dict[str, Any], offset: int = 0) -> Job:
+        raw = json.dumps(body).encode()
+        job = Job(0, offset, None, RICH.encode(), raw, [], parse_command(raw, max_bytes=16_384))
+        job.writer = self.writer
+        self.offsets.add(offset)
+        return job
+
+    def transactions(self) -> list[Committed]:
+        return [c for _, c in self.broker.committed]
+
+    def topics_of(self, txn: Committed) -> list[str]:
+        return [topic for topic, *_ in txn.records]
+
+    def results(self) -> list[dict[str, Any]]:
+        return [orjson.loads(v) for _, v in self.broker.records(RESULTS) if v is not None]
+
+    def journal_states(self) -> list[str]:
+        return [orjson.loads(v)["state"] for _, v in self.broker.records(JOURNAL) if v is not None]
+
+
+async def rig(policy: WriterPolicy | None = None, **overrides: object) -> Rig:
+    settings = make_settings(
+        commands_topic="commands",
+        journal_topic=JOURNAL,
+        results_topic=RESULTS,
+        review_topic=REVIEW,
+        dlq_topic=DLQ,
+        **overrides,
+    )
+    clock, api, broker, sink = FakeClock(), FakeApi(yield_each_call=False), TxnBroker(), Recorder()
+    client = EcashClient(
+        settings,
+        transport=RateLimitedTransport(api.transport(), RateLimiter(0, burst=1, clock=clock)),
+        sink=sink,
+        clock=clock,
+        sleep=clock.sleep_s,
+    )
+    journal = Journal(
+        topic=JOURNAL,
+        group_id="g",
+        state_dir=None,
+        consumer_factory=lambda: None,  # never called: the store is opened in memory
+        dedupe_window_s=86_400,
+        now_ms=lambda: int(clock.now().timestamp() * 1000),
+    )
+    journal.open_in_memory(0)
+    offsets = PartitionOffsets()
+    producers: list[FakeTxnProducer] = []
+    lost: list[str] = []
+
+    def factory(txn_id: str) -> FakeTxnProducer:
+        producers.append(broker.producer(txn_id))
+        return producers[-1]
+
+    writer = PartitionWriter(
+        partition=0,
+        txn_id=TXN_ID,
+        group_id="g",
+        producer_factory=factory,
+        clock=clock,
+        policy=policy or WriterPolicy(),
+        mark_done=offsets.done,
+        committable=offsets.committable,
+        offset_key=lambda _offset: ("commands", 0),
+        on_lost=lambda _partition, reason: lost.append(reason),
+    )
+    await writer.start()
+    gate = Gate(CircuitBreaker(BreakerPolicy.from_settings(settings), clock), clock)
+    processor = Processor(
+        settings=settings,
+        client=client,
+        journal=journal,
+        outbox=Outbox(RESULTS, DLQ, REVIEW),
+        gate=gate,
+        clock=clock,
+        sink=sink,
+        topic="commands",
+    )
+    return Rig(settings, clock, api, broker, journal, processor, writer, offsets, sink, producers, lost)
+
+
+def charge(trace: str = "T1", amount: int = 1000) -> dict[str, Any]:
+    return {"type": "charge", "trace_number": trace, "msisdn": RICH, "amount": str(amount)}
+
+
+def on_first_commit(r: Rig, action: Callable[[], None]) -> None:
+    """Run ``action`` right after the first transaction commits (the intent): a freeze, a takeover..."""
+
+    def hook(_committed: Committed) -> None:
+        if len(r.broker.committed) == 1:
+            action()
+
+    r.producer.after_commit = hook
+
+
+async def test_the_intent_commits_before_the_charge_and_outcome_result_and_offset_commit_together() -> None:
+    r = await rig()
+    sent_after: list[int] = []
+
+    def processed(_call: object) -> dict[str, str]:
+        sent_after.append(len(r.broker.committed))
+        return {"status": "PROCESSED"}
+
+    r.api.queue(wire.Operation.CHARGE, processed)
+    assert await r.processor.handle(r.job(charge(), offset=4))
+    intent, outcome = r.transactions()
+    assert sent_after == [1], "the Charge left only after the intent's transaction committed"
+    assert r.topics_of(intent) == [JOURNAL]
+    assert all(o <= 4 for o in intent.offsets.values()), "an intent never commits past its own command"
+    assert r.topics_of(outcome) == [JOURNAL, RESULTS]
+    assert outcome.offsets == {("commands", 0): 5}
+    assert [x["outcome"] for x in r.results()] == ["succeeded"]
+
+
+async def test_frozen_after_the_intent_while_a_new_owner_takes_over_sends_nothing() -> None:
+    """Scenario 1: the intent is committed, the worker freezes past its lease, a new owner fences it."""
+    r = await rig()
+
+    def freeze_and_take_over() -> None:
+        r.clock.advance(r.settings.send_lease_s + 60)
+        r.broker.fence(TXN_ID)
+
+    on_first_commit(r, freeze_and_take_over)
+    assert not await r.processor.handle(r.job(charge()))
+    assert r.api.count(wire.Operation.CHARGE) == 0, "a superseded worker moved money"
+    assert r.results() == []
+    assert r.lost
+    assert "ProducerFenced" in r.lost[0]
+
+
+async def test_frozen_past_the_lease_without_a_takeover_proves_ownership_again_then_sends_once() -> None:
+    r = await rig()
+    on_first_commit(r, lambda: r.clock.advance(r.settings.send_lease_s + 1))
+    assert await r.processor.handle(r.job(charge()))
+    assert r.api.count(wire.Operation.CHARGE) == 1
+    assert r.journal_states() == ["intent", "intent", "done"], "a fresh intent after the lease passed"
+    retries = [e for e in r.sink.events if isinstance(e, RetryScheduled)]
+    assert [e.reason for e in retries] == ["lease_expired"]
+
+
+async def test_fenced_before_the_intent_sends_nothing() -> None:
+    """Scenario 2: the worker lost the partition before it wrote the intent; its store is stale."""
+    r = await rig()
+    r.broker.fence(TXN_ID)
+    assert not await r.processor.handle(r.job(charge()))
+    assert r.api.count(wire.Operation.CHARGE) == 0
+    assert r.broker.committed == []
+
+
+async def test_an_inherited_intent_is_not_believed_lost_before_the_previous_owners_bound() -> None:
+    """Scenario 4: the grace counts from the intent's append time + lease + connect timeout + margin."""
+    r = await rig(resolution_schedule_s=[1.0])
+    command = Command.model_validate(charge())
+    appended = r.clock.now()
+    record = JournalRecord(
+        trace_number="T1",
+        fingerprint=fingerprint(command),
+        state=JournalState.INTENT,
+        command=command,
+        partition=0,
+        offset=0,
+        sends=1,
+        updated_at=appended,
+    )
+    r.journal.seed(record, int(appended.timestamp() * 1000))
+    inquired_at: list[float] = []
+
+    def not_found(_call: object) -> dict[str, str]:
+        inquired_at.append((r.clock.now() - appended).total_seconds())
+        return {"status": "PAYMENT_NOT_FOUND"}
+
+    r.api.queue(wire.Operation.STATUS, not_found, not_found)
+    assert await r.processor.handle(r.job(charge()))
+    s = r.settings
+    bound_s = (
+        s.send_lease_s
+        + s.connect_timeout_s
+        + s.bank_visibility_margin_s
+        + s.request_timeout_s
+        + s.resolution_grace_s
+    )
+    assert inquired_at[0] >= bound_s
+    assert r.api.count(wire.Operation.CHARGE) == 0, "an inherited intent is never sent again"
+    assert [x["outcome"] for x in r.results()] == ["failed"]
+
+
+async def test_the_same_message_replayed_after_its_outcome_publishes_no_second_result() -> None:
+    r = await rig()
+    command = Command.model_validate(charge())
+    now = r.clock.now()
+    result = command_result(
+        command,
+        partition=0,
+        offset=7,
+        outcome=Outcome.SUCCEEDED,
+        resolved_by=ResolvedBy.RESPONSE,
+        detail="charge processed",
+        now=now,
+        attempts=1,
+    )
+    done = JournalRecord(
+        trace_number="T1",
+        fingerprint=fingerprint(command),
+        state=JournalState.DONE,
+        command=command,
+        partition=0,
+        offset=7,
+        result=result,
+        updated_at=now,
+    )
+    r.journal.seed(done, 0)
+    assert await r.processor.handle(r.job(charge(), offset=7))
+    assert r.results() == [], "its result was committed with its outcome: a reader would see it twice"
+    assert r.broker.offsets() == [8]
+    assert r.api.count(wire.Operation.CHARGE) == 0
+
+
+async def test_a_stuck_commit_loses_the_partition_instead_of_hanging() -> None:
+    r = await rig(policy=WriterPolicy(commit_timeout_s=0.05))
+    r.producer.stall_commit = True
+    assert not await r.processor.handle(r.job(charge()))
+    assert r.api.count(wire.Operation.CHARGE) == 0
+    assert r.lost
+    assert "Timeout" in r.lost[0]
+
+
+async def test_unresolved_commits_its_review_record_with_its_outcome_and_result() -> None:
+    r = await rig(resolution_schedule_s=[5.0], resolution_deadline_s=60.0)
+    r.api.queue(wire.Operation.CHARGE, httpx.ReadTimeout("injected"))
+    r.api.queue(wire.Operation.STATUS, *([{"status": "GENERAL_ERROR"}] * 50))
+    assert await r.processor.handle(r.job(charge()))
+    last = r.transactions()[-1]
+    assert r.topics_of(last) == [REVIEW, JOURNAL, RESULTS], "never a result without its review item"
+    assert [x["outcome"] for x in r.results()] == ["unresolved"]
+
+
+async def test_a_failed_review_decision_is_refused_when_status_inquiry_says_the_money_moved() -> None:
+    r = await rig()
+    command = Command.model_validate(charge())
+    now = r.clock.now()
+    unresolved = command_result(
+        command,
+        partition=0,
+        offset=0,
+        outcome=Outcome.UNRESOLVED,
+        resolved_by=ResolvedBy.STATUS_INQUIRY,
+        detail="unresolved",
+        now=now,
+        attempts=1,
+    )
+    r.journal.seed(
+        JournalRecord(
+            trace_number="T1",
+            fingerprint=fingerprint(command),
+            state=JournalState.DONE,
+            command=command,
+            partition=0,
+            offset=0,
+            result=unresolved,
+            updated_at=now - timedelta(minutes=30),
+        ),
+        0,
+    )
+    decision = {
+        "type": "review_decision",
+        "trace_number": "T1",
+        "msisdn": RICH,
+        "outcome": "failed",
+        "decided_by": "ops",
+        "reason": "bank says no",
+    }
+    r.api.queue(wire.Operation.STATUS, {"status": "PROCESSED", "traceNumber": "T1"})
+    assert await r.processor.handle(r.job(decision, offset=1))
+    assert r.results() == [], "a 'failed' result while the money moved"
+    letters = [orjson.loads(v) for _, v in r.broker.records(DLQ) if v is not None]
+    assert [x["reason"].split(":")[0] for x in letters] == ["review_decision_refused"]
+    assert r.api.count(wire.Operation.STATUS) == 1
+
+
+async def test_a_closed_writer_refuses_writes_so_a_stale_job_cannot_write_for_a_new_owner() -> None:
+    r = await rig()
+    await r.writer.close(flush=True, timeout_s=1.0)
+    assert not await r.processor.handle(r.job(charge()))
+    assert r.api.count(wire.Operation.CHARGE) == 0

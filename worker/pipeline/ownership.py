@@ -1,0 +1,282 @@
+"""Fenced, transactional writes: one transactional producer per owned command partition.
+
+Ownership of a command partition is proved by Kafka, not by the consumer group's word: the producer's
+``transactional_id`` is derived from the group and the partition, so when a new owner starts its producer
+the broker fences the previous owner's (its next commit raises ``ProducerFenced``). Everything a worker
+writes for a partition (journal intents and outcomes, results, review records, dead letters, the consumed
+offset) goes through that partition's writer, in transactions:
+
+- an intent is *committed* before its Charge or Credit may leave (``write`` returns only after the commit),
+  and ``write`` returns the lease start: the monotonic time taken before the transaction's records were
+  sent, which is no later than the broker's append time of those records;
+- an outcome, its result, its review record and the offset that the command frees are one transaction, so
+  a ``read_committed`` reader sees a command's result exactly once.
+
+Writes are batched: every caller's records join the open batch, which is flushed every
+``flush_interval_s`` (or at ``max_batch_records``) as one transaction. A failure that cannot be retried
+within the same producer (fenced, a fatal transaction state, a stuck commit) loses the partition: every
+waiting writer gets ``PartitionLost`` and the runner re-activates it (a new producer, which fences, then a
+restore of the journal) only if the group still assigns it. A producer is never re-created without that
+restore, so a worker that lost a partition can never write over its successor's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from worker.clock import Clock
+
+log = logging.getLogger("ecash_worker.ownership")
+
+
+class PartitionLost(Exception):
+    """This worker may no longer write for the partition: another owner fenced it, or its producer died."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """One record to write in a partition's transaction."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class TxnProducer(Protocol):
+    """What the writer needs of a transactional producer (aiokafka's ``AIOKafkaProducer``)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def begin_transaction(self) -> None: ...
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Any]: ...
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None: ...
+
+    async def commit_transaction(self) -> None: ...
+
+    async def abort_transaction(self) -> None: ...
+
+
+ProducerFactory = Callable[[str], TxnProducer]  # transactional_id -> a producer, not started
+OffsetSource = Callable[[], int | None]  # the partition's committable offset now
+OffsetTarget = Callable[[int], Any]  # the consumed topic-partition to commit for, as the producer wants it
+
+
+def transactional_id(group_id: str, topic: str, partition: int) -> str:
+    """Stable per (group, consumed partition): what fences a previous owner (Kafka Streams' first EOS)."""
+    return f"{group_id}.{topic}.{partition}"
+
+
+@dataclass
+class _Pending:
+    records: list[OutRecord] = field(default_factory=list)
+    done_offsets: list[int] = field(default_factory=list)
+    waiters: list[asyncio.Future[float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WriterPolicy:
+    flush_interval_s: float = 0.02
+    max_batch_records: int = 500
+    start_timeout_s: float = 30.0  # InitProducerId loops without a deadline in aiokafka 0.14
+    commit_timeout_s: float = 30.0  # a stuck commit (aiokafka#1145): the partition is lost, re-activated
+
+
+class PartitionWriter:
+    """The transactional writer of one owned command partition."""
+
+    def __init__(
+        self,
+        *,
+        partition: int,
+        txn_id: str,
+        group_id: str,
+        producer_factory: ProducerFactory,
+        clock: Clock,
+        policy: WriterPolicy,
+        mark_done: Callable[[int], None],
+        committable: OffsetSource,
+        offset_key: OffsetTarget,
+        on_lost: Callable[[int, str], None],
+    ) -> None:
+        self.partition = partition
+        self.txn_id = txn_id
+        self._group_id = group_id
+        self._factory = producer_factory
+        self._clock = clock
+        self._policy = policy
+        self._mark_done = mark_done
+        self._committable = committable
+        self._offset_key = offset_key
+        self._on_lost = on_lost
+        self._producer: TxnProducer | None = None
+        self._pending = _Pending()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._committed_offset: int | None = None
+        self.lost: str | None = None
+        self.transactions = 0
+
+    # --- life -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the producer: this fences every earlier producer with the same transactional id."""
+        producer = self._factory(self.txn_id)
+        try:
+            await asyncio.wait_for(producer.start(), self._policy.start_timeout_s)
+        except BaseException:
+            await _quietly(producer.stop())
+            raise
+        self._producer = producer
+        self._task = asyncio.create_task(self._flush_loop(), name=f"txn-writer-{self.partition}")
+
+    async def close(self, *, flush: bool, timeout_s: float) -> None:
+        """Flush what is pending (bounded), then stop the producer. Waiters left get ``PartitionLost``."""
+        if flush and self.lost is None and (self._pending.records or self._pending.done_offsets):
+            self._wake.set()
+            done = asyncio.get_running_loop().create_future()
+            self._pending.waiters.append(done)
+            with contextlib.suppress(TimeoutError, PartitionLost):
+                await asyncio.wait_for(asyncio.shield(done), timeout_s)
+        if self.lost is None:
+            self.lost = "the partition was released"  # nothing more is written through this writer
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._fail_waiters(self._pending, "the partition was released")
+        self._pending = _Pending()
+        if self._producer is not None:
+            await _quietly(self._producer.stop())
+            self._producer = None
+
+    # --- writing ----------------------------------------------------------------------------
+    async def write(self, records: Sequence[OutRecord], *, done_offset: int | None = None) -> float:
+        """Add to the next transaction; return once it is committed, with the lease start (monotonic s).
+
+        ``done_offset``: the consumed command at this offset is finished by these records; its offset is
+        committed in the same transaction.
+        """
+        if self.lost is not None:
+            raise PartitionLost(self.lost)
+        waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._pending.records.extend(records)
+        if done_offset is not None:
+            self._pending.done_offsets.append(done_offset)
+        self._pending.waiters.append(waiter)
+        if len(self._pending.records) >= self._policy.max_batch_records or not self._wake.is_set():
+            self._wake.set()
+        return await waiter
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            # Linger so that concurrent writers share one transaction.
+            if len(self._pending.records) < self._policy.max_batch_records:
+                await self._clock.sleep_s(self._policy.flush_interval_s)
+            self._wake.clear()
+            batch, self._pending = self._pending, _Pending()
+            if not batch.waiters:
+                continue
+            try:
+                lease_start_s = await self._transaction(batch)
+            except asyncio.CancelledError:
+                self._fail_waiters(batch, "the partition was released")
+                raise
+            except Exception as exc:
+                reason = f"transaction failed: {type(exc).__name__}: {exc}"[:300]
+                self._lose(reason, batch)
+                return
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_result(lease_start_s)
+
+    async def _transaction(self, batch: _Pending) -> float:
+        producer = self._producer
+        if producer is None:
+            raise PartitionLost("no producer")
+        lease_start_s = self._clock.monotonic_s()
+        await producer.begin_transaction()
+        try:
+            sends = [
+                await producer.send(
+                    r.topic, value=r.value, key=r.key, partition=r.partition, headers=list(r.headers) or None
+                )
+                for r in batch.records
+            ]
+            for done in batch.done_offsets:
+                self._mark_done(done)
+            offset = self._committable()
+            if offset is not None and offset != self._committed_offset:
+                # A fresh dict every time: aiokafka#1098 (a reused offsets dict breaks its handler).
+                await producer.send_offsets_to_transaction({self._offset_key(offset): offset}, self._group_id)
+            await asyncio.wait_for(producer.commit_transaction(), self._policy.commit_timeout_s)
+        except BaseException:
+            await _quietly(producer.abort_transaction())
+            raise
+        for sent in sends:
+            await sent  # resolved by the commit; surfaces a per-record error
+        if offset is not None:
+            self._committed_offset = offset
+        self.transactions += 1
+        return lease_start_s
+
+    # --- losing -----------------------------------------------------------------------------
+    def _lose(self, reason: str, batch: _Pending) -> None:
+        self.lost = reason
+        self._fail_waiters(batch, reason)
+        self._fail_waiters(self._pending, reason)
+        self._pending = _Pending()
+        log.warning("partition %d lost: %s", self.partition, reason)
+        self._on_lost(self.partition, reason)
+
+    @staticmethod
+    def _fail_waiters(batch: _Pending, reason: str) -> None:
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_exception(PartitionLost(reason))
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    """Best effort on the way out: the producer may already be fenced or closed."""
+    try:
+        await asyncio.wait_for(awaitable, 10.0)
+    except Exception as exc:
+        log.debug("ignored on producer cleanup: %s", exc)
+
+
+class Writers:
+    """The writers of the partitions this worker owns now: the processor writes only through these."""
+
+    def __init__(self) -> None:
+        self._by_partition: dict[int, PartitionWriter] = {}
+
+    def get(self, partition: int) -> PartitionWriter:
+        writer = self._by_partition.get(partition)
+        if writer is None or writer.lost is not None:
+            raise PartitionLost(f"partition {partition} is not owned by this worker")
+        return writer
+
+    def add(self, writer: PartitionWriter) -> None:
+        self._by_partition[writer.partition] = writer
+
+    def pop(self, partition: int) -> PartitionWriter | None:
+        return self._by_partition.pop(partition, None)
+
+    def __contains__(self, partition: int) -> bool:
+        return partition in self._by_partition
