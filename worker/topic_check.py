@@ -4,16 +4,16 @@ Whether or not the worker creates topics (``ECASH_CREATE_TOPICS``), every topic 
 against what the worker needs, and each problem is one line naming the setting that names the topic:
 
 - partitions: ``ECASH_TOPIC_PARTITIONS``; the journal co-partitioned with the commands topic;
-- ``cleanup.policy``: the journal compacted (``compact`` or ``compact,delete``), the review topic
-  ``compact`` only (deletion by age would drop open review items), the commands, results and dead
+- ``cleanup.policy``: the journal and the review topic ``compact`` only (deletion by age would drop an
+  intent still in doubt, or an open review item), the commands, results and dead
   letters not compacted (keyed by MSISDN: compaction would drop all but a wallet's last record);
-- the journal's ``message.timestamp.type=LogAppendTime`` (its record time is the broker's clock) and its
-  ``retention.ms`` not below the dedupe window;
+- the journal's ``message.timestamp.type=LogAppendTime`` (its record time is the broker's clock);
 - replication: not below ``ECASH_TOPIC_REPLICATION_FACTOR``, and never 1 on a cluster of more than one
   broker unless ``ECASH_ALLOW_REPLICATION_FACTOR_ONE=true``.
 
-The one thing the worker repairs itself, and only when allowed to create topics, is the journal's
-timestamp type (a topic config, no data touched). Missing topics are created, or with
+The one thing the worker repairs itself, and only when allowed to create topics, is a journal made by an
+older version: its timestamp type and ``cleanup.policy=compact,delete`` (topic configs; no data touched,
+nothing deleted sooner). Missing topics are created, or with
 ``ECASH_CREATE_TOPICS=false`` named. Authentication and TLS failures are named as such at once; a
 cluster that does not answer is waited for (a broker restart) up to ``patience_s``.
 """
@@ -126,12 +126,12 @@ def check_topic(
                 "(set ECASH_TOPIC_PARTITIONS to the topics' count; journal and commands must match)"
             )
         )
-    problems.extend(_policy_problems(role, where, state, settings))
+    problems.extend(_policy_problems(role, where, state))
     problems.extend(_replication_problems(where, state, settings, brokers))
     return problems
 
 
-def _policy_problems(role: str, where: str, state: TopicState, settings: Settings) -> list[Problem]:
+def _policy_problems(role: str, where: str, state: TopicState) -> list[Problem]:
     policies = _policies(state)
     shown = ",".join(sorted(policies))
     fix = f"kafka-configs.sh --alter --entity-type topics --entity-name {state.name} --add-config"
@@ -152,20 +152,16 @@ def _policy_problems(role: str, where: str, state: TopicState, settings: Setting
     if role != "ECASH_JOURNAL_TOPIC":
         return []
     problems = []
-    if "compact" not in policies:
+    if policies != {"compact"}:
+        # compact,delete is what older versions created: the worker may make it compact itself
+        upgrade = policies == {"compact", "delete"}
         problems.append(
             Problem(
-                f"{where} has cleanup.policy={shown}; the journal needs compact,delete "
-                f"(the latest record per trace number must survive): {fix} cleanup.policy=[compact,delete]"
-            )
-        )
-    retention_ms = int(state.configs.get("retention.ms", "-1") or "-1")
-    window_ms = int(settings.dedupe_window_s * 1000)
-    if "delete" in policies and 0 <= retention_ms < window_ms:
-        problems.append(
-            Problem(
-                f"{where} has retention.ms={retention_ms}, below ECASH_DEDUPE_WINDOW_S ({window_ms} ms): "
-                f"trace numbers would be forgotten early: {fix} retention.ms={window_ms}"
+                f"{where} has cleanup.policy={shown}; the journal needs cleanup.policy=compact (kept until "
+                "the worker tombstones a final record; deletion by age could drop an intent still in doubt): "
+                f"{fix} cleanup.policy=compact"
+                + (" (or start once with ECASH_CREATE_TOPICS=true: the worker sets it)" if upgrade else ""),
+                repair={"cleanup.policy": "compact"} if upgrade else None,
             )
         )
     if state.configs.get("message.timestamp.type") != LOG_APPEND_TIME:
@@ -278,8 +274,9 @@ async def _prepare(admin: Any, settings: Settings, clock: Clock) -> None:
     fatal = [p for p in problems if p.repair is None or not settings.create_topics]
     if fatal:
         raise SettingsError([p.line for p in fatal])
-    for problem in problems:  # repairs the worker is allowed to make
-        await _repair(admin, settings.journal_topic, states[settings.journal_topic], problem)
+    repairs = {k: v for p in problems if p.repair is not None for k, v in p.repair.items()}
+    if repairs:  # only the journal's, and only what ECASH_CREATE_TOPICS allows (checked above)
+        await _repair(admin, states[settings.journal_topic], repairs, [p.line for p in problems])
     if missing:
         try:
             await create_missing(admin, missing)
@@ -334,17 +331,19 @@ async def describe_topics(admin: Any, settings: Settings, names: list[str]) -> d
     return states
 
 
-async def _repair(admin: Any, topic: str, state: TopicState, problem: Problem) -> None:
-    """Set ``problem.repair`` on the topic. AlterConfigs replaces the topic's whole override set, so the
-    current overrides are sent along; a sensitive one cannot be read back, so then nothing is changed."""
-    assert problem.repair is not None
+async def _repair(admin: Any, state: TopicState, repairs: Mapping[str, str], lines: list[str]) -> None:
+    """Set ``repairs`` on the topic in one request. AlterConfigs replaces the topic's whole override set,
+    so the current overrides are sent along; a sensitive one cannot be read back, so then nothing is
+    changed and ``lines`` (the problems) stop the worker instead."""
     if state.sensitive_overrides:
-        raise SettingsError([problem.line])
-    configs = {**state.overrides, **problem.repair}
-    responses = await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs)])
-    for response in responses:
-        for resource in response.to_object()["resources"]:
-            if resource["error_code"] != 0:
-                error = for_code(resource["error_code"]).__name__
-                raise SettingsError([f"{problem.line} [the worker could not set it: {error}]"])
-    log.warning("topic %s: set %s", topic, ", ".join(f"{k}={v}" for k, v in problem.repair.items()))
+        raise SettingsError(lines)
+    configs = {**state.overrides, **repairs}
+    if repairs.get("cleanup.policy") == "compact":
+        configs.pop("retention.ms", None)  # meaningless without deletion by age
+    resource = ConfigResource(ConfigResourceType.TOPIC, state.name, configs)
+    for response in await admin.alter_configs([resource]):
+        for result in response.to_object()["resources"]:
+            if result["error_code"] != 0:
+                error = for_code(result["error_code"]).__name__
+                raise SettingsError([f"{line} [the worker could not set it: {error}]" for line in lines])
+    log.warning("topic %s: set %s", state.name, ", ".join(f"{k}={v}" for k, v in repairs.items()))
