@@ -1,7 +1,8 @@
 """``ecash-worker run``: the worker itself, configured by ECASH_* environment variables.
 
 Exit codes: 0 stopped (SIGTERM or Ctrl-C, also during start-up), 2 a bad setting (one line per problem on
-stderr, ``ecash-worker: ECASH_X: what is wrong``), 3 Kafka did not answer at start.
+stderr, ``ecash-worker: ECASH_X: what is wrong``), 3 Kafka did not answer at start, 4 a partition could
+not be activated (``ECASH_RESTORE_ATTEMPTS``).
 """
 
 from __future__ import annotations
