@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck unit integration kafka-jars chaos chaos-small bench bench-small clean
+.PHONY: install demo test lint typecheck unit integration kafka-jars chaos chaos-small hostile bench bench-small clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ chaos: install kafka-jars
 
 chaos-small: install kafka-jars
 	$(BIN)/pytest tests/chaos
+
+# The hostile-input run (10,000 messages, half hostile, one worker): figures in docs/reliability.md
+hostile: install kafka-jars
+	$(BIN)/python -m worker.hostile --messages 10000 --seed 1 --json-out hostile.json
 
 # The full benchmark (docs/performance.md) and its small version
 bench: install kafka-jars

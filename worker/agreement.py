@@ -49,11 +49,15 @@ class Agreement:
     resolved_by: Counter[str] = field(default_factory=Counter)  # per distinct result
     executions: int = 0
     foreign_executions: tuple[str, ...] = ()  # executed trace numbers nobody sent (should be empty)
+    # trace -> how many times a read_committed reader saw one of its results (one event id) more than once:
+    # a result published twice. Exactly-once results make this empty. (An interim ``unresolved`` result and
+    # its final one have different event ids: two results, not one seen twice.)
+    seen_twice: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """The three figures that must be zero are zero."""
-        return not self.double_charges and not self.lost and not self.disagreements
+        """The four figures that must be zero are zero."""
+        return not self.double_charges and not self.lost and not self.disagreements and not self.seen_twice
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,7 @@ class Agreement:
             "resolved_by": dict(sorted(self.resolved_by.items())),
             "executions": self.executions,
             "foreign_executions": list(self.foreign_executions),
+            "seen_twice": dict(sorted(self.seen_twice.items())),
         }
 
 
@@ -79,10 +84,12 @@ def check_agreement(
 ) -> Agreement:
     """Compare ``results`` and ``executions`` for the trace numbers in ``sent`` (see the module doc)."""
     distinct: dict[str, dict[str, Mapping[str, Any]]] = {}
+    records: Counter[tuple[str, str]] = Counter()
     for result in results:
         trace = str(result.get("trace_number"))
         if trace in sent:
             distinct.setdefault(trace, {})[str(result.get("event_id"))] = result
+            records[(trace, str(result.get("event_id")))] += 1
     ledger: dict[str, list[Mapping[str, Any]]] = {}
     for execution in executions:
         ledger.setdefault(str(execution["trace_number"]), []).append(execution)
@@ -111,6 +118,7 @@ def check_agreement(
         resolved_by=resolved_by,
         executions=sum(len(runs) for runs in ledger.values()),
         foreign_executions=tuple(sorted(t for t in ledger if t not in sent)),
+        seen_twice=dict(Counter(trace for (trace, _), n in records.items() if n > 1)),
     )
 
 

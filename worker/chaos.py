@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from worker.agreement import Agreement
@@ -69,6 +70,7 @@ class Timeline:
     started_s: float
     sent: int = 0
     kills: int = 0
+    freezes: int = 0
     broker_restarts: int = 0
     unexpected_exits: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -105,6 +107,7 @@ class ChaosSummary:
             "api_calls": self.sandbox_stats.get("calls", {}),
             "sandbox_stats": {k: self.sandbox_stats.get(k) for k in ("calls", "codes", "faults", "logins")},
             "kills": self.timeline.kills,
+            "freezes": self.timeline.freezes,
             "unexpected_worker_exits": self.timeline.unexpected_exits,
             "broker_restarts": self.timeline.broker_restarts,
             "elapsed_s": round(self.timeline.elapsed_s(), 1),
@@ -157,6 +160,8 @@ class Chaos:
         production_s = options.commands / options.rate_per_s
         self._broker_restart_at_s = production_s / 2
         self._next_kill_s = self._interval_s()
+        self._thaws: list[asyncio.Task[None]] = []
+        self._frozen: set[str] = set()
 
     def _interval_s(self) -> float:
         return self._options.seconds_between_kills * self._rng.uniform(0.75, 1.25)
@@ -166,7 +171,8 @@ class Chaos:
         restarts_done = (
             self._broker is None or self._timeline.broker_restarts >= self._options.broker_restarts
         )
-        return not self.producing and kills_done and restarts_done
+        freezes_done = self._timeline.freezes >= self._options.freezes and all(t.done() for t in self._thaws)
+        return not self.producing and kills_done and restarts_done and freezes_done
 
     async def run(self) -> None:
         clock = self._timeline.clock
@@ -176,6 +182,9 @@ class Chaos:
             now_s = self._timeline.elapsed_s()
             if self._broker_restart_due(now_s):
                 await self._restart_broker()
+            elif now_s >= self._next_kill_s and self._freeze_wanted():
+                self._freeze_one()
+                self._next_kill_s = self._timeline.elapsed_s() + self._interval_s()
             elif now_s >= self._next_kill_s and self._kill_wanted():
                 await self._kill_one()
                 self._next_kill_s = self._timeline.elapsed_s() + self._interval_s()
@@ -188,8 +197,34 @@ class Chaos:
     def _kill_wanted(self) -> bool:
         return self._options.max_kills is None or self._timeline.kills < self._options.max_kills
 
+    def _freeze_wanted(self) -> bool:
+        if self._timeline.freezes >= self._options.freezes or not self._thawed():
+            return False
+        kills_left = self._options.max_kills is None or self._timeline.kills < self._options.max_kills
+        return not kills_left or self._rng.random() < 0.5
+
+    def _thawed(self) -> list[WorkerProcess]:
+        return [w for w in self._workers if w.running and w.name not in self._frozen]
+
+    def _freeze_one(self) -> None:
+        """SIGSTOP one worker for ``freeze_s`` (past its session timeout), then SIGCONT it."""
+        victim = self._rng.choice(self._thawed())
+        self._frozen.add(victim.name)
+        victim.freeze()
+        self._timeline.freezes += 1
+        self._timeline.note("SIGSTOP", worker=victim.name, pid=victim.pid, for_s=self._options.freeze_s)
+
+        async def thaw() -> None:
+            await self._timeline.clock.sleep_s(self._options.freeze_s)
+            victim.thaw()
+            self._frozen.discard(victim.name)
+            self._timeline.note("SIGCONT", worker=victim.name, pid=victim.pid)
+
+        self._thaws.append(asyncio.create_task(thaw(), name=f"thaw-{victim.name}"))
+
     async def _kill_one(self) -> None:
-        victim = self._rng.choice(self._workers)
+        candidates = [w for w in self._workers if w.name not in self._frozen]
+        victim = self._rng.choice(candidates or self._workers)
         pid = victim.pid
         await victim.kill()
         self._timeline.kills += 1
@@ -291,15 +326,45 @@ async def start_stack(options: ChaosOptions, workdir: Path, stack: AsyncExitStac
     base = worker_settings(bootstrap, sandbox.base_url, prefix, options.partitions, options.worker_overrides)
     settings = load_settings(**base)
     await ensure_topics(bootstrap, worker_topic_specs(settings), client_kwargs={})
+    if options.journal_preload:
+        await preload_journal(bootstrap, settings, options.journal_preload, say)
     workers = []
     for i in range(options.workers):
         values = {**base, "state_dir": workdir / f"state-{i}"}
+        if options.static_membership:
+            values["kafka_group_instance_id"] = f"worker-{i}"
         worker = WorkerProcess(values, workdir / f"worker-{i}.log", name=f"worker-{i}")
         stack.callback(worker.kill_now)
         await worker.start()
         workers.append(worker)
     say(f"chaos: broker {bootstrap}, sandbox {sandbox.url}, {len(workers)} workers, logs in {workdir}")
     return Stack(bootstrap, broker, sandbox, settings, base, workers)
+
+
+async def preload_journal(bootstrap: str, settings: Settings, count: int, say: Say) -> None:
+    """``count`` finished journal records (trace numbers nobody sends) over the journal's partitions."""
+    say(f"chaos: preloading the journal with {count:,} finished records")
+    template = (
+        b'{"trace_number":"PRE%010d","fingerprint":"-","state":"done","command":{"type":"charge",'
+        b'"trace_number":"PRE%010d","msisdn":"08130000000","amount":"1"},"partition":%d,"offset":0,'
+        b'"updated_at":"2026-01-01T00:00:00Z"}'
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        pending = []
+        partitions = settings.topic_partitions
+        for i in range(count):
+            partition = i % partitions
+            value = template % (i, i, partition)
+            key = b"PRE%010d" % i
+            pending.append(await producer.send(settings.journal_topic, value, key=key, partition=partition))
+            if len(pending) >= 10_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
 
 
 async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | None = None) -> ChaosSummary:
@@ -377,6 +442,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=defaults.workers)
     parser.add_argument("--seconds-between-kills", type=float, default=defaults.seconds_between_kills)
     parser.add_argument("--kills", type=int, default=None, help="at most this many kills (default: no limit)")
+    parser.add_argument(
+        "--freezes", type=int, default=defaults.freezes, help="SIGSTOP/SIGCONT this many times"
+    )
+    parser.add_argument(
+        "--freeze-s", type=float, default=defaults.freeze_s, help="how long a worker stays frozen"
+    )
+    parser.add_argument(
+        "--journal-preload", type=int, default=defaults.journal_preload, help="finished records preloaded"
+    )
     parser.add_argument("--broker-restarts", type=int, choices=(0, 1), default=defaults.broker_restarts)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--rate", type=float, default=defaults.rate_per_s, help="commands sent per second")
@@ -404,6 +478,9 @@ def options_from_args(args: argparse.Namespace) -> ChaosOptions:
         workers=args.workers,
         seconds_between_kills=args.seconds_between_kills,
         max_kills=args.kills,
+        freezes=args.freezes,
+        freeze_s=args.freeze_s,
+        journal_preload=args.journal_preload,
         broker_restarts=0 if args.bootstrap else args.broker_restarts,
         seed=args.seed,
         rate_per_s=args.rate,

@@ -70,6 +70,13 @@ class ChaosOptions:
     workdir: Path | None = None  # logs, worker state, broker data; default: a new temporary directory
     status_lag_s: float = STATUS_LAG_S
     worker_overrides: dict[str, Any] = field(default_factory=dict)  # settings for experiments
+    # SIGSTOP a worker past its session timeout, then SIGCONT it: a stalled worker whose partitions move
+    freezes: int = 0
+    freeze_s: float = 15.0
+    # synthetic finished records in the journal before the workers start: a cold restore this large
+    # outlasts the session timeout (restores must not stall the group)
+    journal_preload: int = 0
+    static_membership: bool = True  # each worker a stable ECASH_KAFKA_GROUP_INSTANCE_ID, as in Kubernetes
 
     def validate(self) -> None:
         if self.commands < 1 or self.msisdns < 1 or self.workers < 1:
@@ -80,6 +87,8 @@ class ChaosOptions:
             raise ValueError("--bootstrap names a cluster this run cannot restart: add --broker-restarts 0")
         if self.status_lag_s <= 0:
             raise ValueError("--status-lag-s must be positive")
+        if self.freezes < 0 or self.freeze_s <= 0 or self.journal_preload < 0:
+            raise ValueError("--freezes and --journal-preload must be >= 0, --freeze-s positive")
 
     def lag_warning(self) -> str | None:
         """Why this run's status lag may make a worker believe a wrong not-found (an experiment), if so."""

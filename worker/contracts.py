@@ -7,12 +7,14 @@ These pydantic models are the source of truth; ``schemas/*.schema.json`` is gene
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_serializer, field_validator
+
+from worker.amount_rules import AMOUNT_JSON_SCHEMA, command_amount
 
 TRACE_NUMBER_PATTERN = r"^[0-9A-Za-z]{1,32}$"
 MSISDN_PATTERN = r"^[0-9]{9,15}$"
@@ -40,20 +42,6 @@ class ResolvedBy(StrEnum):
     MANUAL = "manual"
 
 
-def _check_amount(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("amount must be a finite number")
-    if value <= 0:
-        raise ValueError("amount must be greater than zero")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -2 and value != value.quantize(Decimal("0.01")):
-        raise ValueError("amount has more than 2 decimal places")
-    digits = len(value.quantize(Decimal("0.01")).as_tuple().digits) - 2
-    if digits > 12:
-        raise ValueError("amount has more than 12 digits before the decimal point")
-    return value
-
-
 def format_amount(value: Decimal) -> str:
     """A plain decimal string: ``100000``, ``1500.50``; never ``1E+5``, never a float."""
     normalized = value.quantize(Decimal("0.01"))
@@ -70,9 +58,7 @@ class Command(BaseModel):
     type: CommandType
     trace_number: Annotated[str, Field(pattern=TRACE_NUMBER_PATTERN, description="The idempotency key")]
     msisdn: Annotated[str, Field(pattern=MSISDN_PATTERN)]
-    amount: Annotated[
-        Decimal, Field(description="Decimal string or integer, > 0, at most 2 decimals and 12 digits")
-    ]
+    amount: Annotated[Decimal, WithJsonSchema(AMOUNT_JSON_SCHEMA)]
     transfer_type_id: Annotated[str, Field(min_length=1, max_length=16)] | None = None
     account_type_id: Annotated[str, Field(min_length=1, max_length=16)] | None = None
     description: Annotated[str, Field(max_length=255)] | None = None
@@ -83,23 +69,19 @@ class Command(BaseModel):
 
     @field_validator("amount", mode="before")
     @classmethod
-    def _amount_not_float(cls, value: object) -> object:
-        if isinstance(value, float):
-            raise ValueError("amount must be a decimal string or an integer, never a float")
-        if isinstance(value, bool):
-            raise ValueError("amount must be a decimal string or an integer")
-        return value
-
-    @field_validator("amount")
-    @classmethod
-    def _amount_rules(cls, value: Decimal) -> Decimal:
-        return _check_amount(value)
+    def _amount_rules(cls, value: object) -> Decimal:
+        return command_amount(value)
 
     @field_validator("expires_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("expires_at needs a timezone (for example 2026-01-01T00:00:00Z)")
+        if value is not None:
+            try:
+                value.astimezone(UTC)  # 9999-12-31T23:59-23:59 is after the last instant Python can hold
+            except OverflowError:
+                raise ValueError("expires_at is outside the years 1 to 9999 in UTC") from None
         return value
 
     @field_serializer("amount")

@@ -1,7 +1,8 @@
 """The chaos run, small: the same code as ``python -m worker.chaos``, sized for CI (about 2 minutes).
 
 Its own broker (it is crashed and restarted once), the sandbox and two workers as processes, 2,000
-commands over 200 MSISDNs with every ambiguous fault, token expiry and status lag, two kill -9.
+commands over 200 MSISDNs with every ambiguous fault, token expiry and status lag, two kill -9, and one
+worker frozen (SIGSTOP) past its session timeout while it holds partitions, then resumed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ async def test_a_small_chaos_run_moves_money_at_most_once_and_answers_every_comm
         workers=2,
         seconds_between_kills=8.0,
         max_kills=2,
+        freezes=1,
+        freeze_s=12.0,  # twice the session timeout: its partitions move while it is frozen
+        journal_preload=20_000,
         broker_restarts=1,
         seed=11,
         rate_per_s=50.0,
@@ -35,11 +39,13 @@ async def test_a_small_chaos_run_moves_money_at_most_once_and_answers_every_comm
     print(summary_table(report))
     check = summary.agreement
     assert check.double_charges == {}, "a trace number moved money twice"
+    assert check.seen_twice == {}, "a read_committed reader saw a result twice"
     assert check.lost == (), "commands without a result"
     assert check.disagreements == (), "results that disagree with the ledger"
     assert summary.complete
     assert check.commands == check.exactly_one == 2000
     assert summary.timeline.kills == 2
+    assert summary.timeline.freezes == 1
     assert summary.timeline.broker_restarts == 1
     faults = report["faults_injected"]
     assert all(faults.get(kind, 0) > 0 for kind in (*AMBIGUOUS_KINDS, "token_expired", "status_lag"))

@@ -103,6 +103,10 @@ class Results:
         """event_id -> event (a republished result has the same id)."""
         return {event["event_id"]: event for event in self.events}
 
+    def records_per_trace(self) -> dict[str, int]:
+        """How many result records each trace number has (exactly-once: one each, even after a crash)."""
+        return {trace: len(events) for trace, events in self.by_trace().items()}
+
     def outcome_of(self, trace: str) -> str:
         outcomes = {e["outcome"] for e in self.events if e["trace_number"] == trace}
         assert len(outcomes) == 1, f"{trace}: {outcomes}"
@@ -110,9 +114,14 @@ class Results:
 
 
 async def wait_results(settings: Settings, traces: set[str], timeout_s: float = 60.0) -> Results:
-    """Read results until every trace number has at least one, or time runs out."""
+    """Read results until every trace number has at least one, or time runs out.
+
+    As a consumer must (docs/contracts.md): ``read_committed``, so only results of committed transactions.
+    """
     deadline = time.monotonic() + timeout_s
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, isolation_level="read_committed"
+    )
     await consumer.start()
     results = Results()
     try:

@@ -72,8 +72,13 @@ DEAD_LETTER_REASONS = (
     "not_a_command",
     "oversize",
     "no_trace_number",
-    "internal_error",
+    "too_deep",
+    "number_too_large",
+    "duplicate_keys",
+    "invalid_review_decision",
+    "review_decision_not_applicable",
     "review_decision_refused",
+    "internal_error",
 )
 RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
 PARTITION_CHANGES = ("assigned", "revoked", "lost")  # lost: fenced by a new owner, or the producer died

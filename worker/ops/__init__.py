@@ -29,14 +29,16 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TextIO, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
+from worker.amount_rules import command_amount
 from worker.clock import Clock, SystemClock
 from worker.contracts import DeadLetter, Result
 from worker.kafka_admin import kafka_client_kwargs
@@ -90,14 +92,14 @@ def day(text: str) -> date:
 
 
 def amount(text: str) -> Decimal:
-    """A positive decimal amount as typed (``100000``, ``1500.50``); never a float."""
+    """An amount as typed (``100000``, ``1500.50``), by the commands' rules (``worker.amount_rules``).
+
+    Anything else is a one-line usage error (exit 2): ``'1e400' is not an amount: ...``."""
     try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
-    if not value.is_finite() or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive amount")
-    return value
+        return command_amount(text)
+    except PydanticCustomError as exc:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise argparse.ArgumentTypeError(f"{shown!r} is not an amount: {exc.message()}") from None
 
 
 def positive_int(text: str) -> int:

@@ -3,6 +3,10 @@
 The line between the last two: if the message tells us its trace number, its producer is waiting for an
 answer on the results topic, so it gets a ``rejected`` result. Otherwise nobody can be answered, and the
 original bytes go to the dead-letter topic with the reason.
+
+``parse_command`` is total: whatever the bytes, it returns exactly one of ``Parsed``, ``Decision``,
+``Rejection`` or ``DeadLetterReason`` and never raises (a property test feeds it arbitrary input), so no
+message can stop the consumer loop.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from worker.contracts import MSISDN_PATTERN, Command, ReviewDecision
+from worker.pipeline.strict_json import Document, Duplicate, Unreadable, read
 
 IDENTIFIABLE_TRACE = re.compile(r"^[\x21-\x7e]{1,64}$")
 _MSISDN = re.compile(MSISDN_PATTERN)
@@ -36,64 +40,161 @@ class Rejection:
     msisdn: str | None
     raw: dict[str, Any]
     reason: str  # a bounded label: invalid
-    detail: str  # a sentence for the producer
+    detail: str  # a sentence for the producer, naming the field and the rule
+    field: str = "command"  # the first field at fault ("amount", "metadata.order_id")
+    rule: str = "invalid"  # the rule it broke ("amount_exponent", "unknown_field", "duplicate_key")
 
 
 @dataclass(frozen=True)
 class DeadLetterReason:
-    reason: str  # a bounded label: oversize | not_json | not_a_command | no_trace_number
+    reason: str  # a bounded label, see DEAD_LETTER_REASONS
     detail: str
 
 
 Intake = Parsed | Decision | Rejection | DeadLetterReason
 
 
+DEAD_LETTER_REASONS = (
+    "not_json",
+    "not_a_command",
+    "no_trace_number",
+    "oversize",
+    "too_deep",
+    "number_too_large",
+    "duplicate_keys",
+    "invalid_review_decision",
+    "internal_error",
+)
+"""Every label ``parse_command`` can give (the processor adds ``review_decision_not_applicable``).
+
+``internal_error`` is a last resort: no input is known to reach it (the property test asserts so)."""
+
+_SHOWN_NAME_CHARS = 64
+_SHOWN_ERRORS = 5
+
+
 def parse_command(value: bytes | None, *, max_bytes: int) -> Intake:
+    try:
+        return _parse(value, max_bytes)
+    except Exception as exc:  # a bug here must cost one message, never the consumer loop
+        return DeadLetterReason(
+            "internal_error", f"reading the message failed ({type(exc).__name__}); please report it"
+        )
+
+
+def _parse(value: bytes | None, max_bytes: int) -> Intake:
     if value is None:
         return DeadLetterReason("not_a_command", "the message has no value (a tombstone?)")
     if len(value) > max_bytes:
         return DeadLetterReason(
             "oversize", f"the message is {len(value)} bytes, over the {max_bytes}-byte limit"
         )
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        return DeadLetterReason("not_json", f"the message is not JSON: {exc}")
+    document = read(value)
+    if isinstance(document, Unreadable):
+        return DeadLetterReason(document.reason, document.detail)
+    data = document.data
     if not isinstance(data, dict):
         return DeadLetterReason(
-            "not_a_command", f"the message is JSON but not an object ({type(data).__name__})"
+            "not_a_command", f"the message is JSON but not an object ({_json_type(data)})"
         )
     if data.get("type") == "review_decision":
-        try:
-            return Decision(ReviewDecision.model_validate(data))
-        except ValidationError as exc:
-            return DeadLetterReason(
-                "invalid_review_decision", "the review decision is invalid: " + _summarize(exc)
-            )
+        return _decision(data, document.duplicates)
+    return _command(data, document)
+
+
+def _decision(data: dict[str, Any], duplicates: list[Duplicate]) -> Intake:
+    if duplicates:
+        return DeadLetterReason(
+            "duplicate_keys", "the review decision repeats a key: " + _duplicates_text(duplicates)
+        )
+    try:
+        return Decision(ReviewDecision.model_validate(data))
+    except ValidationError as exc:
+        return DeadLetterReason(
+            "invalid_review_decision", "the review decision is invalid: " + _summarize(exc)
+        )
+
+
+def _command(data: dict[str, Any], document: Document) -> Intake:
+    if any(d.path == "trace_number" and not d.same_values for d in document.duplicates):
+        return DeadLetterReason(
+            "duplicate_keys",
+            "trace_number is given more than once with different values, so no result can be addressed",
+        )
     trace = data.get("trace_number")
     if not isinstance(trace, str) or not IDENTIFIABLE_TRACE.match(trace):
         return DeadLetterReason(
             "no_trace_number", "the message has no usable trace_number, so no result can be addressed"
         )
+    msisdn = data.get("msisdn")
+    usable_msisdn = msisdn if isinstance(msisdn, str) and _MSISDN.fullmatch(msisdn) else None
+    if document.duplicates:
+        first = document.duplicates[0]
+        return Rejection(
+            trace_number=trace,
+            msisdn=usable_msisdn,
+            raw=data,
+            reason="invalid",
+            detail="the command is ambiguous: " + _duplicates_text(document.duplicates),
+            field=_shown(first.path),
+            rule="duplicate_key",
+        )
     try:
         return Parsed(Command.model_validate(data))
     except ValidationError as exc:
-        msisdn = data.get("msisdn")
+        error = exc.errors()[0]
         return Rejection(
             trace_number=trace,
-            msisdn=msisdn if isinstance(msisdn, str) and _MSISDN.match(msisdn) else None,
+            msisdn=usable_msisdn,
             raw=data,
             reason="invalid",
             detail="the command is invalid: " + _summarize(exc),
+            field=_location(error["loc"]),
+            rule=_rule(error["type"]),
         )
 
 
+def _duplicates_text(duplicates: list[Duplicate]) -> str:
+    shown = [f"{_shown(d.path)} appears more than once [duplicate_key]" for d in duplicates[:_SHOWN_ERRORS]]
+    if len(duplicates) > _SHOWN_ERRORS:
+        shown.append(f"and {len(duplicates) - _SHOWN_ERRORS} more")
+    return "; ".join(shown)
+
+
 def _summarize(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "command"
-        parts.append(f"{where}: {err['msg']}")
-    more = len(exc.errors()) - 5
-    if more > 0:
-        parts.append(f"and {more} more")
+    errors = exc.errors()
+    parts = [
+        f"{_location(err['loc'])}: {_message(err['type'], err['msg'])} [{_rule(err['type'])}]"
+        for err in errors[:_SHOWN_ERRORS]
+    ]
+    if len(errors) > _SHOWN_ERRORS:
+        parts.append(f"and {len(errors) - _SHOWN_ERRORS} more")
     return "; ".join(parts)
+
+
+def _rule(error_type: str) -> str:
+    return "unknown_field" if error_type == "extra_forbidden" else error_type
+
+
+def _message(error_type: str, message: str) -> str:
+    if error_type == "extra_forbidden":
+        return "unknown field (a command has only " + ", ".join(Command.model_fields) + ")"
+    return message
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return _shown(".".join(str(part) for part in loc)) if loc else "command"
+
+
+def _shown(name: str) -> str:
+    """A field name as it can be quoted back: bounded, and escaped when it is not plain printable ASCII."""
+    if not name:
+        return '""'
+    clipped = name[:_SHOWN_NAME_CHARS]
+    shown = clipped if clipped.isascii() and clipped.isprintable() else ascii(clipped)
+    return shown + ("..." if len(name) > _SHOWN_NAME_CHARS else "")
+
+
+def _json_type(data: object) -> str:
+    names = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return "null" if data is None else names.get(type(data), type(data).__name__)

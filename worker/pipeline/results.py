@@ -6,6 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import PydanticCustomError
+
+from worker.amount_rules import command_amount
 from worker.contracts import (
     Attempt,
     Command,
@@ -127,13 +130,11 @@ def review_record(
 
 
 def _amount_or_none(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
+    """The rejected command's amount when it is a valid amount, else None (never echoed as it came)."""
     try:
-        amount = Decimal(str(value))
-    except ArithmeticError:
+        return command_amount(value)
+    except PydanticCustomError:
         return None
-    return amount if amount.is_finite() else None
 
 
 def manual_result(

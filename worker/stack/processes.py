@@ -154,6 +154,16 @@ class ChildProcess:
             return await self.kill()
         return code
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process stops dead (a long GC pause, a VM pause), sockets open, nothing sent."""
+        if self.running:
+            self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: the frozen process goes on where it stopped."""
+        if self.running:
+            self._signal(signal.SIGCONT)
+
     def detach(self) -> None:
         """Leave the process running when this interpreter exits (no ``atexit`` kill)."""
         _LIVE.discard(self)

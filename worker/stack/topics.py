@@ -134,6 +134,7 @@ async def read_to_end(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         client_id="ecash-stack-reader",
+        isolation_level="read_committed",  # what the workers committed, as a consumer must read
         fetch_max_bytes=16 * 1024 * 1024,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         **dict(client_kwargs or {}),
@@ -220,6 +221,7 @@ class ResultTail:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id="ecash-stack-tail",
+            isolation_level="read_committed",
             **self._client_kwargs,
         )
         await consumer.start()

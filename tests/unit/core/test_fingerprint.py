@@ -28,7 +28,9 @@ def test_fingerprint_is_stable_across_releases() -> None:
     assert fingerprint(command()) == "5382f4cdb670d2242d355abfe43da4f3"
 
 
-@pytest.mark.parametrize("amount", [Decimal("100000.00"), Decimal("100000.0"), "100000", 100000, "1E+5"])
+@pytest.mark.parametrize(
+    "amount", [Decimal("100000.00"), Decimal("100000.0"), "100000", 100000, Decimal("1E+5")]
+)
 def test_equal_amounts_give_the_same_fingerprint(amount: object) -> None:
     assert fingerprint(command(amount=amount)) == fingerprint(command())
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -53,7 +56,12 @@ def test_every_option_reaches_the_command() -> None:
     [
         (("--msisdn", "not-a-number", "--amount", "1000"), "msisdn"),
         (("--msisdn", "08131234567", "--amount", "1000", "--trace-number", "has-dash"), "trace_number"),
-        (("--msisdn", "08131234567", "--amount", "0.001"), "amount"),
+        (("--msisdn", "08131234567", "--amount", "0.001"), "amount: amount has more than 2 decimal places"),
+        (("--msisdn", "08131234567", "--amount", "-5"), "amount: amount must be greater than zero"),
+        (("--msisdn", "08131234567", "--amount", "NaN"), "amount: amount must be a finite number"),
+        (("--msisdn", "08131234567", "--amount", "12,5"), "amount: amount must be ASCII digits"),
+        (("--msisdn", "08131234567", "--amount", "1e400"), "amount: amount must be written in digits"),
+        (("--msisdn", "08131234567", "--amount", "1" * 30), "amount: amount is longer than 12 characters"),
     ],
 )
 def test_an_invalid_command_is_refused_before_anything_is_produced(argv: tuple[str, ...], field: str) -> None:
@@ -143,9 +151,6 @@ def test_no_wait_prints_where_the_command_went() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("--amount", "-5"), "is not a positive amount"),
-        (("--amount", "NaN"), "is not a positive amount"),
-        (("--amount", "12,5"), "is not an amount"),
         (("--amount", "1", "--wait-s", "0"), "must be more than 0 seconds"),
         (("--amount", "1", "--wait-s", "5", "--no-wait"), "not allowed with argument"),
     ],
@@ -157,3 +162,20 @@ def test_bad_arguments_are_usage_errors(
         parse("charge", "--msisdn", "08131234567", *argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["123456789012345678901234567890", "1e400", "1e30", "NaN", "-5", "1.001"])
+def test_the_real_cli_refuses_a_bad_amount_in_one_line_with_exit_2(bad: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECASH_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "send", "charge", "--msisdn", "08131234567", "--amount", bad],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == EXIT_CONFIG
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("ecash-worker send: invalid command: amount: amount ")
