@@ -298,6 +298,18 @@ def load_settings(**overrides: object) -> Settings:
         raise SettingsError([_error_line(err) for err in exc.errors()]) from None
 
 
+def load_settings_without_api(**overrides: object) -> Settings:
+    """``load_settings`` for a command that never calls the API (``send``, ``review``, ``kafka``): the API
+    identity that ``run`` requires is not asked for; a placeholder stands in for each one unset (it logs
+    in nowhere: these commands build no API client)."""
+    unused = {
+        name: "unused-by-this-command"
+        for name in SANDBOX_API_IDENTITY
+        if name not in overrides and not os.environ.get(ENV_PREFIX + name.upper())
+    }
+    return load_settings(**unused, **overrides)
+
+
 def _error_line(err: Any) -> str:
     message = str(err["msg"]).removeprefix("Value error, ")
     if not err["loc"]:  # a model-level check: its message names the setting already

@@ -12,6 +12,7 @@ from worker.settings import (
     Settings,
     SettingsError,
     load_settings,
+    load_settings_without_api,
 )
 
 DOCS = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
@@ -48,6 +49,18 @@ def test_the_api_identity_has_no_default(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("ECASH_API_KEY", "")
     with pytest.raises(SettingsError, match=r"^ECASH_API_KEY: must not be empty"):
         load_settings(api_credentials="c")
+
+
+def test_commands_that_only_talk_to_kafka_do_not_ask_for_the_api_identity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in SANDBOX_API_IDENTITY:
+        monkeypatch.delenv(f"ECASH_{name.upper()}")
+    monkeypatch.setenv("ECASH_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
+    assert load_settings_without_api().kafka_bootstrap_servers == "kafka:9092"
+    monkeypatch.setenv("ECASH_MAX_INFLIGHT", "1")
+    with pytest.raises(SettingsError, match="did you mean ECASH_MAX_IN_FLIGHT"):
+        load_settings_without_api()
 
 
 def test_an_unknown_variable_is_named_with_the_setting_it_resembles(monkeypatch: pytest.MonkeyPatch) -> None:

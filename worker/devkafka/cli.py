@@ -18,9 +18,8 @@ from worker.devkafka.base import DEFAULT_PORT, BrokerError
 from worker.devkafka.jvm_files import fetch_jars
 from worker.devkafka.selection import BOOTSTRAP_ENV, ensure_broker, local_broker, local_config
 from worker.kafka_admin import ClientKwargs, kafka_client_kwargs
-from worker.settings import SANDBOX_API_IDENTITY, SettingsError, load_settings
+from worker.settings import SettingsError, load_settings_without_api
 
-API_IDENTITY = tuple(SANDBOX_API_IDENTITY)  # field names: api_username, api_key, api_credentials
 ACTIONS = ("start", "stop", "status", "restart", "fetch")  # fetch: only download the jars (CI warm-up)
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3  # 3: "not running", as LSB init scripts say
 
@@ -103,9 +102,7 @@ def _client_kwargs(environ: Mapping[str, str]) -> ClientKwargs:
     """TLS/SASL options for probing an explicitly configured cluster (read from the worker's settings)."""
     if not environ.get(BOOTSTRAP_ENV):
         return {}
-    # Only the Kafka settings matter here: the API identity that `run` requires is not asked for.
-    unused = {name: "unused" for name in API_IDENTITY if not environ.get(f"ECASH_{name.upper()}")}
-    return kafka_client_kwargs(load_settings(**unused))
+    return kafka_client_kwargs(load_settings_without_api())  # Kafka only: no API identity asked for
 
 
 def _say(message: str) -> None:
