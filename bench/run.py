@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.whatif import CHILDREN
 from worker.kafka_admin import ensure_topics, worker_topic_specs
-from worker.settings import load_settings
+from worker.settings import SANDBOX_API_IDENTITY, load_settings
 from worker.stack import (
     ChildProcess,
     CommandProducer,
@@ -297,6 +297,7 @@ def design_env(ctx: Context, topics: Topics, api_url: str, transport: str, run_d
         **topics.settings(),
         "kafka_bootstrap_servers": ctx.bootstrap,
         "api_base_url": api_url,
+        **SANDBOX_API_IDENTITY,
         "max_in_flight": ctx.max_in_flight,
         "http_transport": transport,
         "metrics_host": "127.0.0.1",
@@ -335,7 +336,7 @@ def design_argv(design: str, profile: str, run_dir: Path, worker_src: Path | Non
 
 
 async def create_topics(bootstrap: str, topics: Topics) -> None:
-    settings = load_settings(kafka_bootstrap_servers=bootstrap, **topics.settings())
+    settings = load_settings(kafka_bootstrap_servers=bootstrap, **SANDBOX_API_IDENTITY, **topics.settings())
     await ensure_topics(bootstrap, worker_topic_specs(settings), client_kwargs={})
 
 

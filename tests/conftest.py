@@ -1,3 +1,19 @@
-"""Test-session plumbing: the real Kafka broker comes from tests.kafka_fixtures."""
+"""Test-session plumbing: the real Kafka broker comes from tests.kafka_fixtures.
+
+``ecash-worker run`` has no default API identity (username, key, credentials): every test process sees
+the sandbox's, as the demo passes them. A test about a missing identity removes them itself
+(``monkeypatch.delenv``); child processes get their environment explicitly (``worker.stack``).
+"""
+
+import pytest
+
+from worker.settings import ENV_PREFIX, SANDBOX_API_IDENTITY
 
 pytest_plugins = ["tests.kafka_fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def sandbox_api_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SANDBOX_API_IDENTITY.items():
+        monkeypatch.setenv(ENV_PREFIX + name.upper(), value)
+    return

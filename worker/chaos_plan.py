@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.sandbox.state import demo_msisdn
+from worker.settings import SANDBOX_API_IDENTITY
 from worker.stack import namespaced
 
 REQUEST_TIMEOUT_S = 1.5
@@ -157,6 +158,7 @@ def worker_settings(
         "kafka_bootstrap_servers": bootstrap,
         **namespaced(prefix, partitions),
         "api_base_url": api_base_url,
+        **SANDBOX_API_IDENTITY,  # the sandbox's agent, passed explicitly (run has no default)
         **DEFAULT_TIMING,
         "connect_timeout_s": 0.5,
         "not_sent_backoff_initial_s": 0.1,

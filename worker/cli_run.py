@@ -1,4 +1,9 @@
-"""``ecash-worker run``: the worker itself, configured by ECASH_* environment variables."""
+"""``ecash-worker run``: the worker itself, configured by ECASH_* environment variables.
+
+Exit codes: 0 stopped (SIGTERM or Ctrl-C, also during start-up), 2 a bad setting (one line per problem on
+stderr, ``ecash-worker: ECASH_X: what is wrong``), 3 Kafka did not answer at start, 4 a partition could
+not be activated (``ECASH_RESTORE_ATTEMPTS``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ import asyncio
 import sys
 from typing import Any
 
+from worker.preflight import preflight
 from worker.settings import SettingsError, load_settings
+
+EXIT_CONFIG = 2
 
 
 def configure_parser(subparsers: Any) -> None:
@@ -21,12 +29,21 @@ def configure_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def report(exc: SettingsError) -> int:
+    for line in exc.lines:
+        print(f"ecash-worker: {line}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
+        preflight(settings)
     except SettingsError as exc:
-        print(f"ecash-worker: {exc}", file=sys.stderr)
-        return 2
+        return report(exc)
     from worker.service import run_worker
 
-    return asyncio.run(run_worker(settings))
+    try:
+        return asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:  # Ctrl-C before the worker's own handler was installed
+        return 0

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+    for_code,
+)
 
 from worker.clock import Clock, SystemClock
 from worker.settings import Settings
@@ -123,8 +131,8 @@ async def ensure_topics(
         _check_partition_counts(specs, existing)
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
-            await _create(admin, missing)
-        await _wait_for_leaders(admin, [spec.name for spec in specs], ready_timeout_s, clock or SystemClock())
+            await create_missing(admin, missing)
+        await wait_for_leaders(admin, [spec.name for spec in specs], ready_timeout_s, clock or SystemClock())
     finally:
         await admin.close()
 
@@ -154,7 +162,8 @@ def _check_partition_counts(specs: list[TopicSpec], existing: Mapping[str, int])
             )
 
 
-async def _create(admin: Any, specs: list[TopicSpec]) -> None:
+async def create_missing(admin: Any, specs: list[TopicSpec]) -> None:
+    """Create ``specs`` (one already created meanwhile, by another worker, is fine)."""
     new_topics = [
         NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.configs)) for s in specs
     ]
@@ -170,7 +179,7 @@ async def _create(admin: Any, specs: list[TopicSpec]) -> None:
         raise TopicError("could not create topics: " + "; ".join(failures))
 
 
-async def _wait_for_leaders(admin: Any, names: list[str], timeout_s: float, clock: Clock) -> None:
+async def wait_for_leaders(admin: Any, names: list[str], timeout_s: float, clock: Clock) -> None:
     deadline_s = clock.monotonic_s() + timeout_s
     while True:
         described = await admin.describe_topics(names)
@@ -188,6 +197,53 @@ def _all_led(described: list[dict[str, Any]], names: list[str]) -> bool:
         if t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
     }
     return set(names) <= led
+
+
+async def diagnose_connection(
+    bootstrap: str, client_kwargs: ClientKwargs, timeout_s: float = 5.0
+) -> str | None:
+    """After a failed bootstrap: one line naming a configuration problem (authentication, SASL on a
+    listener without it, TLS), or None when the cluster is just not answering (worth waiting for).
+
+    aiokafka's bootstrap hides the cause behind ``KafkaConnectionError``; one direct connection to the
+    first address shows it.
+    """
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        conn = await create_conn(
+            host.strip("[]") or "127.0.0.1",
+            int(port),
+            request_timeout_ms=int(timeout_s * 1000),
+            **client_kwargs,
+        )
+    except IllegalSaslStateError:
+        return (
+            f"ECASH_KAFKA_SECURITY_PROTOCOL: the listener at {bootstrap} does not speak SASL "
+            f"(IllegalSaslStateError): is it a PLAINTEXT or SSL listener?"
+        )
+    except UnsupportedSaslMechanismError:
+        return (
+            f"ECASH_KAFKA_SASL_MECHANISM: the broker at {bootstrap} does not enable "
+            f"{client_kwargs.get('sasl_mechanism')} on this listener"
+        )
+    except SaslAuthenticationFailed:
+        return (
+            f"ECASH_KAFKA_SASL_USERNAME: authentication failed at {bootstrap}: the broker refused the user, "
+            "the password (ECASH_KAFKA_SASL_PASSWORD) or the mechanism (ECASH_KAFKA_SASL_MECHANISM)"
+        )
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f"ECASH_KAFKA_SSL_CAFILE: the certificate of the broker at {bootstrap} does not verify "
+            f"({exc.verify_message or exc.reason})"
+        )
+    except ssl.SSLError as exc:
+        return (
+            f"ECASH_KAFKA_SECURITY_PROTOCOL: TLS with the broker at {bootstrap} failed ({exc.reason or exc})"
+        )
+    except (OSError, TimeoutError, ValueError, KafkaError):
+        return None
+    conn.close()
+    return None
 
 
 async def broker_answers(bootstrap: str, *, client_kwargs: ClientKwargs, timeout_s: float = 5.0) -> bool:

@@ -11,7 +11,6 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from worker.clock import Clock, SystemClock
 from worker.core.breaker import BreakerPolicy, CircuitBreaker
@@ -20,7 +19,7 @@ from worker.ecash.client import EcashClient
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.ratelimited import RateLimitedTransport
 from worker.ecash.transport import make_transport
-from worker.kafka_admin import ensure_topics, kafka_client_kwargs, worker_topic_specs
+from worker.kafka_admin import kafka_client_kwargs
 from worker.observability.events import (
     ApiCallFinished,
     BreakerStateChanged,
@@ -35,13 +34,10 @@ from worker.pipeline.probe import BreakerProber
 from worker.pipeline.processor import Processor
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.runner import RestoreFailed, Runner
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
+from worker.topic_check import KafkaUnreachable, prepare_topics
 
 log = logging.getLogger("ecash_worker")
-
-
-class KafkaUnreachable(Exception):
-    """The brokers did not answer at start: the message names the setting."""
 
 
 BREAKER_FAILURE_CODES = frozenset({"not_sent", "ambiguous", "GENERAL_ERROR"})
@@ -64,6 +60,9 @@ def breaker_hook(breaker: CircuitBreaker) -> Callable[[Event], None]:
 
 class Worker:
     """One worker process's parts, started and stopped together."""
+
+    pipeline_started = False  # set when start-up is over: before it, a stop cancels the start-up
+    topics_prepared = False  # run_worker checked the topics before building the worker's clients
 
     def __init__(
         self,
@@ -160,17 +159,23 @@ class Worker:
     async def run(self) -> int:
         """Run until ``stop()``; returns the process exit code."""
         async with AsyncExitStack() as stack:
-            if self.settings.create_topics:
+            if not self.topics_prepared:
                 await self._ensure_topics()
             stack.push_async_callback(self.client.aclose)
             if self._serve_health:
-                await self._start_health(stack)
+                try:
+                    await self._start_health(stack)
+                except OSError as exc:
+                    where = f"{self.settings.metrics_host}:{self.settings.metrics_port}"
+                    line = f"ECASH_METRICS_PORT: cannot listen on {where} ({exc.strerror or exc})"
+                    raise SettingsError([line]) from None
             await self._first_login()
             background = [
                 asyncio.create_task(self._fatal_probe_loop(), name="fatal-probe"),
                 asyncio.create_task(self.runner.heartbeat_loop(), name="heartbeat"),
                 asyncio.create_task(self._prober.run(), name="breaker-probe"),
             ]
+            self.pipeline_started = True
             try:
                 await self.runner.run()
             finally:
@@ -181,25 +186,12 @@ class Worker:
     def stop(self) -> None:
         self.runner.stop()
 
-    async def _ensure_topics(self, patience_s: float = 60.0) -> None:
-        """Create missing topics; ride out a broker that is briefly away (a restart) before giving up."""
-        deadline = self.clock.monotonic_s() + patience_s
-        while True:
-            try:
-                await ensure_topics(
-                    self.settings.kafka_bootstrap_servers,
-                    worker_topic_specs(self.settings),
-                    client_kwargs=self.kafka_kwargs,
-                )
-                return
-            except KafkaError as exc:
-                if self.clock.monotonic_s() >= deadline:
-                    raise KafkaUnreachable(
-                        f"Kafka at ECASH_KAFKA_BOOTSTRAP_SERVERS={self.settings.kafka_bootstrap_servers} "
-                        f"did not answer for {patience_s:.0f} s ({type(exc).__name__})"
-                    ) from exc
-                log.warning("Kafka not reachable yet (%s); retrying", type(exc).__name__)
-                await self.clock.sleep_s(2.0)
+    async def _ensure_topics(self) -> None:
+        """Check every topic (creating or repairing what ``ECASH_CREATE_TOPICS`` allows); ride out a
+        broker that is briefly away (a restart) for ``ECASH_KAFKA_START_TIMEOUT_S``. See
+        ``worker.topic_check``."""
+        patience_s = self.settings.kafka_start_timeout_s
+        await prepare_topics(self.settings, self.kafka_kwargs, clock=self.clock, patience_s=patience_s)
 
     async def _first_login(self) -> None:
         try:
@@ -246,17 +238,50 @@ class Worker:
 
 
 async def run_worker(settings: Settings) -> int:
+    """The worker until SIGTERM or Ctrl-C. A signal during start-up (waiting for Kafka, checking topics,
+    the first login) cancels the start-up at once: exit 0, nothing was consumed. Exit 2 for a setting
+    the start-up finds wrong, 3 when Kafka did not answer (see docs/settings.md).
+
+    Kafka and the topics are checked before the worker's clients are built, so that a refusal leaves
+    nothing half-made behind it."""
     from worker.observability.logs import configure_logging, log_hook
 
     configure_logging(settings)
-    worker = Worker(settings, extra_hooks=[log_hook])
     loop = asyncio.get_running_loop()
+    this = asyncio.current_task()
+    worker: Worker | None = None
+    stopped_in_start_up = False
+
+    def on_signal() -> None:
+        nonlocal stopped_in_start_up
+        if worker is not None and worker.pipeline_started:
+            worker.stop()
+        elif this is not None and not stopped_in_start_up:
+            stopped_in_start_up = True
+            this.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.stop)
+        loop.add_signal_handler(sig, on_signal)
     try:
+        await prepare_topics(
+            settings,
+            kafka_client_kwargs(settings),
+            clock=SystemClock(),
+            patience_s=settings.kafka_start_timeout_s,
+        )
+        worker = Worker(settings, extra_hooks=[log_hook])
+        worker.topics_prepared = True
         return await worker.run()
+    except asyncio.CancelledError:
+        if not stopped_in_start_up:
+            raise
+        log.warning("stopped during start-up")
+        return 0
+    except SettingsError as exc:
+        for line in exc.lines:  # on stderr as is, not as a log event: one readable line
+            print(f"ecash-worker: {line}", file=sys.stderr)
+        return 2
     except KafkaUnreachable as exc:
-        log.error("%s", exc)
         print(f"ecash-worker: {exc}", file=sys.stderr)
         return 3
     except RestoreFailed as exc:

@@ -1,15 +1,23 @@
 """The one configuration object. Read once at start (environment, prefix ``ECASH_``), passed down.
 
 Every field is documented in ``docs/settings.md``; a test checks that the two agree.
-A bad value stops the worker at start with a message that names the setting (see ``load_settings``).
+A bad value stops the worker at start with a message that names the setting (see ``load_settings``), and
+so does an ``ECASH_*`` variable that is no setting (a typo would otherwise be ignored).
+
+The API's identity (username, key, credentials) has no default: a worker pointed at the real bank without
+them must stop at start, not at its first login. The sandbox's values are ``SANDBOX_API_IDENTITY``, which
+the sandbox, the demo, the chaos run, the bench and the tests pass explicitly.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import tempfile
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +26,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 SANDBOX_USERNAME = "agent01"
 SANDBOX_API_KEY = "sandbox-api-key-0123456789abcdef0123456789abcdef01234567"  # 56 characters, like the spec
 SANDBOX_CREDENTIALS = "sandbox-credentials"
+# As field values: ``load_settings(**SANDBOX_API_IDENTITY, ...)`` for a worker against the sandbox.
+SANDBOX_API_IDENTITY: dict[str, str] = {
+    "api_username": SANDBOX_USERNAME,
+    "api_key": SANDBOX_API_KEY,
+    "api_credentials": SANDBOX_CREDENTIALS,
+}
+
+ENV_PREFIX = "ECASH_"
+# ``ECASH_*`` variables that are not worker settings but are read by the project's own tooling, so they
+# may be set in the same environment: the test suite's external broker and the local broker's jar cache.
+TOOLING_VARIABLES = frozenset({"ECASH_TEST_KAFKA_BOOTSTRAP", "ECASH_DEVKAFKA_CACHE_DIR"})
 
 
 class NotFoundPolicy(StrEnum):
@@ -37,7 +56,7 @@ class LogFormat(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ECASH_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     # --- Kafka -------------------------------------------------------------------------------
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
@@ -50,6 +69,7 @@ class Settings(BaseSettings):
     create_topics: bool = True
     topic_partitions: int = Field(12, ge=1, le=10_000)
     topic_replication_factor: int = Field(1, ge=1, le=16)
+    allow_replication_factor_one: bool = False
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
@@ -57,6 +77,7 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    kafka_start_timeout_s: float = Field(60.0, gt=0)
     kafka_session_timeout_s: float = Field(30.0, gt=0)
     kafka_rebalance_timeout_s: float = Field(60.0, gt=0)
     drain_timeout_s: float = Field(20.0, gt=0)
@@ -78,9 +99,9 @@ class Settings(BaseSettings):
 
     # --- The E-Cash API ----------------------------------------------------------------------
     api_base_url: str = "http://127.0.0.1:18080/eCashHost"
-    api_username: str = SANDBOX_USERNAME
-    api_key: SecretStr = SecretStr(SANDBOX_API_KEY)
-    api_credentials: SecretStr | None = SecretStr(SANDBOX_CREDENTIALS)
+    api_username: str  # no default: see the module's docstring
+    api_key: SecretStr
+    api_credentials: SecretStr | None = None
     api_password: SecretStr | None = None
     api_public_key_path: Path | None = None
     api_account_id: str = "6"
@@ -139,6 +160,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("api_username", "api_key", mode="before")
+    @classmethod
+    def _required_not_empty(cls, value: object) -> object:
+        if value == "" or (isinstance(value, SecretStr) and not value.get_secret_value()):
+            raise ValueError("must not be empty (there is no default)")
+        return value
+
     @field_validator("resolution_schedule_s", mode="before")
     @classmethod
     def _split_floats(cls, value: object) -> object:
@@ -169,37 +197,124 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
+        problem = self._incoherence()
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def _incoherence(self) -> str | None:
+        """The first pair of settings that do not go together, as ``ECASH_X: what is wrong``."""
         if self.api_credentials is None and (self.api_password is None or self.api_public_key_path is None):
-            raise ValueError(
-                "ECASH_API_CREDENTIALS, or both ECASH_API_PASSWORD and ECASH_API_PUBLIC_KEY_PATH, must be set"
+            return (
+                "ECASH_API_CREDENTIALS: not set (there is no default); set it, "
+                "or both ECASH_API_PASSWORD and ECASH_API_PUBLIC_KEY_PATH"
             )
         if self.api_public_key_path is not None and not self.api_public_key_path.is_file():
-            raise ValueError(f"ECASH_API_PUBLIC_KEY_PATH: no such file {self.api_public_key_path}")
+            return f"ECASH_API_PUBLIC_KEY_PATH: no such file {self.api_public_key_path}"
+        kafka = self._kafka_security_incoherence()
+        if kafka is not None:
+            return kafka
+        topics = {
+            "ECASH_COMMANDS_TOPIC": self.commands_topic,
+            "ECASH_RESULTS_TOPIC": self.results_topic,
+            "ECASH_DLQ_TOPIC": self.dlq_topic,
+            "ECASH_REVIEW_TOPIC": self.review_topic,
+            "ECASH_JOURNAL_TOPIC": self.journal_topic,
+        }
+        seen: dict[str, str] = {}
+        for name, topic in topics.items():
+            if topic in seen:
+                return f"{name}: the same topic as {seen[topic]} ({topic}); every topic must be its own"
+            seen[topic] = name
         if self.drain_timeout_s >= self.kafka_rebalance_timeout_s:
-            raise ValueError("ECASH_DRAIN_TIMEOUT_S must be below ECASH_KAFKA_REBALANCE_TIMEOUT_S")
-        if self.kafka_security_protocol.startswith("SASL") and self.kafka_sasl_mechanism is None:
-            raise ValueError("ECASH_KAFKA_SASL_MECHANISM is required with a SASL security protocol")
+            return "ECASH_DRAIN_TIMEOUT_S: must be below ECASH_KAFKA_REBALANCE_TIMEOUT_S"
         if self.journal_retention_s < self.dedupe_window_s:
-            raise ValueError("ECASH_JOURNAL_RETENTION_S must be at least ECASH_DEDUPE_WINDOW_S")
+            return "ECASH_JOURNAL_RETENTION_S: must be at least ECASH_DEDUPE_WINDOW_S"
         if self.max_buffered < self.max_in_flight:
-            raise ValueError("ECASH_MAX_BUFFERED must be at least ECASH_MAX_IN_FLIGHT")
-        return self
+            return "ECASH_MAX_BUFFERED: must be at least ECASH_MAX_IN_FLIGHT"
+        return None
+
+    def _kafka_security_incoherence(self) -> str | None:
+        protocol = self.kafka_security_protocol
+        uses = f"with ECASH_KAFKA_SECURITY_PROTOCOL={protocol}"
+        sasl: dict[str, object] = {
+            "ECASH_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "ECASH_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "ECASH_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        tls: dict[str, object] = {
+            "ECASH_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "ECASH_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+            "ECASH_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
+        }
+        for name, value in sasl.items():
+            if protocol.startswith("SASL") and value is None:
+                return f"{name}: required {uses}"
+            if not protocol.startswith("SASL") and value is not None:
+                return f"{name}: set, but not used {uses} (use SASL_SSL or SASL_PLAINTEXT, or unset it)"
+        for name, value in tls.items():
+            if protocol not in ("SSL", "SASL_SSL") and value is not None:
+                return f"{name}: set, but not used {uses} (use SSL or SASL_SSL, or unset it)"
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            return "ECASH_KAFKA_SSL_KEYFILE: set without ECASH_KAFKA_SSL_CERTFILE (mutual TLS needs both)"
+        return None
 
 
 class SettingsError(Exception):
-    """A bad setting: the message names it (as its environment variable) and says what is wrong."""
+    """Bad settings: one line per problem, each ``ECASH_X: what is wrong`` (never the value)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``ECASH_*`` variables that are neither a setting nor the tooling's, each with a "did you mean"."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    lines = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or upper in TOOLING_VARIABLES:
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else " (see docs/settings.md)"
+        lines.append(f"{variable}: not a setting{hint}")
+    return lines
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build the settings, turning pydantic's error into one line per bad setting, by env-var name.
+    """Build the settings from the environment (and ``overrides``, field names), or raise
+    ``SettingsError`` with one line per bad setting, named by its environment variable.
 
-    The offending value is never echoed: a setting may be a secret.
+    An ``ECASH_*`` variable that is no setting is an error too (``TOOLING_VARIABLES`` aside). The
+    offending value is never echoed: a setting may be a secret.
     """
+    lines = unknown_variables(os.environ)
+    if lines:
+        raise SettingsError(lines)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            name = "ECASH_" + "_".join(str(p) for p in err["loc"][:1]).upper() if err["loc"] else "settings"
-            lines.append(f"{name}: {err['msg']}")
-        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise SettingsError([_error_line(err) for err in exc.errors()]) from None
+
+
+def load_settings_without_api(**overrides: object) -> Settings:
+    """``load_settings`` for a command that never calls the API (``send``, ``review``, ``kafka``): the API
+    identity that ``run`` requires is not asked for; a placeholder stands in for each one unset (it logs
+    in nowhere: these commands build no API client)."""
+    unused = {
+        name: "unused-by-this-command"
+        for name in SANDBOX_API_IDENTITY
+        if name not in overrides and not os.environ.get(ENV_PREFIX + name.upper())
+    }
+    return load_settings(**unused, **overrides)
+
+
+def _error_line(err: Any) -> str:
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if not err["loc"]:  # a model-level check: its message names the setting already
+        return message
+    name = ENV_PREFIX + str(err["loc"][0]).upper()
+    if err["type"] == "missing":
+        message = "not set (there is no default)"
+    return f"{name}: {message}"

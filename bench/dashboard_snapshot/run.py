@@ -38,7 +38,7 @@ from worker.clock import Clock, SystemClock
 from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.sandbox.state import demo_msisdn
-from worker.settings import Settings, load_settings
+from worker.settings import SANDBOX_API_IDENTITY, Settings, load_settings
 from worker.stack import CommandProducer, SandboxProcess, WorkerProcess, free_port, namespaced
 
 JOB = "ecash-worker"  # the job name in deploy/prometheus/prometheus.yml; the dashboard selects on it
@@ -148,6 +148,7 @@ def worker_values(
         "kafka_bootstrap_servers": bootstrap,
         **namespaced(prefix, 12),
         "api_base_url": api_base_url,
+        **SANDBOX_API_IDENTITY,
         "request_timeout_s": REQUEST_TIMEOUT_S,
         "connect_timeout_s": 0.5,
         "resolution_grace_s": 0.5,

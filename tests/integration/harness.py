@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from worker import stack
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.service import Worker
-from worker.settings import Settings, load_settings
+from worker.settings import SANDBOX_API_IDENTITY, Settings, load_settings
 from worker.stack import WorkerProcess as WorkerProcess
 from worker.stack import namespaced  # moved to worker.stack; re-exported for tests
 from worker.stack import settings_env as settings_env
@@ -31,6 +31,7 @@ def fast_settings(
         "kafka_bootstrap_servers": bootstrap,
         **namespaced(prefix, 4),
         "api_base_url": api_base_url,
+        **SANDBOX_API_IDENTITY,
         "request_timeout_s": 1.0,
         "connect_timeout_s": 0.5,
         "resolution_grace_s": 0.2,

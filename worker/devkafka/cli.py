@@ -18,10 +18,10 @@ from worker.devkafka.base import DEFAULT_PORT, BrokerError
 from worker.devkafka.jvm_files import fetch_jars
 from worker.devkafka.selection import BOOTSTRAP_ENV, ensure_broker, local_broker, local_config
 from worker.kafka_admin import ClientKwargs, kafka_client_kwargs
-from worker.settings import SettingsError, load_settings
+from worker.settings import SettingsError, load_settings_without_api
 
 ACTIONS = ("start", "stop", "status", "restart", "fetch")  # fetch: only download the jars (CI warm-up)
-EXIT_OK, EXIT_ERROR, EXIT_NOT_RUNNING = 0, 1, 3  # 3: "not running", as LSB init scripts say
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3  # 3: "not running", as LSB init scripts say
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +52,10 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
+    for option, port, lowest in (("--port", args.port, 1), ("--controller-port", args.controller_port, 0)):
+        if not lowest <= port <= 65_535:
+            _say(f"ecash-worker kafka: {option}: {port} is not a port number ({lowest}-65535)")
+            return EXIT_USAGE
     try:
         return _dispatch(args, env)
     except (BrokerError, SettingsError) as exc:
@@ -98,7 +102,7 @@ def _client_kwargs(environ: Mapping[str, str]) -> ClientKwargs:
     """TLS/SASL options for probing an explicitly configured cluster (read from the worker's settings)."""
     if not environ.get(BOOTSTRAP_ENV):
         return {}
-    return kafka_client_kwargs(load_settings())
+    return kafka_client_kwargs(load_settings_without_api())  # Kafka only: no API identity asked for
 
 
 def _say(message: str) -> None:

@@ -28,7 +28,12 @@ from worker.ecash.credentials import CredentialsProvider
 from worker.ecash.errors import FatalConfigError, LoginFailed
 from worker.ecash.lease import LeaseExpired
 from worker.ecash.models import LoginRequest, LoginResponse, LogoutRequest
-from worker.ecash.transport import classify_transport_error, describe_transport_error, transport_reason
+from worker.ecash.transport import (
+    classify_transport_error,
+    describe_transport_error,
+    tls_failure,
+    transport_reason,
+)
 from worker.observability.events import ApiCallFinished, EventSink, LoginFinished
 from worker.settings import Settings
 
@@ -140,6 +145,12 @@ class ApiSession:
         except LeaseExpired:
             raise  # nothing was sent; the processor writes a fresh intent (lease.py)
         except Exception as exc:  # whatever it is, it is classified, never lost
+            tls = tls_failure(exc)
+            if tls is not None:  # our configuration, not the API's health: nothing was sent
+                self._fatal = FatalConfigError(
+                    None, f"ECASH_API_BASE_URL: TLS with {self._http.base_url} ({tls})"
+                )
+                raise self._fatal from None
             failure = classify_transport_error(exc)
             result = Exchange(
                 operation, None, None, None, failure, describe_transport_error(exc), transport_reason(exc)

@@ -46,6 +46,29 @@ def classify_transport_error(exc: BaseException) -> CallClass:
     return CallClass.NOT_SENT if isinstance(exc, _NOT_SENT_ERRORS) else CallClass.AMBIGUOUS
 
 
+def tls_failure(exc: BaseException) -> str | None:
+    """The TLS error behind a transport failure (certificate not verified, handshake refused), or None.
+
+    Such a failure is our configuration (the bank's CA, the URL's host name, a proxy), not the network:
+    nothing was sent, and retrying will not help. Both transports keep the ``ssl.SSLError`` (or aiohttp's
+    SSL error) in the exception's cause chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, aiohttp.ClientConnectorCertificateError):
+            cause = current.certificate_error
+            detail = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or cause
+            return f"certificate verify failed: {detail}"
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {current.verify_message or current.reason}"
+        if isinstance(current, ssl.SSLError | aiohttp.ClientSSLError):
+            return f"TLS failed: {getattr(current, 'reason', None) or current}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _timeout_s(exc: BaseException, phase: str) -> float | None:
     if not isinstance(exc, httpx.RequestError):
         return None

@@ -2,6 +2,10 @@
 
 Usable as an exec probe or by hand: one line says why. The worker must run with the same settings
 (``ECASH_METRICS_PORT``); a wildcard ``ECASH_METRICS_HOST`` (0.0.0.0, ::) is reached over loopback.
+
+``ecash-worker check --config`` asks no worker: it validates the ``ECASH_*`` settings with every check
+that needs no network (as ``ecash-worker run`` does before it starts) and prints the effective
+configuration, secrets masked; exit 0, or the one-line errors and exit 2.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import sys
 from typing import Any, TextIO
 
 import httpx
+from pydantic import SecretStr
 
-from worker.settings import Settings, SettingsError, load_settings
+from worker.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
 _WILDCARDS = {"0.0.0.0", "::", ""}
 
@@ -74,6 +79,42 @@ def run_check(
     return 1
 
 
+MASK = "********"
+
+
+def effective_configuration(settings: Settings) -> list[str]:
+    """``ECASH_X=value`` for every setting, in the documented order; secrets as ``MASK`` (or unset)."""
+    lines = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            text = ""
+        elif isinstance(value, SecretStr):
+            text = MASK
+        elif isinstance(value, list):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            text = str(value).lower()
+        else:
+            text = str(value)
+        lines.append(f"{ENV_PREFIX}{name.upper()}={text}")
+    return lines
+
+
+def check_config(out: TextIO | None = None, err: TextIO | None = None) -> int:
+    from worker.preflight import preflight
+
+    try:
+        settings = load_settings()
+        preflight(settings, bind_ports=False)  # the running worker may hold ECASH_METRICS_PORT
+    except SettingsError as exc:
+        for line in exc.lines:
+            print(f"ecash-worker: {line}", file=err or sys.stderr)
+        return 2
+    print("\n".join(effective_configuration(settings)), file=out or sys.stdout)
+    return 0
+
+
 def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``check`` to the CLI's subparsers (``argparse._SubParsersAction``); its handler is ``run``."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -84,11 +125,18 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--live", action="store_true", help="ask /healthz (liveness) instead of /readyz")
     parser.add_argument("--timeout-s", type=float, default=3.0, help="how long to wait for an answer")
     parser.add_argument("--port", type=int, default=None, help="probe port (default: ECASH_METRICS_PORT)")
+    parser.add_argument(
+        "--config",
+        action="store_true",
+        help="ask no worker: validate the ECASH_* settings and print them, secrets masked (exit 0 or 2)",
+    )
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "config", False):
+        return check_config()
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -43,7 +43,7 @@ from worker.clock import Clock, SystemClock
 from worker.contracts import DeadLetter, Result
 from worker.kafka_admin import kafka_client_kwargs
 from worker.ops.output import Console, Progress, choose_format
-from worker.settings import Settings, SettingsError, load_settings
+from worker.settings import Settings, SettingsError, load_settings, load_settings_without_api
 
 T = TypeVar("T")
 
@@ -73,10 +73,11 @@ def invalid(what: str, exc: ValidationError) -> OpsError:
     return OpsError(f"invalid {what}: {reasons}", EXIT_CONFIG)
 
 
-def ops_settings() -> Settings:
-    """The worker's settings from the environment; a bad value is a configuration error (exit 2)."""
+def ops_settings(needs_api: bool = True) -> Settings:
+    """The worker's settings from the environment; a bad value is a configuration error (exit 2).
+    Without ``needs_api`` (the command only talks to Kafka) the API identity is not required."""
     try:
-        return load_settings()
+        return load_settings() if needs_api else load_settings_without_api()
     except SettingsError as exc:
         raise OpsError(str(exc), EXIT_CONFIG) from None
 
@@ -137,7 +138,13 @@ Body = Callable[[Settings, Console], Coroutine[Any, Any, int]]
 
 
 def run_command(
-    name: str, args: argparse.Namespace, body: Body, out: TextIO | None = None, err: TextIO | None = None
+    name: str,
+    args: argparse.Namespace,
+    body: Body,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    needs_api: bool = True,
 ) -> int:
     """Load the settings, run ``body`` in a fresh event loop, turn an ``OpsError`` into its exit code."""
     console = Console(
@@ -145,7 +152,7 @@ def run_command(
     )
     quiet_kafka_logs()
     try:
-        settings = ops_settings()
+        settings = ops_settings(needs_api)
         return asyncio.run(body(settings, console))
     except OpsError as exc:
         console.note(f"ecash-worker {name}: {exc}")

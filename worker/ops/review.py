@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
             return show(records, args.trace_number, console)
         return await resolve(settings, records, args, console)
 
-    return run_command("review", args, body, out, err)
+    return run_command("review", args, body, out, err, needs_api=False)  # Kafka only
 
 
 # --- reading the queue ------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     async def body(settings: Settings, console: Console) -> int:
         return await send(settings, args, console)
 
-    return run_command("send", args, body, out, err)
+    return run_command("send", args, body, out, err, needs_api=False)  # Kafka only
 
 
 def new_trace_number(clock: Clock) -> str:

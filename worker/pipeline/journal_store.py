@@ -10,6 +10,7 @@ replay starts from the last clean checkpoint, and replaying a record twice is ha
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -34,6 +35,8 @@ def is_final(value: bytes) -> bool:
 # A crash loses at most the uncommitted ones, which is harmless: the checkpoint only moves after a
 # commit, so a restart replays them from the topic.
 PUTS_PER_COMMIT = 256
+
+log = logging.getLogger("ecash_worker")
 
 
 class StoreBusy(Exception):
@@ -161,11 +164,19 @@ def store_path(state_dir: Path | None, group_id: str, topic: str, partition: int
 
 
 def open_store(state_dir: Path | None, group_id: str, topic: str, partition: int) -> PartitionStore:
-    """Open the partition's store; if another process holds it (or the directory is unusable), use memory."""
+    """Open the partition's store; if another process holds it, use memory (a restore from the topic).
+
+    An unusable ``ECASH_STATE_DIR`` stops the worker at start (``worker.preflight``); if it becomes
+    unusable later (disk full, removed), the partition is kept in memory and the reason is logged: the
+    topic stays the truth, only the next restore is slower.
+    """
     path = store_path(state_dir, group_id, topic, partition)
     if path is None:
         return PartitionStore(None)
     try:
         return PartitionStore(path)
-    except (OSError, sqlite3.Error, StoreBusy):
+    except StoreBusy:
+        return PartitionStore(None)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("ECASH_STATE_DIR: cannot open %s (%s); partition %d kept in memory", path, exc, partition)
         return PartitionStore(None)

@@ -101,17 +101,25 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Exit 0 when stopped by a signal; 2 (one line on stderr) for an argument that cannot work."""
+    if not 0 <= args.port <= 65_535:
+        print(f"ecash-worker sandbox: --port: {args.port} is not a port number (0-65535)", file=sys.stderr)
+        return 2
     try:
         config = config_from_args(args)
     except (ValueError, OSError) as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
+        print(f"ecash-worker sandbox: {exc}", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         try:
             runner.run(_serve_until_signalled(config, args.host, args.port))
         except OSError as exc:
-            print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return 1
+            where = f"{args.host}:{args.port}"
+            print(
+                f"ecash-worker sandbox: --port: cannot listen on {where} ({exc.strerror or exc})",
+                file=sys.stderr,
+            )
+            return 2
     return 0
 
 

@@ -1,0 +1,129 @@
+"""Start-up checks that need no network: files, directories and ports the settings name.
+
+``ecash-worker run`` and ``ecash-worker check --config`` run them after the settings load and before
+anything touches Kafka or the API. Each problem is one line ``ECASH_X: what is wrong`` naming the path or
+port (never a secret), raised as ``SettingsError``. Kafka's side (reachability, authentication, topics)
+is checked by ``worker.topic_check`` once the worker starts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from worker.settings import Settings, SettingsError
+
+Check = Callable[[Settings], str | None]
+
+
+def preflight(settings: Settings, *, bind_ports: bool = True) -> None:
+    """Raise ``SettingsError`` with one line per problem found, or return. ``bind_ports=False`` leaves
+    out whether ``ECASH_METRICS_PORT`` is free (``check --config`` beside a running worker)."""
+    checks = CHECKS if bind_ports else tuple(c for c in CHECKS if c is not check_metrics_port)
+    lines = [line for check in checks if (line := check(settings)) is not None]
+    if lines:
+        raise SettingsError(lines)
+
+
+def _unreadable(variable: str, path: Path) -> str | None:
+    if not path.exists():
+        return f"{variable}: no such file {path}"
+    if not path.is_file():
+        return f"{variable}: {path} is not a file"
+    if not os.access(path, os.R_OK):
+        return f"{variable}: {path} is not readable by this process (uid {os.getuid()})"
+    return None
+
+
+def _ssl_reason(exc: ssl.SSLError | ValueError) -> str:
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+    return str(reason).strip() or type(exc).__name__
+
+
+def check_kafka_tls(settings: Settings) -> str | None:
+    """The CA bundle and the client certificate and key exist, are readable and load as TLS material."""
+    ca, cert, key = settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile
+    for variable, path in (
+        ("ECASH_KAFKA_SSL_CAFILE", ca),
+        ("ECASH_KAFKA_SSL_CERTFILE", cert),
+        ("ECASH_KAFKA_SSL_KEYFILE", key),
+    ):
+        if path is not None and (problem := _unreadable(variable, path)) is not None:
+            return problem
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca is not None:
+        try:
+            context.load_verify_locations(cafile=str(ca))
+        except (ssl.SSLError, ValueError) as exc:
+            return f"ECASH_KAFKA_SSL_CAFILE: {ca} holds no usable CA certificate ({_ssl_reason(exc)})"
+    if cert is not None:
+        try:
+            context.load_cert_chain(str(cert), str(key) if key is not None else None)
+        except (ssl.SSLError, ValueError) as exc:
+            if key is None:
+                return (
+                    f"ECASH_KAFKA_SSL_CERTFILE: {cert} does not load without ECASH_KAFKA_SSL_KEYFILE "
+                    f"(a certificate without its private key?) ({_ssl_reason(exc)})"
+                )
+            return (
+                f"ECASH_KAFKA_SSL_CERTFILE: {cert} and ECASH_KAFKA_SSL_KEYFILE {key} do not load as a "
+                f"certificate and its private key ({_ssl_reason(exc)})"
+            )
+    return None
+
+
+def check_api_public_key(settings: Settings) -> str | None:
+    path = settings.api_public_key_path
+    if path is None or settings.api_credentials is not None:
+        return None
+    if (problem := _unreadable("ECASH_API_PUBLIC_KEY_PATH", path)) is not None:
+        return problem
+    from worker.ecash.credentials import load_public_key
+    from worker.ecash.errors import FatalConfigError
+
+    try:
+        load_public_key(path)
+    except FatalConfigError as exc:
+        return str(exc) if str(exc).startswith("ECASH_") else f"ECASH_API_PUBLIC_KEY_PATH: {exc}"
+    return None
+
+
+def check_state_dir(settings: Settings) -> str | None:
+    """The journal's local copies need a directory this process can create and write to."""
+    state_dir = settings.state_dir
+    if state_dir is None:
+        return None
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=state_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return f"ECASH_STATE_DIR: {state_dir} is not a writable directory ({exc.strerror or exc})"
+    return None
+
+
+def check_metrics_port(settings: Settings) -> str | None:
+    """The probe server's address can be bound now (0 = any free port, as the tests use)."""
+    port = settings.metrics_port
+    if port == 0:
+        return None
+    host = settings.metrics_host
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"ECASH_METRICS_HOST: {host!r} is not an address of this host ({exc.strerror})"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"ECASH_METRICS_PORT: cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return None
+
+
+CHECKS: tuple[Check, ...] = (check_kafka_tls, check_api_public_key, check_state_dir, check_metrics_port)
