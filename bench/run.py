@@ -693,7 +693,7 @@ async def measure_restore(
 ) -> dict[str, Any]:
     """Start the worker over the same topics; time its journal restore (from its own metric) and readiness."""
     env = {**env, "ECASH_STATE_DIR": str(state_dir), "ECASH_METRICS_PORT": str(free_port())}
-    child = WorkerProcess({}, log_path, name="restore")
+    child = WorkerProcess(dict(SANDBOX_API_IDENTITY), log_path, name="restore")  # env replaced below
     child.env = env
     started = time.monotonic()
     await child.start()

@@ -23,7 +23,9 @@ from tests.integration.harness import (
     wait_results,
 )
 from worker.devkafka import free_ports
+from worker.ecash.wire import Operation
 from worker.observability.check import run_check
+from worker.sandbox.faults import FaultKind, FaultRule
 from worker.sandbox.server import RunningSandbox, serve_sandbox
 from worker.sandbox.state import SandboxConfig, WalletSpec
 from worker.service import Worker
@@ -208,3 +210,56 @@ async def test_a_pod_started_during_a_bank_outage_is_ready_and_recovers_without_
         worker.stop()
         await asyncio.wait_for(task, 30)
     assert sandbox.state.ledger.executions == []  # probes never move money
+
+
+async def test_a_review_decision_that_needs_no_api_call_is_applied_during_an_outage(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The bank is down and the breaker open; an operator settles an unresolved item as ``succeeded``
+    (no API call needed): the worker applies it during the outage, not after."""
+    (port,) = free_ports(1)
+    outage = AsyncExitStack()
+    first = await outage.enter_async_context(serve_sandbox(CONFIG, port=port))
+    settings = settings_for(
+        kafka_bootstrap,
+        first.base_url,
+        tmp_path,
+        breaker_min_calls=5,
+        breaker_open_s=30.0,
+        max_in_flight=8,
+        resolution_deadline_s=3.0,
+    )
+    await create_topics(settings)
+    first.sandbox.faults.replace(
+        [
+            FaultRule(operation=Operation.CHARGE, kind=FaultKind.HANG_AFTER_COMMIT, trace_numbers=("U1",)),
+            FaultRule(
+                operation=Operation.STATUS, kind=FaultKind.HTTP_5XX_BEFORE_COMMIT, trace_numbers=("U1",)
+            ),
+        ]
+    )
+    try:
+        async with running_worker(settings) as worker:
+            await produce(settings, [command("U1", RICH, 300)])
+            results = await wait_results(settings, {"U1"}, timeout_s=60)
+            assert results.outcome_of("U1") == "unresolved"
+            await outage.aclose()  # the API goes away
+            await produce(settings, [command(f"Q{i}", f"08150000{i:05d}", 1, "credit") for i in range(20)])
+            await eventually(lambda: worker.breaker.state == "open", timeout_s=30)
+            decision = {
+                "type": "review_decision",
+                "trace_number": "U1",
+                "msisdn": RICH,
+                "outcome": "succeeded",
+                "decided_by": "sre-on-call",
+                "reason": "the bank's report shows the charge",
+            }
+            await produce(settings, [decision])
+            settled = await wait_results(settings, {"U1"}, timeout_s=30)
+            while len(settled.distinct()) < 2:
+                settled = await wait_results(settings, {"U1"}, timeout_s=30)
+            assert worker.breaker.state != "closed", "applied during the outage, not after it"
+    finally:
+        await outage.aclose()
+    manual = [e for e in settled.distinct().values() if e["resolved_by"] == "manual"]
+    assert [e["outcome"] for e in manual] == ["succeeded"]

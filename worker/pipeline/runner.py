@@ -112,25 +112,31 @@ class Runner:
         self.fatal: str | None = None
         self._needs_reset: set[int] = set()
         self._end_offsets: dict[int, int] = {}  # refreshed even while paused, for the lag gauge
-        self._consumer = consumer or AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=settings.group_id,
-            group_instance_id=settings.kafka_group_instance_id,
-            partition_assignment_strategy=(StickyPartitionAssignor,),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
-            heartbeat_interval_ms=max(1000, int(settings.kafka_session_timeout_s * 1000 / 3)),
-            rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
-            max_poll_interval_ms=max(300_000, int(settings.kafka_rebalance_timeout_s * 1000)),
-            max_partition_fetch_bytes=1024 * 1024,
-            client_id="ecash-worker",
-            **client_kwargs,
+        # Built when the loop starts: a worker stopped during start-up leaves no unclosed consumer behind.
+        self._consumer: Any = None
+        self._make_consumer: Callable[[], Any] = lambda: (
+            consumer
+            or AIOKafkaConsumer(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                group_id=settings.group_id,
+                group_instance_id=settings.kafka_group_instance_id,
+                partition_assignment_strategy=(StickyPartitionAssignor,),
+                isolation_level="read_committed",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
+                heartbeat_interval_ms=max(1000, int(settings.kafka_session_timeout_s * 1000 / 3)),
+                rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
+                max_poll_interval_ms=max(300_000, int(settings.kafka_rebalance_timeout_s * 1000)),
+                max_partition_fetch_bytes=1024 * 1024,
+                client_id="ecash-worker",
+                **client_kwargs,
+            )
         )
 
     # --- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
+        self._consumer = self._make_consumer()
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
         lag_watch = asyncio.create_task(self._end_offsets_loop(), name="end-offsets")
@@ -224,10 +230,15 @@ class Runner:
         self._needs_reset.add(job.partition)
 
     def _apply_backpressure(self) -> None:
-        assigned = self._consumer.assignment()
+        assigned = self._consumer.assignment() if self._consumer is not None else set()
         if not assigned:
             return
-        hold_all = not self._gate.open_for_new_work or self._lanes.buffered >= self._settings.max_buffered
+        # While the API is unhealthy (breaker not closed), keep fetching, but only up to half the in-flight
+        # slots: commands wait at the gate holding a slot each, and the free half serves what needs no money
+        # call (review decisions, duplicates answered from the journal, rejections, dead letters).
+        healthy = self._gate.open_for_new_work
+        limit = self._settings.max_buffered if healthy else max(1, self._settings.max_in_flight // 2)
+        hold_all = self._gate.fatal is not None or self._lanes.buffered >= limit
         paused = frozenset(
             tp
             for tp in assigned
@@ -401,6 +412,8 @@ class Runner:
 
     async def _shutdown(self) -> None:
         await self.release_partitions(set(self._assigned) | set(self._owned) | set(self._writers))
+        if self._consumer is None:
+            return
         try:
             await self._consumer.stop()
         except KafkaError as exc:
