@@ -784,11 +784,12 @@ async def drive(
     async with EndOffsets(ctx.bootstrap, topics.results, topics.partitions) as ends:
         # End offsets count the transactions' commit markers too: once they pass the number of commands,
         # count the committed records, and watch on for the ones still missing.
-        expected, deadline = scenario.commands, time.monotonic() + timeout_s
+        expected, deadline, watch = scenario.commands, time.monotonic() + timeout_s, Watch()
         while True:
-            watch, figures.complete = await watch_until(
+            more, figures.complete = await watch_until(
                 ctx, processes, sandbox, ends, expected, max(1.0, deadline - time.monotonic())
             )
+            watch.samples.extend(more.samples)
             committed = await read_topic(ctx.bootstrap, topics.results, topics.partitions, lambda _r: None)
             if not figures.complete or committed >= scenario.commands:
                 break

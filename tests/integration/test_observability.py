@@ -244,7 +244,8 @@ async def test_a_review_decision_that_needs_no_api_call_is_applied_during_an_out
             results = await wait_results(settings, {"U1"}, timeout_s=60)
             assert results.outcome_of("U1") == "unresolved"
             await outage.aclose()  # the API goes away
-            await produce(settings, [command(f"Q{i}", f"08150000{i:05d}", 1, "credit") for i in range(20)])
+            # other wallets' commands: they trip the breaker and then wait at the gate, holding every slot
+            await produce(settings, [command(f"Q{i}", f"08160000{i:05d}", 1, "credit") for i in range(20)])
             await eventually(lambda: worker.breaker.state == "open", timeout_s=30)
             decision = {
                 "type": "review_decision",
@@ -256,7 +257,10 @@ async def test_a_review_decision_that_needs_no_api_call_is_applied_during_an_out
             }
             await produce(settings, [decision])
             settled = await wait_results(settings, {"U1"}, timeout_s=30)
-            while len(settled.distinct()) < 2:
+            for _ in range(150):
+                if len(settled.distinct()) >= 2:
+                    break
+                await asyncio.sleep(0.2)
                 settled = await wait_results(settings, {"U1"}, timeout_s=30)
             assert worker.breaker.state != "closed", "applied during the outage, not after it"
     finally:

@@ -1,7 +1,9 @@
 """Key-ordered concurrency: one lane per MSISDN, run strictly in arrival order; lanes run side by side.
 
-A lane is a queue and, while it has work, one task. At most ``max_in_flight`` jobs run at once across
-all lanes. A job that waits (a command in resolution) holds only its own lane.
+A lane is a queue and, while it has work, one task. At most ``max_in_flight`` jobs that need an in-flight
+slot (commands) run at once across all lanes; work that never waits on the API (review decisions,
+rejections, dead letters) takes no slot, so it is never stuck behind commands waiting out an outage. A job
+that waits (a command in resolution) holds only its own lane.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ class Laned(Protocol):
 
     @property
     def partition(self) -> int: ...
+
+    @property
+    def needs_slot(self) -> bool:
+        """False for work that never waits on the API (it must not queue behind commands that do)."""
 
     cancelled: bool
 
@@ -57,13 +63,11 @@ class Lanes(Generic[J]):
             while queue:
                 job = queue[0]
                 if not job.cancelled:
-                    async with self._sem:
-                        if not job.cancelled:
-                            self._running[key] = job
-                            try:
-                                await self.run(job)
-                            finally:
-                                self._running.pop(key, None)
+                    if job.needs_slot:
+                        async with self._sem:
+                            await self._run_one(key, job)
+                    else:
+                        await self._run_one(key, job)
                 queue.popleft()
                 self._buffered -= 1
         finally:
@@ -72,6 +76,15 @@ class Lanes(Generic[J]):
             self._tasks.pop(key, None)
             if not self._queues:
                 self._idle.set()
+
+    async def _run_one(self, key: str, job: J) -> None:
+        if job.cancelled:
+            return
+        self._running[key] = job
+        try:
+            await self.run(job)
+        finally:
+            self._running.pop(key, None)
 
     @property
     def buffered(self) -> int:

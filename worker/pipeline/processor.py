@@ -105,6 +105,11 @@ class Job:
         return self.lane
 
     @property
+    def needs_slot(self) -> bool:
+        """Commands take an in-flight slot; decisions, rejections and dead letters do not (lanes.py)."""
+        return isinstance(self.intake, Parsed)
+
+    @property
     def abandoned(self) -> bool:
         """Its partition was revoked or the worker is stopping: stop at the next safe point."""
         return self.cancelled or (self.parent is not None and self.parent.abandoned)

@@ -233,12 +233,11 @@ class Runner:
         assigned = self._consumer.assignment() if self._consumer is not None else set()
         if not assigned:
             return
-        # While the API is unhealthy (breaker not closed), keep fetching, but only up to half the in-flight
-        # slots: commands wait at the gate holding a slot each, and the free half serves what needs no money
-        # call (review decisions, duplicates answered from the journal, rejections, dead letters).
-        healthy = self._gate.open_for_new_work
-        limit = self._settings.max_buffered if healthy else max(1, self._settings.max_in_flight // 2)
-        hold_all = self._gate.fatal is not None or self._lanes.buffered >= limit
+        # While the API is unhealthy (breaker not closed) fetching goes on up to the memory bound: commands
+        # wait at the gate, each holding an in-flight slot, while what needs no slot (review decisions,
+        # rejections, dead letters: lanes.py) is applied during the outage. Only a fatal configuration
+        # error stops fetching.
+        hold_all = self._gate.fatal is not None or self._lanes.buffered >= self._settings.max_buffered
         paused = frozenset(
             tp
             for tp in assigned

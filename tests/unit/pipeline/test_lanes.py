@@ -14,6 +14,7 @@ class FakeJob:
     seq: int
     partition: int = 0
     cancelled: bool = False
+    needs_slot: bool = True
 
 
 async def test_one_msisdn_runs_in_order_and_many_run_side_by_side() -> None:
@@ -79,3 +80,27 @@ async def test_cancelled_partition_jobs_are_skipped_and_running_ones_returned() 
     gate.set()
     await asyncio.wait_for(lanes.wait_idle(), 5)
     assert sorted(done) == [1, 3]  # 1 was already running (the processor sees it cancelled); 2 never ran
+
+
+async def test_work_that_needs_no_slot_is_not_stuck_behind_commands_holding_every_slot() -> None:
+    """An outage: every in-flight slot is held by a command waiting for the API; a review decision (no
+    slot) for another wallet still runs."""
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def run(job: FakeJob) -> None:
+        if job.needs_slot:
+            await release.wait()
+        done.append(job.lane_key)
+
+    lanes: Lanes[FakeJob] = Lanes(run=run, max_in_flight=2)
+    for seq in range(4):
+        lanes.submit(FakeJob(lane_key=f"cmd{seq}", seq=seq))
+    lanes.submit(FakeJob(lane_key="decision", seq=9, needs_slot=False))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert done == ["decision"]
+    assert lanes.in_flight == 2  # the commands hold the two slots, the other two wait for one
+    release.set()
+    await lanes.wait_idle()
+    assert sorted(done) == ["cmd0", "cmd1", "cmd2", "cmd3", "decision"]
