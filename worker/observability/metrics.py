@@ -174,7 +174,9 @@ class Metrics:
         self.status_inquiries = c("ecash_status_inquiries", "Status Inquiry answers", ("answer",))
         self.journal_records = c("ecash_journal_records_restored", "Journal records read back on assignment")
         self.breaker_transitions = c("ecash_breaker_transitions", "Circuit breaker state changes", ("state",))
-        self.partition_changes = c("ecash_partition_changes", "Partitions assigned, revoked, or lost (fenced)", ("change",))
+        self.partition_changes = c(
+            "ecash_partition_changes", "Partitions assigned, revoked, or lost (fenced)", ("change",)
+        )
         self.breaker_probes = c("ecash_breaker_probes", "Background breaker probes, by result", ("result",))
 
     def _define_histograms(self) -> None:
