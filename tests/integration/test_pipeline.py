@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
@@ -406,3 +407,35 @@ async def test_an_unexpected_failure_rewinds_the_partition_without_losing_order_
     assert failures == ["X2"]
     assert [e.trace_number for e in sandbox.state.ledger.by_msisdn[RICH]] == [f"X{i}" for i in range(6)]
     assert_exactly_once(results, sandbox.state.ledger, {c["trace_number"] for c in commands})
+
+
+async def test_a_message_that_keeps_failing_before_any_money_call_is_dead_lettered_and_the_partition_moves_on(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """An unexpected exception on one message, before any money call, is that message's failure, not the
+    process's: bounded retries, then a dead letter ``internal_error`` naming the exception type, and the
+    commands behind it (same wallet, same partition) go on."""
+    settings = fast_settings(kafka_bootstrap, sandbox.base_url, prefix(), tmp_path, topic_partitions=1)
+    await create_topics(settings)
+    await produce(settings, [command("Y0", RICH, 10), command("BOOM", RICH, 11), command("Y2", RICH, 12)])
+    attempts: list[str] = []
+    async with running_worker(settings) as worker:
+        real = worker.processor._command
+
+        async def failing(job: Any, cmd: Any) -> bool:
+            if cmd.trace_number == "BOOM":
+                attempts.append(cmd.trace_number)
+                raise ZeroDivisionError("injected: a bug on this message")
+            return await real(job, cmd)
+
+        worker.processor._command = failing  # type: ignore[method-assign]
+        results = await wait_results(settings, {"Y0", "Y2"}, timeout_s=60)
+        letters = await read_topic(
+            kafka_bootstrap, settings.dlq_topic, partitions=settings.topic_partitions, until=1, timeout_s=30
+        )
+        assert worker.runner.fatal is None
+    assert len(attempts) == 3
+    assert [letter["reason"].split(":")[0] for letter in letters] == ["internal_error"]
+    assert "ZeroDivisionError" in letters[0]["reason"]
+    assert results.outcome_of("Y2") == "succeeded"
+    assert [e.trace_number for e in sandbox.state.ledger.by_msisdn[RICH]] == ["Y0", "Y2"]
