@@ -428,7 +428,7 @@ async def test_a_message_that_keeps_failing_before_any_money_call_is_dead_letter
                 raise ZeroDivisionError("injected: a bug on this message")
             return await real(job, cmd)
 
-        worker.processor._command = failing  # type: ignore[method-assign]
+        worker.processor._command = failing  # type: ignore[method-assign,assignment]
         results = await wait_results(settings, {"Y0", "Y2"}, timeout_s=60)
         letters = await read_topic(
             kafka_bootstrap, settings.dlq_topic, partitions=settings.topic_partitions, until=1, timeout_s=30
