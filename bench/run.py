@@ -553,7 +553,7 @@ async def collect_timestamps(bootstrap: str, topics: Topics, design: str) -> Tim
     stamps = Timestamps()
     await read_topic(bootstrap, topics.commands, topics.partitions, stamps.add_command)
     await read_topic(bootstrap, topics.results, topics.partitions, stamps.add_result)
-    if design == "worker":
+    if design in ("worker", "worker-notxn"):  # both write journal records (intents)
         await read_topic(bootstrap, topics.journal, topics.partitions, stamps.add_journal)
     return stamps
 
