@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -145,6 +144,33 @@ def charge(trace: str = "T1", amount: int = 1000) -> dict[str, Any]:
     return {"type": "charge", "trace_number": trace, "msisdn": RICH, "amount": str(amount)}
 
 
+def seed_done(r: Rig, outcome: Outcome, resolved_by: ResolvedBy, *, offset: int) -> None:
+    """T1's outcome, as a restore would have found it in the journal (from the message at ``offset``)."""
+    command = Command.model_validate(charge())
+    now = r.clock.now()
+    result = command_result(
+        command,
+        partition=0,
+        offset=offset,
+        outcome=outcome,
+        resolved_by=resolved_by,
+        detail=outcome.value,
+        now=now,
+        attempts=1,
+    )
+    done = JournalRecord(
+        trace_number="T1",
+        fingerprint=fingerprint(command),
+        state=JournalState.DONE,
+        command=command,
+        partition=0,
+        offset=offset,
+        result=result,
+        updated_at=now,
+    )
+    r.journal.seed(done, 0)
+
+
 def on_first_commit(r: Rig, action: Callable[[], None]) -> None:
     """Run ``action`` right after the first transaction commits (the intent): a freeze, a takeover..."""
 
@@ -248,29 +274,7 @@ async def test_an_inherited_intent_is_not_believed_lost_before_the_previous_owne
 
 async def test_the_same_message_replayed_after_its_outcome_publishes_no_second_result() -> None:
     r = await rig()
-    command = Command.model_validate(charge())
-    now = r.clock.now()
-    result = command_result(
-        command,
-        partition=0,
-        offset=7,
-        outcome=Outcome.SUCCEEDED,
-        resolved_by=ResolvedBy.RESPONSE,
-        detail="charge processed",
-        now=now,
-        attempts=1,
-    )
-    done = JournalRecord(
-        trace_number="T1",
-        fingerprint=fingerprint(command),
-        state=JournalState.DONE,
-        command=command,
-        partition=0,
-        offset=7,
-        result=result,
-        updated_at=now,
-    )
-    r.journal.seed(done, 0)
+    seed_done(r, Outcome.SUCCEEDED, ResolvedBy.RESPONSE, offset=7)
     assert await r.processor.handle(r.job(charge(), offset=7))
     assert r.results() == [], "its result was committed with its outcome: a reader would see it twice"
     assert r.broker.offsets() == [8]
@@ -298,31 +302,7 @@ async def test_unresolved_commits_its_review_record_with_its_outcome_and_result(
 
 async def test_a_failed_review_decision_is_refused_when_status_inquiry_says_the_money_moved() -> None:
     r = await rig()
-    command = Command.model_validate(charge())
-    now = r.clock.now()
-    unresolved = command_result(
-        command,
-        partition=0,
-        offset=0,
-        outcome=Outcome.UNRESOLVED,
-        resolved_by=ResolvedBy.STATUS_INQUIRY,
-        detail="unresolved",
-        now=now,
-        attempts=1,
-    )
-    r.journal.seed(
-        JournalRecord(
-            trace_number="T1",
-            fingerprint=fingerprint(command),
-            state=JournalState.DONE,
-            command=command,
-            partition=0,
-            offset=0,
-            result=unresolved,
-            updated_at=now - timedelta(minutes=30),
-        ),
-        0,
-    )
+    seed_done(r, Outcome.UNRESOLVED, ResolvedBy.STATUS_INQUIRY, offset=0)
     decision = {
         "type": "review_decision",
         "trace_number": "T1",
