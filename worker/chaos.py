@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import shutil
 import sys
@@ -39,7 +38,11 @@ from worker.agreement import Agreement
 from worker.chaos_plan import ChaosOptions, fault_rules, plan_commands, worker_settings
 from worker.chaos_report import collect_evidence, ledger_check, summary_table
 from worker.clock import Clock, SystemClock
-from worker.devkafka import BrokerError, LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+from worker.devkafka import (
+    BrokerError,
+    LocalKafka,
+    scratch_broker,
+)
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.ops import quiet_kafka_logs
 from worker.settings import Settings, load_settings
@@ -286,14 +289,7 @@ async def start_broker(
 ) -> SerialBroker | None:
     if options.bootstrap:
         return None
-    port, controller_port = free_ports(2)
-    config = LocalKafkaConfig(
-        data_dir=workdir / "kafka",
-        cache_dir=default_cache_dir(os.environ),
-        port=port,
-        controller_port=controller_port,
-    )
-    broker = SerialBroker(LocalKafka(config, java_home=os.environ.get("JAVA_HOME"), report=say))
+    broker = SerialBroker(scratch_broker(workdir / "kafka", report=say))
     stack.push_async_callback(asyncio.to_thread, broker.stop)
     await asyncio.to_thread(broker.broker.start)
     return broker

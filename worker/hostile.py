@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import uuid
@@ -41,7 +40,10 @@ from aiokafka.errors import KafkaError
 from worker.chaos_plan import worker_settings
 from worker.clock import Clock, SystemClock
 from worker.contracts import event_id_for
-from worker.devkafka import BrokerError, LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+from worker.devkafka import (
+    BrokerError,
+    scratch_broker,
+)
 from worker.hostile_plan import Message, plan_messages
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.ops import quiet_kafka_logs
@@ -241,14 +243,7 @@ async def collect(settings: Settings, answers: Answers, stop: asyncio.Event) -> 
 
 
 async def start_broker(workdir: Path, exits: AsyncExitStack, say: Say) -> str:
-    port, controller_port = free_ports(2)
-    config = LocalKafkaConfig(
-        data_dir=workdir / "kafka",
-        cache_dir=default_cache_dir(os.environ),
-        port=port,
-        controller_port=controller_port,
-    )
-    broker = LocalKafka(config, java_home=os.environ.get("JAVA_HOME"), report=say)
+    broker = scratch_broker(workdir / "kafka", report=say)
     exits.push_async_callback(asyncio.to_thread, broker.stop)
     await asyncio.to_thread(broker.start)
     return broker.bootstrap

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import shutil
 import socket
@@ -35,7 +34,7 @@ import orjson
 from bench.dashboard_snapshot.promql import Scrape, parse_exposition
 from worker.chaos_report import ledger_check
 from worker.clock import Clock, SystemClock
-from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+from worker.devkafka import LocalKafka, scratch_broker
 from worker.kafka_admin import ensure_topics, worker_topic_specs
 from worker.sandbox.state import demo_msisdn
 from worker.settings import SANDBOX_API_IDENTITY, Settings, load_settings
@@ -302,14 +301,7 @@ class Timeline:
 
 
 async def start_broker(workdir: Path, stack: contextlib.AsyncExitStack) -> LocalKafka:
-    port, controller_port = free_ports(2)
-    config = LocalKafkaConfig(
-        data_dir=workdir / "kafka",
-        cache_dir=default_cache_dir(os.environ),
-        port=port,
-        controller_port=controller_port,
-    )
-    broker = LocalKafka(config, java_home=os.environ.get("JAVA_HOME"), report=say)
+    broker = scratch_broker(workdir / "kafka", report=say)
     stack.push_async_callback(asyncio.to_thread, broker.stop)
     await asyncio.to_thread(broker.start)
     return broker

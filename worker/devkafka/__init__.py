@@ -25,6 +25,7 @@ from worker.devkafka.selection import (
     ensure_broker,
     local_broker,
     local_config,
+    scratch_broker,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "local_config",
     "main",
     "run",
+    "scratch_broker",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Literal
 
 from worker.devkafka.base import DEFAULT_PORT, Broker, BrokerError, BrokerStatus, Report, answers, silent
 from worker.devkafka.docker import DockerKafka, docker_engine_answers
-from worker.devkafka.jvm import LocalKafka
+from worker.devkafka.jvm import LocalKafka, free_ports
 from worker.devkafka.jvm_files import LocalKafkaConfig
 from worker.kafka_admin import ClientKwargs
 
@@ -49,6 +50,19 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
         return Path(environ[CACHE_DIR_ENV]).expanduser()
     base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
     return base / "ecash-worker"
+
+
+def scratch_broker(data_dir: Path, report: Report = silent) -> LocalKafka:
+    """A JVM broker of a run's own (chaos, hostile input, the dashboard picture): two free loopback ports,
+    data in ``data_dir``, jars from the usual cache. Not started."""
+    port, controller_port = free_ports(2)
+    config = LocalKafkaConfig(
+        data_dir=data_dir,
+        cache_dir=default_cache_dir(os.environ),
+        port=port,
+        controller_port=controller_port,
+    )
+    return LocalKafka(config, java_home=os.environ.get("JAVA_HOME"), report=report)
 
 
 def default_data_dir(cache_dir: Path, port: int) -> Path:
