@@ -783,17 +783,22 @@ async def drive(
     timeout_s = ctx.timeout_s or max(600.0, scenario.commands / 20)
     async with EndOffsets(ctx.bootstrap, topics.results, topics.partitions) as ends:
         # End offsets count the transactions' commit markers too: once they pass the number of commands,
-        # count the committed records, and watch on for the ones still missing.
-        expected, deadline, watch = scenario.commands, time.monotonic() + timeout_s, Watch()
-        while True:
-            more, figures.complete = await watch_until(
-                ctx, processes, sandbox, ends, expected, max(1.0, deadline - time.monotonic())
-            )
-            watch.samples.extend(more.samples)
+        # count the committed records (read_committed: a transaction still open is not counted yet), and
+        # keep sampling until they are all there.
+        deadline = time.monotonic() + timeout_s
+        watch, figures.complete = await watch_until(
+            ctx, processes, sandbox, ends, scenario.commands, timeout_s
+        )
+        while figures.complete:
             committed = await read_topic(ctx.bootstrap, topics.results, topics.partitions, lambda _r: None)
-            if not figures.complete or committed >= scenario.commands:
+            if committed >= scenario.commands:
                 break
-            expected = await ends.total() + scenario.commands - committed
+            if time.monotonic() > deadline:
+                figures.complete = False
+                break
+            await asyncio.sleep(ctx.sample_interval_s)
+            more, figures.complete = await watch_until(ctx, processes, sandbox, ends, 0, 1.0)  # one sample
+            watch.samples.extend(more.samples)
     if producer is not None:
         await producer
     if figures.design in WORKER_DESIGNS:
