@@ -179,8 +179,7 @@ class PartitionWriter:
         if done_offset is not None:
             self._pending.done_offsets.append(done_offset)
         self._pending.waiters.append(waiter)
-        if len(self._pending.records) >= self._policy.max_batch_records or not self._wake.is_set():
-            self._wake.set()
+        self._wake.set()  # the flush loop lingers unless the batch is already full (_flush_loop)
         return await waiter
 
     async def _flush_loop(self) -> None:
