@@ -72,8 +72,19 @@ def review_topic_spec(name: str, partitions: int, replication_factor: int) -> To
     return TopicSpec(name, partitions, replication_factor, configs)
 
 
+def claims_topic_spec(name: str, partitions: int, replication_factor: int, retention_s: float) -> TopicSpec:
+    """The claims (worker/pipeline/claims.py): compacted like the journal, record times the broker's.
+
+    A claim's key is its command message, so compaction never merges two commands' claims; the workers
+    tombstone claims themselves (a loser's at once, an owner's past the dedupe window). Never add
+    partitions to it: a trace number's claims must stay in one partition, in one order.
+    """
+    return journal_topic_spec(name, partitions, replication_factor, retention_s)
+
+
 def worker_topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic the worker reads or writes. The journal is co-partitioned with the commands topic."""
+    """Every topic the worker reads or writes. The journal and the review decisions are co-partitioned
+    with the commands topic (a decision goes to its command's partition)."""
     partitions, replicas = settings.topic_partitions, settings.topic_replication_factor
     durable = _durability_configs(replicas)
     return [
@@ -82,6 +93,8 @@ def worker_topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dlq_topic, partitions, replicas, durable),
         review_topic_spec(settings.review_topic, partitions, replicas),
         journal_topic_spec(settings.journal_topic, partitions, replicas, settings.journal_retention_s),
+        claims_topic_spec(settings.claims_topic, partitions, replicas, settings.journal_retention_s),
+        TopicSpec(settings.review_decisions_topic, partitions, replicas, durable),
     ]
 
 

@@ -27,6 +27,7 @@ from worker.observability.events import (
     FanOut,
     LoginFinished,
 )
+from worker.pipeline.claims_index import ClaimsIndex, open_claims_store
 from worker.pipeline.gate import Gate
 from worker.pipeline.journal import Journal
 from worker.pipeline.ownership import TxnProducer
@@ -41,6 +42,7 @@ log = logging.getLogger("ecash_worker")
 
 
 BREAKER_FAILURE_CODES = frozenset({"not_sent", "ambiguous", "GENERAL_ERROR"})
+CLAIMS_FETCH_WAIT_MS = 10  # how long the broker may hold a claims fetch: a claim waits for its own record
 
 
 def breaker_hook(breaker: CircuitBreaker) -> Callable[[Event], None]:
@@ -105,6 +107,14 @@ class Worker:
             consumer_factory=self._journal_consumer,
             dedupe_window_s=settings.dedupe_window_s,
         )
+        self.claims = ClaimsIndex(
+            topic=settings.claims_topic,
+            open_store=lambda: open_claims_store(
+                settings.state_dir, settings.group_id, settings.claims_topic
+            ),
+            consumer_factory=self._claims_consumer,
+            delete_retention_ms=int(min(settings.journal_retention_s, 86_400.0) * 1000),
+        )
         self.processor = Processor(
             settings=settings,
             client=self.client,
@@ -115,6 +125,7 @@ class Worker:
             sink=self.sink,
             topic=settings.commands_topic,
             limiter=None if limiter.unlimited else limiter,
+            claims=self.claims,
         )
         self.runner = Runner(
             settings=settings,
@@ -126,6 +137,7 @@ class Worker:
             logged_in=lambda: self.client.logged_in,
             producer_factory=self._transactional_producer,
             clock=self.clock,
+            claims=self.claims,
         )
 
     def _transactional_producer(self, transactional_id: str) -> TxnProducer:
@@ -153,6 +165,21 @@ class Worker:
             isolation_level="read_committed",  # only what owners committed: never a fenced zombie's writes
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
+            **self.kafka_kwargs,
+        )
+
+    def _claims_consumer(self) -> AIOKafkaConsumer:
+        """The whole claims topic, followed closely: a claim waits for it before any money call."""
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            group_id=None,
+            isolation_level="read_committed",
+            fetch_max_wait_ms=CLAIMS_FETCH_WAIT_MS,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
+            client_id="ecash-worker-claims",
             **self.kafka_kwargs,
         )
 

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     dlq_topic: str = "ecash.commands.dlq"
     review_topic: str = "ecash.review"
     journal_topic: str = "ecash.journal"
+    claims_topic: str = "ecash.claims"
+    review_decisions_topic: str = "ecash.review.decisions"
     create_topics: bool = True
     topic_partitions: int = Field(12, ge=1, le=10_000)
     topic_replication_factor: int = Field(1, ge=1, le=16)
@@ -80,6 +82,7 @@ class Settings(BaseSettings):
     kafka_start_timeout_s: float = Field(60.0, gt=0)
     kafka_session_timeout_s: float = Field(30.0, gt=0)
     kafka_rebalance_timeout_s: float = Field(60.0, gt=0)
+    kafka_metadata_max_age_s: float = Field(60.0, ge=1)
     drain_timeout_s: float = Field(20.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0)
     command_max_bytes: int = Field(16_384, ge=256)
@@ -220,6 +223,8 @@ class Settings(BaseSettings):
             "ECASH_DLQ_TOPIC": self.dlq_topic,
             "ECASH_REVIEW_TOPIC": self.review_topic,
             "ECASH_JOURNAL_TOPIC": self.journal_topic,
+            "ECASH_CLAIMS_TOPIC": self.claims_topic,
+            "ECASH_REVIEW_DECISIONS_TOPIC": self.review_decisions_topic,
         }
         seen: dict[str, str] = {}
         for name, topic in topics.items():

@@ -93,6 +93,8 @@ def topic_roles(settings: Settings) -> dict[str, TopicSpec]:
         "ECASH_DLQ_TOPIC",
         "ECASH_REVIEW_TOPIC",
         "ECASH_JOURNAL_TOPIC",
+        "ECASH_CLAIMS_TOPIC",
+        "ECASH_REVIEW_DECISIONS_TOPIC",
     )
     return dict(zip(settings_names, worker_topic_specs(settings), strict=True))
 
@@ -112,13 +114,17 @@ def check_topic(
     """Every way ``state`` falls short of what the worker needs for ``role``."""
     where = f"{role}: topic {state.name}"
     problems: list[Problem] = []
-    if role == "ECASH_JOURNAL_TOPIC" and commands_partitions not in (None, state.partitions):
+    co_partitioned = {"ECASH_JOURNAL_TOPIC": "the journal", "ECASH_REVIEW_DECISIONS_TOPIC": "the decisions"}
+    if role in co_partitioned and commands_partitions not in (None, state.partitions):
         problems.append(
             Problem(
                 f"{where} has {state.partitions} partitions, the commands topic {commands_partitions}: "
-                "the journal must be co-partitioned with the commands topic (same partition count)"
+                f"{co_partitioned[role]} must be co-partitioned with the commands topic (same partition "
+                "count; grow it first, then the commands topic)"
             )
         )
+    elif role == "ECASH_CLAIMS_TOPIC":
+        pass  # any count, fixed for good: a trace number's claims must stay in one partition
     elif state.partitions != spec.partitions:
         problems.append(
             Problem(
@@ -149,8 +155,19 @@ def _policy_problems(role: str, where: str, state: TopicState) -> list[Problem]:
                 f"compaction drops all but the last one per wallet): {fix} cleanup.policy=delete"
             )
         ]
-    if role != "ECASH_JOURNAL_TOPIC":
+    if role not in ("ECASH_JOURNAL_TOPIC", "ECASH_CLAIMS_TOPIC"):
         return []
+    if role == "ECASH_CLAIMS_TOPIC":
+        wrong = policies != {"compact"} or state.configs.get("message.timestamp.type") != LOG_APPEND_TIME
+        return [
+            Problem(
+                f"{where} has cleanup.policy={shown}, message.timestamp.type="
+                f"{state.configs.get('message.timestamp.type', 'CreateTime')}; the claims topic needs "
+                f"cleanup.policy=compact and {LOG_APPEND_TIME} (the workers tombstone claims themselves; "
+                f"their age is the broker's clock): {fix} cleanup.policy=compact,"
+                f"message.timestamp.type={LOG_APPEND_TIME}"
+            )
+        ][: int(wrong)]
     problems = []
     if policies != {"compact"}:
         # compact,delete is what older versions created: the worker may make it compact itself

@@ -24,6 +24,7 @@ from worker.contracts import (
     CommandType,
     Outcome,
     ResolvedBy,
+    Result,
     ReviewDecision,
     event_id_for,
 )
@@ -55,6 +56,15 @@ from worker.observability.events import (
     ReviewDecisionRefused,
     StatusInquiryAnswered,
 )
+from worker.pipeline.claims import (
+    claim_key,
+    claim_record,
+    claim_tombstone,
+    final_claim,
+    new_claim,
+    standing,
+)
+from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.dead_letters import dead_letter
 from worker.pipeline.gate import Gate
 from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, Rejection
@@ -62,6 +72,7 @@ from worker.pipeline.journal import Journal, JournalRecord, JournalState
 from worker.pipeline.ownership import OutRecord, PartitionLost, PartitionWriter
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.results import (
+    claimed_elsewhere_result,
     closed_review_record,
     command_result,
     duplicate_result,
@@ -128,8 +139,10 @@ class Processor:
         sink: EventSink,
         topic: str,
         limiter: RateLimiter | None = None,
+        claims: ClaimsIndex | None = None,
     ) -> None:
         self._settings = settings
+        self._claims = claims
         self._client = client
         self._journal = journal
         self._outbox = outbox
@@ -204,7 +217,12 @@ class Processor:
         )
         await self._commit(
             job,
-            [self._outbox.review(closed), self._journal.out(record), self._outbox.result(result)],
+            [
+                self._outbox.review(closed),
+                self._journal.out(record),
+                *self._final_claim(record, result),
+                self._outbox.result(result),
+            ],
             record,
         )
         self._emit_result(
@@ -287,6 +305,11 @@ class Processor:
                     return False
                 return await self._command(job, command)
             return await self._resolve(job, record, "journal_intent")
+        if self._claims is not None:
+            answered = await self._claim(job, command, print_)
+            if answered is not None:
+                return answered
+            now = self._clock.now()
         if command.expires_at is not None and now >= command.expires_at:
             record = self._new_record(job, command, print_)
             return await self._finish(
@@ -297,6 +320,83 @@ class Processor:
                 f"the command expired at {command.expires_at.isoformat()} before it was sent; no money moved",
             )
         return await self._send(job, self._new_record(job, command, print_))
+
+    async def _claim(self, job: Job, command: Command, print_: str) -> bool | None:
+        """Claim the trace number for the whole deployment (claims.py). None: this command owns it, go on;
+        True: answered without a money call (a duplicate, or a trace number another command owns)."""
+        claims = self._claims
+        assert claims is not None
+        key = claim_key(self._topic, job.partition, job.offset)
+        if claims.entry(key) is None:  # not already claimed by this message (an earlier life, a crash)
+            claim = new_claim(command, print_, topic=self._topic, partition=job.partition, offset=job.offset)
+            await self._writer(job).write([claim_record(claims.topic, claim, claims.partitions)])
+            if not await claims.wait_until(lambda: claims.entry(key) is not None, lambda: job.abandoned):
+                return False
+        while True:
+            found = standing(key, claims.entries(command.trace_number))
+            if found is None:
+                raise RuntimeError(f"the claim {key} left the index before it was decided")
+            if found.kind == "owner":
+                return None
+            # This command lost: its own claim goes (tombstoned with its answer), the owner's stays.
+            release = claim_tombstone(
+                claims.topic,
+                new_claim(command, print_, topic=self._topic, partition=job.partition, offset=job.offset),
+                claims.partitions,
+            )
+            owner = found.owner.claim
+            if found.kind == "reused":
+                result = claimed_elsewhere_result(
+                    command, owner, partition=job.partition, offset=job.offset, now=self._clock.now()
+                )
+                await self._commit(job, [release, self._outbox.result(result)])
+                self._sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
+                self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
+                return True
+
+            def settled(owner_key: str = owner.key) -> bool:
+                entry = claims.entry(owner_key)
+                return entry is None or entry.claim.result is not None
+
+            # An exact duplicate: the owner's outcome, once it has one (its claim's final record).
+            if not await claims.wait_until(settled, lambda: job.abandoned):
+                return False
+            entry = claims.entry(owner.key)
+            if entry is None or entry.claim.result is None:
+                continue  # the owner's claim aged out meanwhile: decide again
+            result = duplicate_result(
+                entry.claim.result,
+                partition=job.partition,
+                offset=job.offset,
+                now=self._clock.now(),
+                owner=owner.where,
+            )
+            await self._commit(job, [release, self._outbox.result(result)])
+            self._emit_result(
+                job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
+            )
+            return True
+
+    def _final_claim(self, record: JournalRecord, result: Result) -> list[OutRecord]:
+        """The owner's outcome on its claim, for duplicates anywhere (none when claims are off)."""
+        claims = self._claims
+        if claims is None:
+            return []
+        key = claim_key(self._topic, record.partition, record.offset)
+        entry = claims.entry(key)
+        claim = (
+            entry.claim
+            if entry is not None
+            else new_claim(
+                record.command,
+                record.fingerprint,
+                topic=self._topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        )
+        offset = entry.claim_offset if entry is not None else None
+        return [claim_record(claims.topic, final_claim(claim, offset, result), claims.partitions)]
 
     def _new_record(self, job: Job, command: Command, print_: str) -> JournalRecord:
         return JournalRecord(
@@ -586,7 +686,14 @@ class Processor:
         )
         record = record.model_copy(update={"state": JournalState.DONE, "result": result, "updated_at": now})
         await self._commit(
-            job, [*(before or []), self._journal.out(record), self._outbox.result(result)], record
+            job,
+            [
+                *(before or []),
+                self._journal.out(record),
+                *self._final_claim(record, result),
+                self._outbox.result(result),
+            ],
+            record,
         )
         self._emit_result(
             job, outcome, resolved_by, result.response_code, record.sends, kind=record.command.type

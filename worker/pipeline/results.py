@@ -23,6 +23,7 @@ from worker.contracts import (
 from worker.pipeline.intake import Rejection
 
 if TYPE_CHECKING:
+    from worker.pipeline.claims import Claim
     from worker.pipeline.journal import JournalRecord
 
 
@@ -93,16 +94,37 @@ def trace_reused_result(command: Command, *, partition: int, offset: int, now: d
     )
 
 
-def duplicate_result(original: Result, *, partition: int, offset: int, now: datetime) -> Result:
+def claimed_elsewhere_result(
+    command: Command, owner: Claim, *, partition: int, offset: int, now: datetime
+) -> Result:
+    """A trace number another command owns, with other parameters: ``rejected``, nothing sent."""
+    return command_result(
+        command,
+        partition=partition,
+        offset=offset,
+        outcome=Outcome.REJECTED,
+        resolved_by=ResolvedBy.JOURNAL,
+        detail=(
+            f"trace number {command.trace_number} is already owned by the command at {owner.where}, which "
+            "has different parameters (type, MSISDN, amount or transfer type); a trace number moves money "
+            "once; nothing was sent to the API"
+        ),
+        now=now,
+        attempts=0,
+    )
+
+
+def duplicate_result(
+    original: Result, *, partition: int, offset: int, now: datetime, owner: str | None = None
+) -> Result:
     """A second command with the same trace number and parameters: the first one's outcome, once more."""
+    earlier = f"the command at {owner}" if owner else "an earlier command with this trace number"
     return original.model_copy(
         update={
             "event_id": event_id_for(original.trace_number, partition, offset),
             "resolved_by": ResolvedBy.JOURNAL,
             "attempts": 0,
-            "detail": (
-                f"duplicate of an earlier command with this trace number; its outcome: {original.detail}"
-            ),
+            "detail": f"duplicate of {earlier}; its outcome: {original.detail}",
             "completed_at": now,
         }
     )

@@ -31,6 +31,8 @@ from worker.observability.events import (
     PartitionsChanged,
     PipelineSnapshot,
 )
+from worker.pipeline.claims import claim_tombstone
+from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.gate import Gate
 from worker.pipeline.intake import DeadLetterReason, Parsed, parse_command
 from worker.pipeline.journal import Journal, JournalState
@@ -49,6 +51,7 @@ log = logging.getLogger("ecash_worker.runner")
 
 FAILURES_BEFORE_DEAD_LETTER = 3  # an unexpected error on one message, before any money call
 REACTIVATE_AFTER_S = 1.0
+CLAIMS_CATCH_UP_S = 600.0  # reading the whole claims topic at start (a fresh store), before any partition
 
 
 class RestoreFailed(Exception):
@@ -82,8 +85,10 @@ class Runner:
         producer_factory: ProducerFactory,
         clock: Clock,
         consumer: AIOKafkaConsumer | None = None,
+        claims: ClaimsIndex | None = None,
     ) -> None:
         self._settings = settings
+        self._claims = claims
         self.topic = settings.commands_topic
         self._processor = processor
         self._journal = journal
@@ -129,6 +134,7 @@ class Runner:
                 rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
                 max_poll_interval_ms=max(300_000, int(settings.kafka_rebalance_timeout_s * 1000)),
                 max_partition_fetch_bytes=1024 * 1024,
+                metadata_max_age_ms=int(settings.kafka_metadata_max_age_s * 1000),
                 client_id="ecash-worker",
                 **client_kwargs,
             )
@@ -136,12 +142,19 @@ class Runner:
 
     # --- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
+        if self._claims is not None:
+            # Every claim committed so far is known before any partition is taken (claims_index.py).
+            await self._claims.start(timeout_s=CLAIMS_CATCH_UP_S)
         self._consumer = self._make_consumer()
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
         lag_watch = asyncio.create_task(self._end_offsets_loop(), name="end-offsets")
         try:
             while not self._stopping.is_set():
+                if self._claims is not None and self._claims.failure is not None:
+                    self.fatal = self._claims.failure
+                    log.error("%s; stopping (not ready)", self.fatal)
+                    break
                 self._apply_backpressure()
                 room = self._settings.max_buffered - self._lanes.buffered
                 try:
@@ -348,6 +361,15 @@ class Runner:
         for start in range(0, len(report.expired), 500):
             chunk = report.expired[start : start + 500]
             await writer.write([self._journal.tombstone(partition, trace) for trace in chunk])
+        if self._claims is not None:
+            claims = self._claims
+            # The previous owner is fenced: every claim it committed is below the end offsets taken now.
+            await claims.sync(timeout_s=self._settings.activation_timeout_s)
+            before_ms = int(self._clock.now().timestamp() * 1000 - self._settings.dedupe_window_s * 1000)
+            expired = claims.expired(self.topic, partition, before_ms)
+            tombstones = [claim_tombstone(claims.topic, c, claims.partitions) for c in expired]
+            for start in range(0, len(tombstones), 500):
+                await writer.write(tombstones[start : start + 500])
         committed = await self._consumer.committed(tp)
         if tp not in self._consumer.assignment():
             await self._deactivate(partition, flush=False)  # revoked meanwhile
@@ -411,6 +433,8 @@ class Runner:
 
     async def _shutdown(self) -> None:
         await self.release_partitions(set(self._assigned) | set(self._owned) | set(self._writers))
+        if self._claims is not None:
+            await self._claims.stop()
         if self._consumer is None:
             return
         try:

@@ -27,6 +27,8 @@ def namespaced(prefix: str, partitions: int) -> dict[str, Any]:
         "dlq_topic": f"{prefix}.dlq",
         "review_topic": f"{prefix}.review",
         "journal_topic": f"{prefix}.journal",
+        "claims_topic": f"{prefix}.claims",
+        "review_decisions_topic": f"{prefix}.review.decisions",
         "topic_partitions": partitions,
     }
 
