@@ -143,8 +143,10 @@ class Attempt(BaseModel):
 
 
 class ReviewRecord(BaseModel):
-    """What an operator needs to settle an unresolved command (topic ``ecash.review``, key = trace number).
+    """What an operator needs to settle an unresolved command (topic ``ecash.review``).
 
+    Key: ``<trace number>:<source partition>:<source offset>`` (``review_item_key``), so two commands that
+    share a trace number never share an item (records written before 2026-12 are keyed by trace number).
     A record with ``state = "closed"`` supersedes the open one (the topic is compacted)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -164,10 +166,13 @@ class ReviewRecord(BaseModel):
 
 
 class ReviewDecision(BaseModel):
-    """An operator's verdict on an unresolved command (topic ``ecash.commands``, key = MSISDN).
+    """An operator's verdict on an unresolved command (topic ``ecash.review.decisions``, key = MSISDN).
 
-    It travels on the commands topic so that the worker owning the partition, the journal's only
-    writer, applies it in order with the MSISDN's other commands. ``ecash-worker review resolve`` sends it.
+    It goes to the partition of the decisions topic with the number of the command's partition (the
+    review record's ``source_partition``; the two topics are co-partitioned), so the worker owning that
+    partition, the journal's only writer, applies it in order with the wallet's other commands, wherever
+    the command arrived. It has a topic of its own so that Kafka ACLs can let operators, and only them,
+    close reviews. ``ecash-worker review resolve`` sends it.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -179,11 +184,26 @@ class ReviewDecision(BaseModel):
     decided_by: Annotated[str, Field(min_length=1, max_length=100)]
     reason: Annotated[str, Field(min_length=1, max_length=500)]
     transaction_number: Annotated[str, Field(max_length=64)] | None = None
+    source_partition: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="The review item's command partition (``review resolve`` sets it)"
+    )
+    source_offset: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="The review item's command offset: the decision applies to that command only"
+    )
+
+
+def review_item_key(trace_number: str, partition: int, offset: int) -> str:
+    return f"{trace_number}:{partition}:{offset}"
 
 
 def event_id_for(trace_number: str, partition: int, offset: int) -> str:
     """One result per command message: republishing it after a crash gives the same id."""
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{trace_number}:{partition}:{offset}"))
+
+
+def decision_event_id(trace_number: str, partition: int, offset: int) -> str:
+    """The result a review decision publishes (its message on the decisions topic): never a command's id."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{trace_number}:decision:{partition}:{offset}"))
 
 
 CONTRACTS: dict[str, type[BaseModel]] = {

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from worker import stack
 from worker.kafka_admin import ensure_topics, worker_topic_specs
@@ -66,6 +66,30 @@ async def produce(
     settings: Settings, messages: Iterable[dict[str, Any] | bytes], key: bytes | None = None
 ) -> int:
     return await stack.produce(settings.kafka_bootstrap_servers, settings.commands_topic, messages, key=key)
+
+
+async def produce_at(
+    settings: Settings,
+    message: dict[str, Any] | bytes,
+    *,
+    partition: int,
+    key: bytes | None = None,
+    topic: str | None = None,
+) -> int:
+    """One message to one partition (the commands topic by default), keyed by its MSISDN unless ``key``
+    is given (``b""`` for none); returns its offset."""
+    value = message if isinstance(message, bytes) else orjson.dumps(message)
+    if key is None and isinstance(message, dict) and message.get("msisdn"):
+        key = str(message["msisdn"]).encode()
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(
+            topic or settings.commands_topic, value=value, key=key or None, partition=partition
+        )
+    finally:
+        await producer.stop()
+    return int(meta.offset)
 
 
 async def read_topic(

@@ -304,10 +304,13 @@ async def test_send_does_not_mistake_an_old_result_and_gives_up_after_the_wait(s
 @pytest.mark.kafka
 async def test_send_no_wait_produces_a_valid_command_keyed_by_msisdn(settings: Settings) -> None:
     sent = await cli_json(send, "send", "credit", "--msisdn", RICH, "--amount", "1500.50", "--no-wait")
-    produced = await read_messages(settings, settings.commands_topic, 1)
+    produced = await read_messages(settings, settings.review_decisions_topic, 1)
     assert len(produced) == 1
     assert produced[0].key == RICH.encode()
-    assert (produced[0].partition, produced[0].offset) == (sent["partition"], sent["offset"])
+    # the item's command partition (review_record: source_partition 1), whatever the MSISDN hashes to
+    assert (produced[0].partition, produced[0].offset) == (1, sent["offset"])
+    assert sent["partition"] == 1
+    assert await read_messages(settings, settings.commands_topic, 1, timeout_s=1) == []
     command_sent = Command.model_validate_json(produced[0].value)
     assert command_sent.trace_number == sent["trace_number"]
     assert (command_sent.type, command_sent.amount) == ("credit", Decimal("1500.50"))
@@ -358,7 +361,7 @@ async def test_review_list_shows_open_items_and_show_the_evidence(settings: Sett
 
 
 @pytest.mark.kafka
-async def test_review_resolve_sends_the_decision_to_the_msisdn_partition(settings: Settings) -> None:
+async def test_review_resolve_sends_the_decision_to_the_commands_partition(settings: Settings) -> None:
     await publish(settings, settings.review_topic, "R1", review_record("R1").model_dump_json().encode())
     await publish(
         settings, settings.review_topic, "R9", review_record("R9", state="closed").model_dump_json().encode()
@@ -383,6 +386,8 @@ async def test_review_resolve_sends_the_decision_to_the_msisdn_partition(setting
         "decided_by": "alice",
         "reason": "PROCESSED by Status Inquiry at 10:02",
         "transaction_number": None,
+        "source_partition": 1,
+        "source_offset": 7,
     }
 
 

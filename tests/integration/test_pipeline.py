@@ -19,6 +19,7 @@ from tests.integration.harness import (
     eventually,
     fast_settings,
     produce,
+    produce_at,
     read_topic,
     running_worker,
     wait_results,
@@ -263,7 +264,10 @@ async def test_unresolved_goes_to_review_and_an_operator_decision_closes_it(
             "decided_by": "sre-on-call",
             "reason": "ledger shows the charge",
         }
-        await produce(settings, [decision])
+        # To the decisions topic, at the partition of the item's command (what `review resolve` does).
+        await produce_at(
+            settings, decision, partition=review["source_partition"], topic=settings.review_decisions_topic
+        )
         while True:
             results = await wait_results(settings, {"U1"}, timeout_s=30)
             if len(results.distinct()) >= 2:

@@ -138,4 +138,6 @@ def test_asyncapi_names_every_schema_file_and_each_exists() -> None:
     for ref in refs:
         assert (DEFAULT_DIR / ref).exists()
     addresses = {c["address"] for c in document["channels"].values()}
-    assert addresses == {"ecash.commands", "ecash.results", "ecash.commands.dlq", "ecash.review"}
+    assert addresses == {
+        "ecash.commands", "ecash.review.decisions", "ecash.results", "ecash.commands.dlq", "ecash.review",
+    }  # fmt: skip

@@ -305,13 +305,16 @@ async def produce_and_await_result(
     wait_s: float | None,
     progress: Progress | None = None,
     clock: Clock | None = None,
+    topic: tuple[str, str] | None = None,
+    partition: int | None = None,
 ) -> Delivery:
-    """Produce ``value`` to the commands topic (``acks=all``) and wait up to ``wait_s`` for the first result
-    that ``matches``, or the dead letter of this very message. The end offsets of the results and
-    dead-letter topics are taken before producing, so nothing published earlier (a result for the same
-    trace number) is taken for this message's."""
+    """Produce ``value`` to ``topic`` (name, setting; the commands topic by default) (``acks=all``) and
+    wait up to ``wait_s`` for the first result that ``matches``, or the dead letter of this very message.
+    The end offsets of the results and dead-letter topics are taken before producing, so nothing
+    published earlier (a result for the same trace number) is taken for this message's."""
     clock = clock or SystemClock()
-    await topic_partitions(settings, settings.commands_topic, "ECASH_COMMANDS_TOPIC")
+    name, setting = topic or (settings.commands_topic, "ECASH_COMMANDS_TOPIC")
+    await topic_partitions(settings, name, setting)
     partitions = await topic_partitions(settings, settings.results_topic, "ECASH_RESULTS_TOPIC")
     partitions += await topic_partitions(settings, settings.dlq_topic, "ECASH_DLQ_TOPIC")
     async with kafka_consumer(settings) as consumer:
@@ -319,13 +322,15 @@ async def produce_and_await_result(
         consumer.assign(partitions)
         for tp in partitions:
             consumer.seek(tp, starts[tp])
-        sent = await _produce(settings, settings.commands_topic, key, value)
+        sent = await _produce(settings, name, key, value, partition)
         if wait_s is None:
             return sent
         return await _await_outcome(consumer, settings.results_topic, matches, sent, wait_s, progress, clock)
 
 
-async def _produce(settings: Settings, topic: str, key: bytes, value: bytes) -> Delivery:
+async def _produce(
+    settings: Settings, topic: str, key: bytes, value: bytes, partition: int | None = None
+) -> Delivery:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
@@ -335,7 +340,7 @@ async def _produce(settings: Settings, topic: str, key: bytes, value: bytes) -> 
     )
     try:
         await producer.start()
-        meta = await producer.send_and_wait(topic, value=value, key=key)
+        meta = await producer.send_and_wait(topic, value=value, key=key, partition=partition)
     except KafkaError as exc:
         raise _unreachable(settings, exc) from None
     finally:

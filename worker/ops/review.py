@@ -1,22 +1,26 @@
 """``ecash-worker review``: the manual-review queue, and settling an item in it.
 
     ecash-worker review list
-    ecash-worker review show TRACE
+    ecash-worker review show TRACE [--item KEY]
     ecash-worker review resolve TRACE --outcome succeeded|failed --by NAME --reason TEXT
-                                [--transaction-number N] [--wait-s 60 | --no-wait]
+                                [--item KEY] [--transaction-number N] [--wait-s 60 | --no-wait]
 
-The queue is the compacted review topic (key = trace number): the latest record of a trace number is its
-state, and a ``closed`` record supersedes the ``open`` one. ``resolve`` does not write a result itself: it
-produces a review decision to the commands topic, keyed by the command's MSISDN, so the worker that owns
-the MSISDN's partition (the journal's only writer) applies it in order with that wallet's other commands,
-then publishes the final result (``resolved_by: manual``) and closes the record. ``resolve`` waits for
-that result and prints it.
+The queue is the compacted review topic, one item per command (key = ``TRACE:PARTITION:OFFSET``): the
+latest record of an item is its state, and a ``closed`` record supersedes the ``open`` one. Two commands
+that share a trace number are two items; ``--item`` picks one when a trace number has several.
+
+``resolve`` does not write a result itself: it produces a review decision to the review decisions topic
+(``ECASH_REVIEW_DECISIONS_TOPIC``, a topic of its own so that ACLs can reserve it to operators), to the
+partition of the item's command, so the worker that owns that partition (the journal's only writer)
+applies it in order with that wallet's other commands, then publishes the final result
+(``resolved_by: manual``) and closes the item. ``resolve`` waits for that result and prints it.
 
 Exit codes:
   0 done
   1 show: no record for the trace number; resolve: the worker refused the decision (dead-lettered:
     its journal has no unresolved command for the trace number) or published another outcome
-  2 usage or configuration error; resolve: no open review record for the trace number
+  2 usage or configuration error; resolve: no open review record for the trace number, or several
+    (name one with --item)
   3 Kafka unreachable
   5 resolve: no final result within the wait (the decision is delivered; a ``failed`` one waits for the
     API during an outage: docs/operations.md)
@@ -30,7 +34,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
-from worker.contracts import ResolvedBy, ReviewDecision, ReviewRecord
+from worker.contracts import ResolvedBy, ReviewDecision, ReviewRecord, review_item_key
 from worker.ops import (
     EXIT_CONFIG,
     EXIT_NO_RESULT,
@@ -48,9 +52,10 @@ from worker.ops.output import Console, Format, add_output_option, help_text, mas
 from worker.ops.send import DEFAULT_WAIT_S, result_record
 from worker.settings import Settings
 
-LIST_COLUMNS = ("trace_number", "msisdn", "amount", "type", "opened_at", "last_known_state")
+LIST_COLUMNS = ("item", "trace_number", "msisdn", "amount", "type", "opened_at", "last_known_state")
 ATTEMPT_COLUMNS = ("at", "operation", "outcome_class", "response_code", "detail")
 DECISION_OUTCOMES = ("succeeded", "failed")
+ITEM_HELP = "the item (TRACE:PARTITION:OFFSET, as `review list` shows) when the trace number has several"
 
 
 def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -65,6 +70,7 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_output_option(actions.add_parser("list", help="the open review items (MSISDN masked)"))
     show = actions.add_parser("show", help="one item's full evidence: the command and every attempt")
     show.add_argument("trace_number", metavar="TRACE")
+    show.add_argument("--item", default=None, metavar="KEY", help=ITEM_HELP)
     add_output_option(show)
     _resolve_parser(actions)
     parser.set_defaults(func=run)
@@ -76,6 +82,7 @@ def _resolve_parser(actions: Any) -> None:
         "resolve", help="settle an open item as succeeded or failed (the worker publishes the result)"
     )
     resolve.add_argument("trace_number", metavar="TRACE")
+    resolve.add_argument("--item", default=None, metavar="KEY", help=ITEM_HELP)
     resolve.add_argument("--outcome", required=True, choices=DECISION_OUTCOMES, help="what really happened")
     resolve.add_argument("--by", dest="decided_by", required=True, metavar="NAME", help="who decides")
     resolve.add_argument("--reason", required=True, metavar="TEXT", help="the evidence the decision rests on")
@@ -92,7 +99,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
         if args.review_command == "list":
             return list_open(records, console)
         if args.review_command == "show":
-            return show(records, args.trace_number, console)
+            return show(records, args.trace_number, console, item=args.item)
         return await resolve(settings, records, args, console)
 
     return run_command("review", args, body, out, err, needs_api=False)  # Kafka only
@@ -104,8 +111,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
 def latest_records(
     messages: Iterable[tuple[bytes | None, bytes | None]],
 ) -> tuple[dict[str, ReviewRecord], int]:
-    """Fold the topic's (key, value) pairs in offset order: the last record per trace number wins, a
-    tombstone removes it. Returns the records and how many values were not review records."""
+    """Fold the topic's (key, value) pairs in offset order: the last record per item key wins, a
+    tombstone removes it. Returns the records by item key and how many values were not review records."""
     latest: dict[str, ReviewRecord] = {}
     unreadable = 0
     for key, value in messages:
@@ -153,6 +160,7 @@ def open_items(records: dict[str, ReviewRecord]) -> list[ReviewRecord]:
 def list_row(record: ReviewRecord) -> dict[str, Any]:
     command = record.command
     return {
+        "item": item_key(record),
         "trace_number": record.trace_number,
         "msisdn": mask_msisdn(command.msisdn),
         "amount": command.amount,
@@ -195,10 +203,37 @@ def summary(record: ReviewRecord) -> dict[str, Any]:
     }
 
 
-def show(records: dict[str, ReviewRecord], trace: str, console: Console) -> int:
-    record = records.get(trace)
+def item_key(record: ReviewRecord) -> str:
+    return review_item_key(record.trace_number, record.source_partition, record.source_offset)
+
+
+def find_item(records: dict[str, ReviewRecord], trace: str, item: str | None) -> ReviewRecord | None:
+    """The trace number's item: the one named by ``item``, else its only one, else its only open one.
+
+    Raises ``OpsError`` (exit 2) when the trace number has several open items and none is named."""
+    if item is not None:
+        found = next((r for r in records.values() if item_key(r) == item), None)
+        return found if found is not None and found.trace_number == trace else None
+    mine = [r for r in records.values() if r.trace_number == trace]
+    if len(mine) <= 1:
+        return mine[0] if mine else None
+    still_open = [r for r in mine if r.state == "open"]
+    if len(still_open) == 1:
+        return still_open[0]
+    keys = ", ".join(sorted(item_key(r) for r in (still_open or mine)))
+    raise OpsError(
+        f"trace number {trace} has several review items ({keys}): name one with --item", EXIT_CONFIG
+    )
+
+
+def show(records: dict[str, ReviewRecord], trace: str, console: Console, *, item: str | None = None) -> int:
+    try:
+        record = find_item(records, trace, item)
+    except OpsError as exc:
+        console.note(str(exc))
+        return EXIT_CONFIG
     if record is None:
-        console.note(f"no review record for trace number {trace}")
+        console.note(f"no review record for trace number {trace}" + (f" (item {item})" if item else ""))
         return EXIT_NOT_OK
     attempts = [attempt.model_dump() for attempt in record.attempts]
     if console.fmt is Format.JSON:
@@ -217,7 +252,7 @@ def show(records: dict[str, ReviewRecord], trace: str, console: Console) -> int:
 
 def decision_for(records: dict[str, ReviewRecord], args: argparse.Namespace) -> ReviewDecision:
     """The decision the arguments describe, refused (exit 2) unless the trace number is open for review."""
-    record = records.get(args.trace_number)
+    record = find_item(records, args.trace_number, getattr(args, "item", None))
     if record is None:
         raise OpsError(
             f"no review record for trace number {args.trace_number}: only a command the worker handed to "
@@ -241,6 +276,8 @@ def decision_for(records: dict[str, ReviewRecord], args: argparse.Namespace) -> 
             decided_by=args.decided_by.strip(),
             reason=args.reason.strip(),
             transaction_number=args.transaction_number,
+            source_partition=record.source_partition,
+            source_offset=record.source_offset,
         )
     except ValidationError as exc:
         raise invalid("decision", exc) from None
@@ -257,7 +294,13 @@ async def resolve(
             settings,
             key=decision.msisdn.encode(),
             value=decision.model_dump_json().encode(),
-            matches=lambda r: r.trace_number == decision.trace_number and r.resolved_by is ResolvedBy.MANUAL,
+            topic=(settings.review_decisions_topic, "ECASH_REVIEW_DECISIONS_TOPIC"),
+            partition=decision.source_partition,
+            matches=lambda r: (
+                r.trace_number == decision.trace_number
+                and r.msisdn == decision.msisdn
+                and r.resolved_by is ResolvedBy.MANUAL
+            ),
             wait_s=wait_s,
             progress=progress,
         )

@@ -75,8 +75,10 @@ class TxnProducer(Protocol):
 
 
 ProducerFactory = Callable[[str], TxnProducer]  # transactional_id -> a producer, not started
-OffsetSource = Callable[[], int | None]  # the partition's committable offset now
-OffsetTarget = Callable[[int], Any]  # the consumed topic-partition to commit for, as the producer wants it
+COMMANDS = "commands"  # the stream a job came from: the commands partition, or its review decisions
+DECISIONS = "decisions"
+OffsetSource = Callable[[], dict[str, int]]  # stream -> the committable offset now (streams seen only)
+OffsetTarget = Callable[[str], Any]  # stream -> the consumed topic-partition, as the producer wants it
 
 
 def transactional_id(group_id: str, topic: str, partition: int) -> str:
@@ -87,7 +89,7 @@ def transactional_id(group_id: str, topic: str, partition: int) -> str:
 @dataclass
 class _Pending:
     records: list[OutRecord] = field(default_factory=list)
-    done_offsets: list[int] = field(default_factory=list)
+    done_offsets: list[tuple[str, int]] = field(default_factory=list)
     waiters: list[asyncio.Future[float]] = field(default_factory=list)
 
 
@@ -111,7 +113,7 @@ class PartitionWriter:
         producer_factory: ProducerFactory,
         clock: Clock,
         policy: WriterPolicy,
-        mark_done: Callable[[int], None],
+        mark_done: Callable[[str, int], None],
         committable: OffsetSource,
         offset_key: OffsetTarget,
         on_lost: Callable[[int, str], None],
@@ -130,7 +132,7 @@ class PartitionWriter:
         self._pending = _Pending()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._committed_offset: int | None = None
+        self._committed: dict[str, int] = {}
         self.lost: str | None = None
         self.transactions = 0
 
@@ -166,18 +168,20 @@ class PartitionWriter:
             self._producer = None
 
     # --- writing ----------------------------------------------------------------------------
-    async def write(self, records: Sequence[OutRecord], *, done_offset: int | None = None) -> float:
+    async def write(
+        self, records: Sequence[OutRecord], *, done_offset: int | None = None, stream: str = COMMANDS
+    ) -> float:
         """Add to the next transaction; return once it is committed, with the lease start (monotonic s).
 
-        ``done_offset``: the consumed command at this offset is finished by these records; its offset is
-        committed in the same transaction.
+        ``done_offset``: the consumed message at this offset of ``stream`` (the commands partition, or its
+        review decisions) is finished by these records; its offset is committed in the same transaction.
         """
         if self.lost is not None:
             raise PartitionLost(self.lost)
         waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._pending.records.extend(records)
         if done_offset is not None:
-            self._pending.done_offsets.append(done_offset)
+            self._pending.done_offsets.append((stream, done_offset))
         self._pending.waiters.append(waiter)
         self._wake.set()  # the flush loop lingers unless the batch is already full (_flush_loop)
         return await waiter
@@ -218,20 +222,20 @@ class PartitionWriter:
                 )
                 for r in batch.records
             ]
-            for done in batch.done_offsets:
-                self._mark_done(done)
-            offset = self._committable()
-            if offset is not None and offset != self._committed_offset:
+            for stream, done in batch.done_offsets:
+                self._mark_done(stream, done)
+            moved = {s: o for s, o in self._committable().items() if self._committed.get(s) != o}
+            if moved:
                 # A fresh dict every time: aiokafka#1098 (a reused offsets dict breaks its handler).
-                await producer.send_offsets_to_transaction({self._offset_key(offset): offset}, self._group_id)
+                offsets = {self._offset_key(s): o for s, o in moved.items()}
+                await producer.send_offsets_to_transaction(offsets, self._group_id)
             await asyncio.wait_for(producer.commit_transaction(), self._policy.commit_timeout_s)
         except BaseException:
             await _quietly(producer.abort_transaction())
             raise
         for sent in sends:
             await sent  # resolved by the commit; surfaces a per-record error
-        if offset is not None:
-            self._committed_offset = offset
+        self._committed.update(moved)
         self.transactions += 1
         return lease_start_s
 

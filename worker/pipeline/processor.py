@@ -26,7 +26,7 @@ from worker.contracts import (
     ResolvedBy,
     Result,
     ReviewDecision,
-    event_id_for,
+    decision_event_id,
 )
 from worker.core.fingerprint import fingerprint
 from worker.core.ratelimit import RateLimiter
@@ -69,7 +69,7 @@ from worker.pipeline.dead_letters import dead_letter
 from worker.pipeline.gate import Gate
 from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, Rejection
 from worker.pipeline.journal import Journal, JournalRecord, JournalState
-from worker.pipeline.ownership import OutRecord, PartitionLost, PartitionWriter
+from worker.pipeline.ownership import COMMANDS, OutRecord, PartitionLost, PartitionWriter
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.results import (
     claimed_elsewhere_result,
@@ -98,6 +98,8 @@ class Job:
     # The writer of the partition as it was when the job started: if that ownership ends (fenced, lost,
     # released), the job can write nothing more, even if the partition is owned again later.
     writer: PartitionWriter | None = None
+    stream: str = COMMANDS  # or DECISIONS: a review decision from the partition's decisions topic
+    topic: str | None = None  # the topic it was read from, when not the commands topic
     lane: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -181,11 +183,8 @@ class Processor:
         """An operator closes an unresolved command: the final result, with ``resolved_by: manual``."""
         record = self._journal.get(job.partition, decision.trace_number)
         now = self._clock.now()
-        if (
-            record is not None
-            and record.result is not None
-            and record.result.event_id == event_id_for(decision.trace_number, job.partition, job.offset)
-        ):
+        event_id = decision_event_id(decision.trace_number, job.partition, job.offset)
+        if record is not None and record.result is not None and record.result.event_id == event_id:
             await self._commit(job, [])  # this decision again, after a crash: applied with its offset
             return True
         open_item = (
@@ -193,6 +192,7 @@ class Processor:
             and record.result is not None
             and record.result.outcome is Outcome.UNRESOLVED
             and record.command.msisdn == decision.msisdn
+            and decision.source_offset in (None, record.offset)
         )
         if record is None or record.result is None or not open_item:
             state = (
@@ -210,7 +210,7 @@ class Processor:
             return True
         assert record.result is not None
         opened_at = record.result.completed_at
-        result = manual_result(record.result, decision, partition=job.partition, offset=job.offset, now=now)
+        result = manual_result(record.result, decision, event_id=event_id, now=now)
         record = record.model_copy(update={"result": result, "updated_at": now})
         closed = closed_review_record(
             record.command, decision, record=record, result=result, opened_at=opened_at, now=now
@@ -716,12 +716,12 @@ class Processor:
 
     async def _commit(self, job: Job, records: list[OutRecord], journal: JournalRecord | None = None) -> None:
         """Finish ``job``: its records and its offset in one transaction."""
-        await self._writer(job).write(records, done_offset=job.offset)
+        await self._writer(job).write(records, done_offset=job.offset, stream=job.stream)
         if journal is not None:
             self._journal.remember(journal)
 
     async def _dead_letter(self, job: Job, reason: DeadLetterReason) -> None:
-        letter = dead_letter(job, topic=self._topic, reason=reason, now=self._clock.now())
+        letter = dead_letter(job, topic=job.topic or self._topic, reason=reason, now=self._clock.now())
         await self._commit(job, [self._outbox.dead_letter(letter, job.key)])
         self._sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.contracts import DeadLetter, Result, ReviewRecord
+from worker.contracts import DeadLetter, Result, ReviewRecord, review_item_key
 from worker.pipeline.ownership import OutRecord
 
 
@@ -35,4 +35,5 @@ class Outbox:
         )
 
     def review(self, record: ReviewRecord) -> OutRecord:
-        return OutRecord(self.review_topic, record.trace_number.encode(), record.model_dump_json().encode())
+        key = review_item_key(record.trace_number, record.source_partition, record.source_offset)
+        return OutRecord(self.review_topic, key.encode(), record.model_dump_json().encode())

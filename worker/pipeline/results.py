@@ -159,12 +159,10 @@ def _amount_or_none(value: Any) -> Decimal | None:
         return None
 
 
-def manual_result(
-    unresolved: Result, decision: ReviewDecision, *, partition: int, offset: int, now: datetime
-) -> Result:
+def manual_result(unresolved: Result, decision: ReviewDecision, *, event_id: str, now: datetime) -> Result:
     return unresolved.model_copy(
         update={
-            "event_id": event_id_for(decision.trace_number, partition, offset),
+            "event_id": event_id,
             "outcome": Outcome(decision.outcome),
             "resolved_by": ResolvedBy.MANUAL,
             "transaction_number": decision.transaction_number,

@@ -34,11 +34,13 @@ from worker.observability.events import (
 from worker.pipeline.claims import claim_tombstone
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.gate import Gate
-from worker.pipeline.intake import DeadLetterReason, Parsed, parse_command
+from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, parse_command
 from worker.pipeline.journal import Journal, JournalState
 from worker.pipeline.lanes import Lanes
 from worker.pipeline.offsets import OffsetTracker
 from worker.pipeline.ownership import (
+    COMMANDS,
+    DECISIONS,
     PartitionWriter,
     ProducerFactory,
     WriterPolicy,
@@ -104,6 +106,22 @@ class Runner:
             commit_timeout_s=settings.activation_timeout_s,
         )
         self._offsets = OffsetTracker()
+        # Review decisions: the decisions topic is co-partitioned with the commands; its partition is
+        # consumed (assigned, paused unless owned) with its commands partition, its offsets committed in
+        # the same transactions.
+        self.decisions_topic = settings.review_decisions_topic
+        self._decision_offsets = OffsetTracker()
+        self._decisions: Any = None
+        self._make_decisions_consumer: Callable[[], Any] = lambda: AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=int(settings.kafka_metadata_max_age_s * 1000),
+            client_id="ecash-worker-decisions",
+            **client_kwargs,
+        )
         self._lanes: Lanes[Job] = Lanes(run=self._run_job, max_in_flight=settings.max_in_flight)
         self._owned: set[int] = set()
         self._assigned: set[int] = set()
@@ -145,10 +163,14 @@ class Runner:
         if self._claims is not None:
             # Every claim committed so far is known before any partition is taken (claims_index.py).
             await self._claims.start(timeout_s=CLAIMS_CATCH_UP_S)
+        self._decisions = self._make_decisions_consumer()
+        await self._decisions.start()
+        await self._assign_decisions()
         self._consumer = self._make_consumer()
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=_Rebalance(self))
         lag_watch = asyncio.create_task(self._end_offsets_loop(), name="end-offsets")
+        decisions = asyncio.create_task(self._decisions_loop(), name="review-decisions")
         try:
             while not self._stopping.is_set():
                 if self._claims is not None and self._claims.failure is not None:
@@ -171,6 +193,8 @@ class Runner:
         finally:
             self._consuming = False
             lag_watch.cancel()
+            decisions.cancel()
+            await asyncio.gather(decisions, return_exceptions=True)
             await self._shutdown()
         if self.fatal is not None:
             raise RestoreFailed(self.fatal)
@@ -178,8 +202,86 @@ class Runner:
     def stop(self) -> None:
         self._stopping.set()
 
+    # --- review decisions --------------------------------------------------------------------
+    async def _assign_decisions(self) -> None:
+        """Assign every partition of the decisions topic, paused; an owned one is resumed when active."""
+        cluster = await self._decisions._client.fetch_all_metadata()  # no public way to refresh it
+        found = cluster.partitions_for_topic(self.decisions_topic) or set()
+        tps = {TopicPartition(self.decisions_topic, p) for p in found}
+        if tps == set(self._decisions.assignment()):
+            return
+        self._decisions.assign(list(tps))
+        self._decisions.pause(*tps)
+        for partition in self._owned:  # a new assignment forgets positions: from what is committable
+            await self._seek_decisions(partition)
+
+    async def _seek_decisions(self, partition: int) -> None:
+        tp = TopicPartition(self.decisions_topic, partition)
+        if tp not in self._decisions.assignment():
+            await self._assign_decisions()
+            if tp not in self._decisions.assignment():
+                raise RuntimeError(f"the decisions topic {self.decisions_topic} has no partition {partition}")
+        offset = self._decision_offsets.of(partition).committable()
+        if offset is None:
+            offset = await self._consumer.committed(tp)  # the group's, committed in our transactions
+        if offset is None:
+            await self._decisions.seek_to_beginning(tp)
+        else:
+            self._decisions.seek(tp, offset)
+
+    def _hold_decisions(self, partition: int, *, hold: bool) -> None:
+        tp = TopicPartition(self.decisions_topic, partition)
+        if self._decisions is None or tp not in self._decisions.assignment():
+            return
+        if hold:
+            self._decisions.pause(tp)
+        else:
+            self._decisions.resume(tp)
+
+    async def _decisions_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await self._decisions.getmany(timeout_ms=200, max_records=500)
+            except KafkaError as exc:
+                log.warning("review decisions fetch failed: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for tp, messages in batch.items():
+                if tp.partition in self._needs_reset or tp.partition not in self._owned:
+                    continue  # read again from the committed offset once active
+                for message in messages:
+                    self._dispatch_decision(message)
+
+    def _dispatch_decision(self, message: Any) -> None:
+        intake: Intake = parse_command(message.value, max_bytes=self._settings.command_max_bytes)
+        if not isinstance(intake, Decision | DeadLetterReason):
+            intake = DeadLetterReason(
+                "not_a_review_decision",
+                f"only review decisions are read from {self.decisions_topic}; commands go to {self.topic}",
+            )
+        job = Job(
+            partition=message.partition,
+            offset=message.offset,
+            timestamp_ms=message.timestamp,
+            key=message.key,
+            value=message.value,
+            headers=[(k, v) for k, v in (message.headers or ())],
+            intake=intake,
+            stream=DECISIONS,
+            topic=self.decisions_topic,
+        )
+        self._decision_offsets.of(message.partition).add(message.offset, message.timestamp)
+        self._lanes.submit(job)
+
+    # --- commands ----------------------------------------------------------------------------
     def _dispatch(self, message: Any) -> None:
-        intake = parse_command(message.value, max_bytes=self._settings.command_max_bytes)
+        intake: Intake = parse_command(message.value, max_bytes=self._settings.command_max_bytes)
+        if isinstance(intake, Decision):
+            intake = DeadLetterReason(
+                "review_decision_wrong_topic",
+                f"review decisions are read from {self.decisions_topic} only (its own topic, so that ACLs "
+                "can keep producers of commands from closing reviews); use `ecash-worker review resolve`",
+            )
         failed = self._failures.get((message.partition, message.offset))
         if (
             failed is not None
@@ -276,6 +378,11 @@ class Runner:
             tp = TopicPartition(self.topic, partition)
             if offset is not None and tp in self._consumer.assignment():
                 self._consumer.seek(tp, offset)
+            decided = self._decision_offsets.of(partition).committable()
+            self._decision_offsets.forget(partition)
+            dtp = TopicPartition(self.decisions_topic, partition)
+            if decided is not None and dtp in self._decisions.assignment():
+                self._decisions.seek(dtp, decided)
             self._needs_reset.discard(partition)
 
     async def _end_offsets_loop(self, every_s: float = 5.0) -> None:
@@ -349,9 +456,9 @@ class Runner:
             producer_factory=self._producer_factory,
             clock=self._clock,
             policy=self._writer_policy,
-            mark_done=lambda offset: self._offsets.of(partition).done(offset),
-            committable=lambda: self._offsets.of(partition).committable(),
-            offset_key=lambda _offset: TopicPartition(self.topic, partition),
+            mark_done=lambda stream, offset: self._tracker(stream).of(partition).done(offset),
+            committable=lambda: self._committable(partition),
+            offset_key=lambda stream: TopicPartition(self._stream_topic(stream), partition),
             on_lost=self._partition_lost,
         )
         self._writers[partition] = writer
@@ -375,12 +482,29 @@ class Runner:
             await self._deactivate(partition, flush=False)  # revoked meanwhile
             return
         self._offsets.forget(partition)
+        self._decision_offsets.forget(partition)
         if committed is None:
             await self._consumer.seek_to_beginning(tp)
         else:
             self._consumer.seek(tp, committed)
+        await self._seek_decisions(partition)
         self._owned.add(partition)
+        self._hold_decisions(partition, hold=False)
         log.info("partition %d active (journal: %d records restored)", partition, report.records)
+
+    def _tracker(self, stream: str) -> OffsetTracker:
+        return self._decision_offsets if stream == DECISIONS else self._offsets
+
+    def _stream_topic(self, stream: str) -> str:
+        return self.decisions_topic if stream == DECISIONS else self.topic
+
+    def _committable(self, partition: int) -> dict[str, int]:
+        """What the partition's next transaction commits: its commands' and its decisions' offsets."""
+        offsets = {
+            COMMANDS: self._offsets.of(partition).committable(),
+            DECISIONS: self._decision_offsets.of(partition).committable(),
+        }
+        return {stream: offset for stream, offset in offsets.items() if offset is not None}
 
     def _partition_lost(self, partition: int, reason: str) -> None:
         """The writer was fenced or died: drop the partition now; activate it again if still assigned."""
@@ -406,6 +530,8 @@ class Runner:
             await writer.close(flush=flush, timeout_s=self._settings.drain_timeout_s)
         self._journal.release(partition)
         self._offsets.forget(partition)
+        self._decision_offsets.forget(partition)
+        self._hold_decisions(partition, hold=True)
 
     async def release_partitions(self, partitions: set[int]) -> None:
         """Revocation, bounded: stop activations, drain what runs (``drain_timeout_s``), flush, let go."""
@@ -435,6 +561,11 @@ class Runner:
         await self.release_partitions(set(self._assigned) | set(self._owned) | set(self._writers))
         if self._claims is not None:
             await self._claims.stop()
+        if self._decisions is not None:
+            try:
+                await self._decisions.stop()
+            except KafkaError as exc:
+                log.warning("decisions consumer stop: %s", exc)
         if self._consumer is None:
             return
         try:

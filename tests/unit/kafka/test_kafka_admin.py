@@ -95,6 +95,7 @@ def test_worker_topics_are_co_partitioned_and_the_journal_is_compacted_on_the_br
     specs = {spec.name: spec for spec in worker_topic_specs(settings)}
     assert set(specs) == {
         "ecash.commands", "ecash.results", "ecash.commands.dlq", "ecash.review", "ecash.journal",
+        "ecash.claims", "ecash.review.decisions",
     }  # fmt: skip
     assert {spec.partitions for spec in specs.values()} == {24}
     assert {spec.replication_factor for spec in specs.values()} == {3}
@@ -103,6 +104,10 @@ def test_worker_topics_are_co_partitioned_and_the_journal_is_compacted_on_the_br
     assert "retention.ms" not in specs["ecash.journal"].configs
     assert specs["ecash.journal"].configs["message.timestamp.type"] == "LogAppendTime"
     assert specs["ecash.review"].configs["cleanup.policy"] == "compact"
+    # claims: compacted (the workers tombstone them), aged on the broker's clock
+    assert specs["ecash.claims"].configs["cleanup.policy"] == "compact"
+    assert specs["ecash.claims"].configs["message.timestamp.type"] == "LogAppendTime"
+    assert specs["ecash.review.decisions"].configs.get("cleanup.policy", "delete") == "delete"
     assert {spec.configs["min.insync.replicas"] for spec in specs.values()} == {"2"}
 
 

@@ -47,7 +47,8 @@ def test_a_journal_with_another_partition_count_than_the_commands_is_named_as_su
     [line] = problems("ECASH_JOURNAL_TOPIC", GOOD_JOURNAL, partitions=4, commands=6)
     assert line == (
         "ECASH_JOURNAL_TOPIC: topic ecash.journal has 4 partitions, the commands topic 6: "
-        "the journal must be co-partitioned with the commands topic (same partition count)"
+        "the journal must be co-partitioned with the commands topic (same partition count; grow it first, "
+        "then the commands topic)"
     )
 
 

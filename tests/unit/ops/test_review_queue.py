@@ -120,6 +120,9 @@ def test_a_decision_carries_the_command_msisdn_and_the_operator_evidence() -> No
         "decided_by": "alice",
         "reason": "PROCESSED",
         "transaction_number": "N9",
+        # the item's command: the decision goes to its partition and applies to it alone
+        "source_partition": 3,
+        "source_offset": 42,
     }
 
 

@@ -120,9 +120,9 @@ async def rig(policy: WriterPolicy | None = None, **overrides: object) -> Rig:
         producer_factory=factory,
         clock=clock,
         policy=policy or WriterPolicy(),
-        mark_done=offsets.done,
-        committable=offsets.committable,
-        offset_key=lambda _offset: ("commands", 0),
+        mark_done=lambda _stream, offset: offsets.done(offset),
+        committable=lambda: {} if (o := offsets.committable()) is None else {"commands": o},
+        offset_key=lambda _stream: ("commands", 0),
         on_lost=lambda _partition, reason: lost.append(reason),
     )
     await writer.start()
