@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from worker.contracts import Command
 from worker.core.corroboration import (
     Corroborated,
+    Direction,
     Expected,
     NotCorroborated,
     corroborate,
@@ -166,7 +167,7 @@ def test_expected_for_a_command_signs_its_amount_as_history_does() -> None:
 TRACES = st.text(alphabet="0123456789ABCDEFxyz", min_size=1, max_size=12)
 AGENTS = st.sampled_from(["001", "agent01", "AG"])
 AMOUNTS = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999999"), places=2)
-DIRECTIONS = st.sampled_from(["charge", "credit"])
+DIRECTIONS: st.SearchStrategy[Direction] = st.sampled_from(["charge", "credit"])
 
 
 @st.composite
