@@ -6,6 +6,10 @@ money may have moved. That is not a failure, it is an unknown, and only the API 
 Pure functions over frozen data. Times are wall-clock epoch seconds (``clock.now().timestamp()``), not
 monotonic: the state is journaled in Kafka and resumed after a restart, possibly on another machine.
 The rules, with their reasons, are in ``docs/resolution.md``.
+
+A ``PROCESSED`` settles the command only once it is corroborated (``worker.core.corroboration``: the echoed
+trace number and the MSISDN's Transaction History). The caller does that check and passes an uncorroborated
+``PROCESSED`` in as ``uncorroborated(evidence)``: it settles nothing, and the schedule goes on.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ from typing import Any, Literal, cast, get_args
 
 from worker.settings import NotFoundPolicy, Settings
 
-AnswerKind = Literal["processed", "not_found", "other", "not_sent", "ambiguous"]
+AnswerKind = Literal["processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous"]
 ConcludeOutcome = Literal["succeeded", "failed", "unresolved", "resubmit"]
 NotFoundPolicyName = Literal["fail", "resubmit"]
 HistoryEntry = tuple[float, AnswerKind, str | None]  # (at_s, answer kind, response code)
 
 ANSWER_KINDS: frozenset[str] = frozenset(get_args(AnswerKind))
+# The kinds the journal format (v1) has always held: an older worker refuses any other. An uncorroborated
+# PROCESSED is journaled as ("other", "PROCESSED"), a pair nothing else writes (``observe`` calls every
+# PROCESSED "processed"), so an older worker reads it as an answer that settles nothing.
+JOURNAL_KINDS: frozenset[str] = frozenset({"processed", "not_found", "other", "not_sent", "ambiguous"})
 PROCESSED = "PROCESSED"
 STATE_VERSION = 1
 
@@ -80,6 +88,12 @@ class StatusObservation:
 
     kind: AnswerKind
     code: str | None = None
+    evidence: str | None = None  # why a PROCESSED was not believed (kind "uncorroborated")
+
+
+def uncorroborated(evidence: str) -> StatusObservation:
+    """A ``PROCESSED`` whose echo or Transaction History did not corroborate it: it settles nothing."""
+    return StatusObservation("uncorroborated", PROCESSED, evidence)
 
 
 def observe(code: str | None, transport_class: str | None, policy: ResolutionPolicy) -> StatusObservation:
@@ -88,6 +102,7 @@ def observe(code: str | None, transport_class: str | None, policy: ResolutionPol
     ``transport_class`` is set when no usable answer came back: ``"not_sent"`` (the inquiry never left),
     anything else (``"ambiguous"``: timeout, reset, 5xx, non-JSON) is treated as ambiguous.
     A missing code with no transport class (an answer without a status) is ambiguous too.
+    A ``PROCESSED`` comes back ``processed``: corroborate it before applying it (module docstring).
     """
     if transport_class is not None:
         kind: AnswerKind = "not_sent" if transport_class == "not_sent" else "ambiguous"
@@ -113,6 +128,7 @@ class ResolutionState:
     resubmits: int = 0
     last_answer: AnswerKind | None = None
     history: tuple[HistoryEntry, ...] = field(default=())
+    evidence: str | None = None  # this round's latest reason not to believe a PROCESSED
 
     @classmethod
     def start(cls, now_s: float, *, resubmits: int = 0) -> ResolutionState:
@@ -133,31 +149,51 @@ class ResolutionState:
         return self.history[-1][0] if self.inquiries and self.history else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """Plain JSON in the v1 format an older worker reads too (``JOURNAL_KINDS``); ``evidence`` is a key
+        it ignores."""
+        data: dict[str, Any] = {
             "v": STATE_VERSION,
             "started_at_s": self.started_at_s,
             "inquiries": self.inquiries,
             "consecutive_not_found": self.consecutive_not_found,
             "first_not_found_at_s": self.first_not_found_at_s,
             "resubmits": self.resubmits,
-            "last_answer": self.last_answer,
-            "history": [[at_s, kind, code] for at_s, kind, code in self.history],
+            "last_answer": _journal_kind(self.last_answer) if self.last_answer else None,
+            "history": [[at_s, _journal_kind(kind), code] for at_s, kind, code in self.history],
         }
+        if self.evidence is not None:
+            data["evidence"] = self.evidence
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResolutionState:
-        """Inverse of ``to_dict``; raises ``ValueError`` on anything malformed (a corrupt journal record)."""
+        """Inverse of ``to_dict``; raises ``ValueError`` on anything malformed (a corrupt journal record).
+
+        A journaled PROCESSED is never believed on resume: ``("other", "PROCESSED")`` and ``processed``
+        (which only an older worker could have left unconcluded) both read back as ``uncorroborated``, so
+        the resumed resolution asks again and corroborates."""
         if data.get("v") != STATE_VERSION:
             raise ValueError(f"unsupported resolution state version: {data.get('v')!r}")
         first = data.get("first_not_found_at_s")
+        evidence = data.get("evidence")
+        if evidence is not None and not isinstance(evidence, str):
+            raise ValueError("resolution state: evidence must be a string or null")
+        history = tuple(_history_entry(item) for item in _list(data, "history"))
+        inquiries = _count(data, "inquiries")
+        last_answer = _kind_or_none(data.get("last_answer"))
+        if last_answer == "processed" or (
+            last_answer == "other" and inquiries and history and history[-1][1] == "uncorroborated"
+        ):
+            last_answer = "uncorroborated"
         return cls(
             started_at_s=_number(data, "started_at_s"),
-            inquiries=_count(data, "inquiries"),
+            inquiries=inquiries,
             consecutive_not_found=_count(data, "consecutive_not_found"),
             first_not_found_at_s=None if first is None else _number(data, "first_not_found_at_s"),
             resubmits=_count(data, "resubmits"),
-            last_answer=_kind_or_none(data.get("last_answer")),
-            history=tuple(_history_entry(item) for item in _list(data, "history")),
+            last_answer=last_answer,
+            history=history,
+            evidence=evidence,
         )
 
 
@@ -203,7 +239,10 @@ def next_step(
     deadline = deadline_at_s(policy, state)
     last = state.last_inquiry_at_s
     if last is not None and last >= deadline:
-        return Conclude("unresolved", f"no conclusion within {policy.deadline_s:g} s: {_summary(state)}")
+        evidence = f"; {state.evidence}" if state.evidence else ""
+        return Conclude(
+            "unresolved", f"no conclusion within {policy.deadline_s:g} s: {_summary(state)}{evidence}"
+        )
     # Never before the grace: a not-found that early proves nothing, so the inquiry would be wasted.
     due = state.started_at_s + policy.first_inquiry_after_s
     if last is not None:
@@ -234,6 +273,7 @@ def describe(state: ResolutionState) -> str:
     """One sentence for humans: the result's ``detail`` and the review record's ``last_known_state``."""
     since = f"Outcome unknown since {_iso(state.started_at_s)}"
     resubmits = f"; resubmitted {state.resubmits} time(s)" if state.resubmits else ""
+    evidence = f"; {state.evidence}" if state.evidence else ""
     if not state.history:
         return f"{since}; no Status Inquiry answered yet{resubmits}."
     at_s, kind, code = state.history[-1]
@@ -244,7 +284,7 @@ def describe(state: ResolutionState) -> str:
     )
     return (
         f"{since}; {len(state.history)} Status Inquiry answer(s) ({_tally(state.history)}), "
-        f"the last at {_iso(at_s)}: {_answer(kind, code)}{streak}{resubmits}."
+        f"the last at {_iso(at_s)}: {_answer(kind, code)}{streak}{resubmits}{evidence}."
     )
 
 
@@ -270,15 +310,23 @@ def _record(
         first_not_found_at_s=first,
         last_answer=obs.kind,
         history=(*state.history, (now_s, obs.kind, obs.code)),
+        evidence=obs.evidence if obs.kind == "uncorroborated" else state.evidence,
     )
 
 
 def _conclusion(policy: ResolutionPolicy, state: ResolutionState) -> Conclude | None:
     if state.last_answer == "processed":
         return Conclude(
-            "succeeded", f"Status Inquiry answered PROCESSED ({state.inquiries} inquiries)", PROCESSED
+            "succeeded",
+            f"Status Inquiry answered PROCESSED, corroborated by Transaction History "
+            f"({state.inquiries} inquiries)",
+            PROCESSED,
         )
     if state.consecutive_not_found < policy.not_found_confirmations:
+        return None
+    if any(kind == "uncorroborated" for _, kind, _ in _this_round(state)):
+        # The API said PROCESSED for this trace number and amount, then "not found": that settles nothing
+        # (the PROCESSED may have been ours, with History lagging). Never "failed" then; the deadline decides.
         return None
     code = state.history[-1][2] if state.history else None
     evidence = _not_found_evidence(state)
@@ -302,6 +350,10 @@ def _not_found_evidence(state: ResolutionState) -> str:
         f"confirmed not executed: {state.consecutive_not_found} consecutive not-found answers "
         f"({', '.join(codes)}) over {span_s:g} s, the first {after_s:g} s after the outcome became unknown"
     )
+
+
+def _this_round(state: ResolutionState) -> tuple[HistoryEntry, ...]:
+    return state.history[-state.inquiries :] if state.inquiries else ()
 
 
 def _summary(state: ResolutionState) -> str:
@@ -363,6 +415,10 @@ def _kind_or_none(value: object) -> AnswerKind | None:
     return cast(AnswerKind, value)
 
 
+def _journal_kind(kind: AnswerKind) -> str:
+    return "other" if kind == "uncorroborated" else kind
+
+
 def _history_entry(item: object) -> HistoryEntry:
     if not isinstance(item, list | tuple) or len(item) != 3:
         raise ValueError("resolution state: a history entry must be [at_s, kind, code]")
@@ -374,4 +430,6 @@ def _history_entry(item: object) -> HistoryEntry:
     parsed_kind = _kind_or_none(kind)
     if parsed_kind is None:
         raise ValueError("resolution state: a history entry needs a kind")
+    if parsed_kind == "processed" or (parsed_kind == "other" and code == PROCESSED):
+        parsed_kind = "uncorroborated"  # never believed on resume (from_dict)
     return (float(at_s), parsed_kind, code)

@@ -79,7 +79,7 @@ class ResolutionStarted:
 @dataclass(frozen=True)
 class StatusInquiryAnswered:
     trace_number: str
-    answer: str  # processed | not_found | other | not_sent | ambiguous
+    answer: str  # processed | uncorroborated | not_found | other | not_sent | ambiguous
     code: str | None
 
 

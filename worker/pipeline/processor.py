@@ -28,6 +28,16 @@ from worker.contracts import (
     ReviewDecision,
     decision_event_id,
 )
+from worker.core.corroboration import (
+    Corroborated,
+    HistoryLine,
+    Verdict,
+    corroborate,
+    echo_mismatch,
+    expected_for,
+    history_unreadable,
+    matches,
+)
 from worker.core.fingerprint import fingerprint
 from worker.core.ratelimit import RateLimiter
 from worker.core.resolution import (
@@ -39,6 +49,7 @@ from worker.core.resolution import (
     describe,
     next_step,
     observe,
+    uncorroborated,
 )
 from worker.ecash.client import EcashClient, MoneyCallResult
 from worker.ecash.codes import CallClass
@@ -549,6 +560,7 @@ class Processor:
 
     async def _resolution_loop(self, job: Job, record: JournalRecord, state: ResolutionState) -> bool:
         command = record.command
+        found: Corroborated | None = None
         decision = next_step(
             self._policy, state, self._clock.now().timestamp(), pace_factor=self._gate.pace_factor()
         )
@@ -572,6 +584,17 @@ class Processor:
                 )
                 continue
             observation = observe(answer.code, _transport_class(answer.call_class), self._policy)
+            detail = answer.evidence
+            if observation.kind == "processed":
+                # Asked by trace number and amount only: believed once History shows it for this MSISDN.
+                verdict: Verdict | None = echo_mismatch(expected_for(command), answer.trace_number)
+                if verdict is None:
+                    verdict = await self._find_transaction(command, record)
+                if isinstance(verdict, Corroborated):
+                    found = verdict
+                else:
+                    observation = uncorroborated(verdict.evidence)
+                detail = f"{verdict.evidence}; {answer.evidence}"
             state, decision = apply_answer(
                 self._policy,
                 state,
@@ -581,17 +604,22 @@ class Processor:
             )
             self._sink.emit(StatusInquiryAnswered(command.trace_number, observation.kind, answer.code))
             record = self._with_attempt(
-                record, command, observation.kind, answer.code, answer.evidence, operation="status"
+                record, command, observation.kind, answer.code, detail, operation="status"
             )
             record = record.model_copy(
                 update={"resolution": state.to_dict(), "updated_at": self._clock.now()}
             )
             if isinstance(decision, InquireAt):
                 await self._write(job, record)
-        return await self._conclude(job, record, state, decision)
+        return await self._conclude(job, record, state, decision, found)
 
     async def _conclude(
-        self, job: Job, record: JournalRecord, state: ResolutionState, decision: Conclude
+        self,
+        job: Job,
+        record: JournalRecord,
+        state: ResolutionState,
+        decision: Conclude,
+        found: Corroborated | None = None,
     ) -> bool:
         command = record.command
         duration_s = self._clock.now().timestamp() - state.started_at_s
@@ -599,8 +627,13 @@ class Processor:
             ResolutionFinished(command.trace_number, decision.outcome, state.inquiries, duration_s)
         )
         if decision.outcome == "succeeded":
-            txn, trx_dt = await self._find_transaction(command, record)
-            detail = f"{command.type.value} confirmed by Status Inquiry after an ambiguous answer"
+            # Only a corroborated PROCESSED concludes "succeeded", and only in the loop that saw it: a
+            # resumed state never carries one (ResolutionState.from_dict).
+            assert found is not None, "succeeded without a corroborated PROCESSED"
+            detail = (
+                f"{command.type.value} confirmed by Status Inquiry after an ambiguous answer; "
+                f"{found.evidence}"
+            )
             return await self._finish(
                 job,
                 record,
@@ -608,8 +641,8 @@ class Processor:
                 ResolvedBy.STATUS_INQUIRY,
                 detail,
                 code="PROCESSED",
-                transaction_number=txn,
-                trx_datetime=trx_dt,
+                transaction_number=found.transaction_number,
+                trx_datetime=found.trx_datetime,
             )
         if decision.outcome == "failed":
             return await self._finish(job, record, Outcome.FAILED, ResolvedBy.STATUS_INQUIRY, decision.reason)
@@ -639,21 +672,23 @@ class Processor:
             before=[self._outbox.review(review)],
         )
 
-    async def _find_transaction(
-        self, command: Command, record: JournalRecord
-    ) -> tuple[str | None, str | None]:
-        """Status Inquiry does not return the transaction number; Transaction History does. Best effort."""
+    async def _find_transaction(self, command: Command, record: JournalRecord) -> Verdict:
+        """The command's MSISDN's Transaction History, read until it shows the transaction: the
+        corroboration of a PROCESSED, with the transaction number Status Inquiry does not return."""
+        expected = expected_for(command)
+        entries: list[HistoryLine] = []
         try:
             start = (record.updated_at - timedelta(days=1)).date()
             end = (self._clock.now() + timedelta(days=1)).date()
             async for entry in self._client.history(
                 msisdn=command.msisdn, start_date=start, end_date=end, page_size=50, max_pages=20
             ):
-                if entry.trace_suffix == command.trace_number:
-                    return entry.transaction_number, entry.trx_datetime_raw
-        except Exception:
-            return None, None
-        return None, None
+                entries.append(entry)
+                if matches(expected, entry):
+                    break
+        except Exception as exc:  # an API error or no answer: not a corroboration
+            return history_unreadable(expected, f"{type(exc).__name__}: {exc}")
+        return corroborate(expected, entries)
 
     # --- endings -------------------------------------------------------------------------------
     async def _finish(

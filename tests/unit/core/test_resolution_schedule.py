@@ -76,7 +76,9 @@ def test_processed_concludes_succeeded_at_that_inquiry() -> None:
     )
     assert run.inquiry_offsets_s == [15, 20, 30]
     assert run.conclusion == Conclude(
-        "succeeded", "Status Inquiry answered PROCESSED (3 inquiries)", "PROCESSED"
+        "succeeded",
+        "Status Inquiry answered PROCESSED, corroborated by Transaction History (3 inquiries)",
+        "PROCESSED",
     )
 
 
