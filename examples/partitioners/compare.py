@@ -2,7 +2,7 @@
 
     .venv/bin/python examples/partitioners/compare.py [PARTITIONS]      # default 12
 
-Needs Go (the Go module proxy fetches sarama and kafka-go), Node.js with ``npm ci`` run in ``node/``,
+Needs Go (the Go module proxy fetches sarama and kafka-go), Node.js with ``npm install`` run in ``node/``,
 Java, and the broker's jars (``make kafka-jars``).
 The reference is Kafka's own ``BuiltInPartitioner.partitionForKey`` (``java/PartitionFor.java``), run from
 the kafka-clients jar the local broker uses; aiokafka's ``DefaultPartitioner`` is compared too. Prints, for
