@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from aiokafka.partitioner import murmur2
+
 from worker.contracts import Command
 from worker.pipeline.intake import Rejection
 
@@ -98,3 +100,8 @@ def shown_bytes(data: bytes) -> str:
     """Bytes as they can be quoted back: bounded and escaped (``b'\\xff...'``)."""
     clipped = data[:SHOWN_KEY_CHARS]
     return repr(clipped) + ("..." if len(data) > SHOWN_KEY_CHARS else "")
+
+
+def java_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's Java default partitioner gives ``key``: ``toPositive(murmur2(key)) % n``."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
