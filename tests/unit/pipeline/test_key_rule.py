@@ -15,6 +15,7 @@ from worker.pipeline.key_rule import (
     KEY_REASON,
     RULES,
     SHOWN_KEY_CHARS,
+    java_partition,
     key_problem,
     key_rejection,
 )
@@ -126,3 +127,12 @@ def test_a_rejection_for_the_processor_builds_a_rejected_result() -> None:
     assert result.metadata == {"a": 1}
     assert result.detail.startswith("key: the record key must be the command's MSISDN")
     assert '"08999" [key_mismatch]; nothing was sent to the API' in result.detail
+
+
+@pytest.mark.parametrize(
+    ("msisdn", "partition"),
+    # from Kafka's own BuiltInPartitioner.partitionForKey (examples/partitioners/java), 12 partitions
+    [("081560457", 8), ("0894778972", 3), ("08970833304", 10)],
+)
+def test_java_partition_is_the_java_clients(msisdn: str, partition: int) -> None:
+    assert java_partition(msisdn.encode(), 12) == partition
