@@ -11,19 +11,32 @@ counts, per trace number:
 - **disagreement**: the results say ``succeeded`` and no money moved; or money moved and the results say
   ``declined``, ``failed`` or ``rejected``; or money moved on another wallet or for another amount than
   the result says. Must never happen.
+- **unanswered**: a command message without a result, where another message with its trace number has one
+  (a duplicate or a reuse never answered). Must never happen.
+- **acted on twice**: more than one command message with the trace number was acted on, i.e. has a result
+  that is not ``rejected`` and came from the API or an operator (``resolved_by`` ``response``,
+  ``status_inquiry`` or ``manual``); the others must be ``rejected`` or answered from the journal. One
+  trace number, one payment, whichever partitions its commands are in. Must never happen.
 - **unresolved**: the worker said ``unresolved`` and nobody has settled it since. Honest, not wrong: an
   operator decides it (``detail`` says why it was not resolved).
+
+Every result of one command message has that message's ``event_id`` (derived from its partition and
+offset), except an operator's decision, which has the decision's; so distinct non-manual ``event_id``s count
+the messages answered and the messages acted on, and a ``manual`` result counts as acting only when no
+``unresolved`` result of its trace number is there to be the command it closes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 DEFINITIVE = ("succeeded", "declined", "failed")
+FROM_THE_API = ("response", "status_inquiry")
+ACTING = (*FROM_THE_API, "manual")  # resolved_by of a result that acted on its command (unless rejected)
 
 
 @dataclass(frozen=True)
@@ -53,11 +66,20 @@ class Agreement:
     # a result published twice. Exactly-once results make this empty. (An interim ``unresolved`` result and
     # its final one have different event ids: two results, not one seen twice.)
     seen_twice: dict[str, int] = field(default_factory=dict)
+    unanswered: dict[str, int] = field(default_factory=dict)  # trace -> messages without a result (> 0)
+    acted_on_twice: dict[str, int] = field(default_factory=dict)  # trace -> command messages acted on (> 1)
 
     @property
     def ok(self) -> bool:
-        """The four figures that must be zero are zero."""
-        return not self.double_charges and not self.lost and not self.disagreements and not self.seen_twice
+        """The figures that must be zero are zero."""
+        return not (
+            self.double_charges
+            or self.lost
+            or self.unanswered
+            or self.disagreements
+            or self.seen_twice
+            or self.acted_on_twice
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +98,8 @@ class Agreement:
             "executions": self.executions,
             "foreign_executions": list(self.foreign_executions),
             "seen_twice": dict(sorted(self.seen_twice.items())),
+            "unanswered": dict(sorted(self.unanswered.items())),
+            "acted_on_twice": dict(sorted(self.acted_on_twice.items())),
         }
 
 
@@ -119,7 +143,28 @@ def check_agreement(
         executions=sum(len(runs) for runs in ledger.values()),
         foreign_executions=tuple(sorted(t for t in ledger if t not in sent)),
         seen_twice=dict(Counter(trace for (trace, _), n in records.items() if n > 1)),
+        unanswered={
+            t: missing for t, by_id in distinct.items() if (missing := sent[t] - len(_answered(by_id))) > 0
+        },
+        acted_on_twice={t: n for t, by_id in distinct.items() if (n := _acted_on(by_id)) > 1},
     )
+
+
+def _answered(by_id: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The command messages (their event ids) with a result of their own: not an operator's decision."""
+    return {event for event, r in by_id.items() if r.get("resolved_by") != "manual"}
+
+
+def _acted_on(by_id: Mapping[str, Mapping[str, Any]]) -> int:
+    """How many command messages of one trace number were acted on (see the module doc)."""
+    acting = {
+        event
+        for event, r in by_id.items()
+        if r.get("resolved_by") in FROM_THE_API and r.get("outcome") != "rejected"
+    }
+    decided = any(r.get("resolved_by") == "manual" for r in by_id.values())
+    closes_one = any(r.get("outcome") == "unresolved" for r in by_id.values())
+    return len(acting) + (1 if decided and not closes_one else 0)
 
 
 def _disagreement(
@@ -139,21 +184,22 @@ def _disagreement(
         return found(f"money moved, but the result says {'/'.join(sorted(definitive))}")
     if not definitive and "unresolved" not in outcomes:
         return found(f"money moved, but the result says {'/'.join(outcomes)}")
-    success = next((r for r in results if r.get("outcome") == "succeeded"), None)
-    if success is not None:
-        return _compare_money(found, success, runs[0])
+    for success in (r for r in results if r.get("outcome") == "succeeded"):
+        # every success (a duplicate's too) must match an execution: a success answered to a command
+        # on another wallet than the one that moved money is wrong even if the first one is right
+        mismatches = [_money_mismatch(success, run) for run in runs]
+        if all(mismatches):
+            return found(str(mismatches[0]))
     return None
 
 
-def _compare_money(
-    found: Callable[[str], Disagreement], result: Mapping[str, Any], execution: Mapping[str, Any]
-) -> Disagreement | None:
+def _money_mismatch(result: Mapping[str, Any], execution: Mapping[str, Any]) -> str | None:
     if result.get("msisdn") != execution.get("msisdn"):
-        return found(f"money moved on another wallet ({execution.get('msisdn')}) than the result's")
+        return f"money moved on another wallet ({execution.get('msisdn')}) than the result's"
     if _decimal(result.get("amount")) != _decimal(execution.get("amount")):
-        return found(f"money moved for {execution.get('amount')}, the result says {result.get('amount')}")
+        return f"money moved for {execution.get('amount')}, the result says {result.get('amount')}"
     if result.get("type") is not None and result.get("type") != execution.get("type"):
-        return found(f"a {execution.get('type')} executed, the result is for a {result.get('type')}")
+        return f"a {execution.get('type')} executed, the result is for a {result.get('type')}"
     return None
 
 

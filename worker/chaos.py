@@ -2,11 +2,13 @@
 
 It starts a Kafka broker of its own (free ports, data in the work directory; or uses ``--bootstrap``),
 the sandbox as a process with faults on about 12% of money calls (every ambiguous kind), ~5% token expiry
-and status lag, and ``--workers`` worker processes in one group. While it sends the commands (``--rate``
-per second) it kills a worker with SIGKILL every ``--seconds-between-kills`` and starts it again, and
-restarts (crashes) the broker once. Then it waits for every result and compares the results topic with
-the sandbox's ledger (``worker.agreement``). Exit 0 only if no trace number moved money twice, no command
-went unanswered and no result disagrees with the ledger.
+and status lag, and ``--workers`` worker processes in one group. About 1.5% of commands are sent again to
+another partition, and 1.5% have their trace number reused on another wallet (``worker.chaos_plan``).
+While it sends the commands (``--rate`` per second) it kills a worker with SIGKILL every
+``--seconds-between-kills`` and starts it again, and restarts (crashes) the broker once. Then it waits for
+every result and compares the results topic with the sandbox's ledger (``worker.agreement``). Exit 0 only if
+no trace number moved money twice, no command went unanswered, no result disagrees with the ledger and no
+trace number had two commands acted on.
 
     python -m worker.chaos --commands 20000 --msisdns 2000 --workers 3 --seed 1 --json-out chaos.json
 
@@ -24,7 +26,8 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +38,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from worker.agreement import Agreement
-from worker.chaos_plan import ChaosOptions, fault_rules, plan_commands, worker_settings
+from worker.chaos_plan import ChaosOptions, PlannedMessage, fault_rules, plan_messages, worker_settings
 from worker.chaos_report import collect_evidence, ledger_check, summary_table
 from worker.clock import Clock, SystemClock
 from worker.devkafka import (
@@ -53,6 +56,7 @@ from worker.stack import (
     StackError,
     WorkerProcess,
     cancelled_by_sigterm,
+    command_bytes,
 )
 
 Say = Callable[[str], None]
@@ -95,6 +99,7 @@ class ChaosSummary:
     workdir: Path
     evidence_path: Path | None = None
     worker_settings: dict[str, Any] = field(default_factory=dict)
+    injected: dict[str, int] = field(default_factory=dict)  # kind -> messages (chaos_plan.PlannedMessage)
 
     @property
     def ok(self) -> bool:
@@ -119,6 +124,7 @@ class ChaosSummary:
             "workdir": str(self.workdir),
             "evidence": str(self.evidence_path) if self.evidence_path else None,
             "worker_settings": {k: str(v) for k, v in self.worker_settings.items()},
+            "injected": dict(sorted(self.injected.items())),
         }
 
 
@@ -254,21 +260,95 @@ class Chaos:
             await worker.start()
 
 
+class PartitionedSender:
+    """Sends a command to a partition named explicitly (a cross-partition duplicate), keyed by its MSISDN.
+
+    Configured like ``CommandProducer`` (idempotent, ``acks=all``, rides out a broker restart); a producer
+    of its own because ``CommandProducer.send`` always lets the key choose the partition.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, *, delivery_timeout_s: float = 120.0) -> None:
+        self.topic = topic
+        self._pending: list[asyncio.Future[Any]] = []
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=int(delivery_timeout_s * 1000),
+            client_id="ecash-chaos-partitioned",
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, command: Mapping[str, Any], partition: int) -> None:
+        value, key = command_bytes(command)
+        self._pending.append(await self._producer.send(self.topic, value=value, key=key, partition=partition))
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
 async def produce_paced(
-    producer: CommandProducer, commands: list[dict[str, str]], rate_per_s: float, timeline: Timeline
+    producer: CommandProducer,
+    messages: list[PlannedMessage],
+    rate_per_s: float,
+    timeline: Timeline,
+    elsewhere: PartitionedSender | None = None,
 ) -> None:
-    """Send ``commands`` at ``rate_per_s`` (in small bursts); a broker outage delays, then catches up."""
+    """Send ``messages`` at ``rate_per_s`` (in small bursts); a broker outage delays, then catches up.
+
+    A message with an explicit partition goes through ``elsewhere``; the others are keyed by MSISDN.
+    """
     clock = timeline.clock
     start_s = clock.monotonic_s()
     burst = max(1, int(rate_per_s / 10))
-    for index, command in enumerate(commands, start=1):
-        await producer.send(command)
+
+    async def flush() -> None:
+        await producer.flush()
+        if elsewhere is not None:
+            await elsewhere.flush()
+
+    for index, message in enumerate(messages, start=1):
+        if message.partition is None:
+            await producer.send(message.command)
+        elif elsewhere is None:
+            raise ValueError("a message for an explicit partition needs a PartitionedSender")
+        else:
+            await elsewhere.send(message.command, message.partition)
         timeline.sent = index
         if index % burst == 0:
             if index % (burst * 20) == 0:
-                await producer.flush()
+                await flush()
             await clock.sleep_s(start_s + index / rate_per_s - clock.monotonic_s())
-    await producer.flush()
+    await flush()
+
+
+async def wait_for_every_message(
+    tail: ResultTail, expected: Mapping[str, int], timeout_s: float, clock: Clock
+) -> bool:
+    """True once every command message has a result of its own; False when ``timeout_s`` passes first.
+
+    ``expected``: trace number -> command messages carrying it. Every result of one command message has its
+    ``event_id``, an operator's decision aside (``worker.agreement``), so a trace number is answered when
+    it has as many distinct non-manual event ids as messages.
+    """
+    deadline_s = clock.monotonic_s() + timeout_s
+    while not all(_answered(tail, trace) >= count for trace, count in expected.items()):
+        if clock.monotonic_s() >= deadline_s:
+            return False
+        await clock.sleep_s(0.1)
+    return True
+
+
+def _answered(tail: ResultTail, trace: str) -> int:
+    return sum(1 for r in tail.results.get(trace, {}).values() if r.get("resolved_by") != "manual")
 
 
 async def progress(tail: ResultTail, total: int, timeline: Timeline, say: Say) -> None:
@@ -376,10 +456,20 @@ async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | Non
     async with AsyncExitStack() as exits:
         stack = await start_stack(options, workdir, exits, say)
         bootstrap, settings = stack.bootstrap, stack.settings
-        commands = plan_commands(options.commands, options.msisdns, options.seed)
+        messages = plan_messages(
+            options.commands,
+            options.msisdns,
+            options.seed,
+            partitions=options.partitions,
+            cross_partition_duplicates=options.cross_partition_duplicates,
+            trace_reuses=options.trace_reuses,
+        )
         tail = await exits.enter_async_context(ResultTail(bootstrap, settings.results_topic))
         producer = CommandProducer(bootstrap, settings.commands_topic)
-        complete = await _drive(options, stack, commands, tail, producer, timeline, say)
+        elsewhere = PartitionedSender(bootstrap, settings.commands_topic)
+        await elsewhere.start()
+        exits.push_async_callback(elsewhere.stop)
+        complete = await _drive(options, stack, messages, tail, (producer, elsewhere), timeline, say)
         for worker in stack.workers:
             code = await worker.terminate(30.0)
             timeline.note("worker stopped", worker=worker.name, code=code)
@@ -387,8 +477,9 @@ async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | Non
         evidence = None
         if not agreement.ok or agreement.result_count_mismatch:
             evidence = await collect_evidence(bootstrap, settings, stack.sandbox.admin, agreement, workdir)
+    injected = dict(Counter(m.injected for m in messages if m.injected is not None))
     summary = ChaosSummary(
-        options, agreement, timeline, stats, complete, workdir, evidence, stack.worker_settings
+        options, agreement, timeline, stats, complete, workdir, evidence, stack.worker_settings, injected
     )
     (workdir / "summary.json").write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2))
     if summary.ok and stack.broker is not None:
@@ -399,24 +490,26 @@ async def run_chaos(options: ChaosOptions, *, say: Say = say, clock: Clock | Non
 async def _drive(
     options: ChaosOptions,
     stack: Stack,
-    commands: list[dict[str, str]],
+    messages: list[PlannedMessage],
     tail: ResultTail,
-    producer: CommandProducer,
+    producers: tuple[CommandProducer, PartitionedSender],
     timeline: Timeline,
     say: Say,
 ) -> bool:
-    """Send under chaos, then wait for every result. True if every command was answered in time."""
+    """Send under chaos, then wait for every result. True if every command message was answered in time."""
     chaos = Chaos(options, stack.workers, stack.broker, timeline, say)
     chaos_task = asyncio.create_task(chaos.run(), name="chaos")
-    progress_task = asyncio.create_task(progress(tail, len(commands), timeline, say), name="progress")
+    progress_task = asyncio.create_task(progress(tail, len(messages), timeline, say), name="progress")
+    producer, elsewhere = producers
     try:
         async with producer:
-            await produce_paced(producer, commands, options.rate_per_s, timeline)
-        timeline.note("all commands sent", count=len(commands))
+            await produce_paced(producer, messages, options.rate_per_s, timeline, elsewhere)
+        timeline.note("all commands sent", count=len(messages))
         chaos.producing = False
         await chaos_task
         timeline.note("chaos over")
-        complete = await tail.wait_for((c["trace_number"] for c in commands), options.max_wait_s)
+        expected = Counter(m.command["trace_number"] for m in messages)
+        complete = await wait_for_every_message(tail, expected, options.max_wait_s, timeline.clock)
         timeline.note("all answered" if complete else "gave up waiting", answered=len(tail.results))
         await timeline.clock.sleep_s(SETTLE_S)
         return complete
@@ -451,6 +544,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--rate", type=float, default=defaults.rate_per_s, help="commands sent per second")
     parser.add_argument("--partitions", type=int, default=defaults.partitions)
+    parser.add_argument(
+        "--cross-partition-duplicates",
+        type=float,
+        default=defaults.cross_partition_duplicates,
+        help="share of commands sent again, same value and key, to the next partition",
+    )
+    parser.add_argument(
+        "--trace-reuses",
+        type=float,
+        default=defaults.trace_reuses,
+        help="share of commands whose trace number is reused by a command on another wallet",
+    )
     parser.add_argument("--max-wait-s", type=float, default=defaults.max_wait_s)
     parser.add_argument("--bootstrap", default=None, help="an existing cluster (no local broker, no restart)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory")
@@ -481,6 +586,8 @@ def options_from_args(args: argparse.Namespace) -> ChaosOptions:
         seed=args.seed,
         rate_per_s=args.rate,
         partitions=args.partitions,
+        cross_partition_duplicates=args.cross_partition_duplicates,
+        trace_reuses=args.trace_reuses,
         max_wait_s=args.max_wait_s,
         bootstrap=args.bootstrap,
         workdir=args.workdir,

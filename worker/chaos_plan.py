@@ -11,6 +11,18 @@ not-found is believed only after ``not_found_confirmations`` (2) in a row, each 
 exercised) and shorter than the gap to the second (so the second always sees an executed transaction).
 The bound that holds whatever delays the send (a slow journal write while the broker restarts, a
 re-login) is the gap alone: see ``status_lag_is_safe``.
+
+Commands that share a trace number across partitions (issue 14: one trace number, one payment, across the
+whole deployment), each kind on about ``CROSS_PARTITION_DUPLICATE_P`` / ``TRACE_REUSE_P`` of commands, sent a
+few messages after their original (``plan_messages``):
+
+- a *cross-partition duplicate*: the same command value again, keyed by its MSISDN, but produced to the
+  next partition, ``(p + 1) % partitions``, where ``p`` is the one its key hashes to;
+- a *trace reuse*: a second command with the same trace number on another wallet, one whose key hashes to
+  another partition than the original's.
+
+Exactly one of the commands sharing a trace number may be acted on; the others are answered from the
+journal or ``rejected`` (``worker.agreement``).
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from worker.pipeline.key_rule import java_partition
 from worker.sandbox.state import demo_msisdn
 from worker.settings import SANDBOX_API_IDENTITY
 from worker.stack import namespaced
@@ -53,6 +66,13 @@ DECLINE_UNKNOWN_MEMBER_P = 0.01
 DECLINE_NOT_ENOUGH_CREDITS_P = 0.02
 DECLINE_CREDIT_LIMIT_P = 0.005
 
+# Commands sharing a trace number across partitions (see the module doc), each a share of the commands
+CROSS_PARTITION_DUPLICATE = "cross_partition_duplicate"
+TRACE_REUSE = "trace_reuse"
+CROSS_PARTITION_DUPLICATE_P = 0.015
+TRACE_REUSE_P = 0.015
+INJECTED_MAX_LAG = 40  # an injected message follows its original by 1 to this many messages
+
 
 @dataclass(frozen=True)
 class ChaosOptions:
@@ -77,6 +97,8 @@ class ChaosOptions:
     # outlasts the session timeout (restores must not stall the group)
     journal_preload: int = 0
     static_membership: bool = True  # each worker a stable ECASH_KAFKA_GROUP_INSTANCE_ID, as in Kubernetes
+    cross_partition_duplicates: float = CROSS_PARTITION_DUPLICATE_P  # share of commands sent again elsewhere
+    trace_reuses: float = TRACE_REUSE_P  # share of commands whose trace number another wallet's reuses
 
     def validate(self) -> None:
         if self.commands < 1 or self.msisdns < 1 or self.workers < 1:
@@ -89,6 +111,11 @@ class ChaosOptions:
             raise ValueError("--status-lag-s must be positive")
         if self.freezes < 0 or self.freeze_s <= 0 or self.journal_preload < 0:
             raise ValueError("--freezes and --journal-preload must be >= 0, --freeze-s positive")
+        shares = (self.cross_partition_duplicates, self.trace_reuses)
+        if min(shares) < 0 or sum(shares) > 1:
+            raise ValueError("--cross-partition-duplicates and --trace-reuses: each >= 0, at most 1 in all")
+        if self.partitions < 2 and any(shares):
+            raise ValueError("--cross-partition-duplicates and --trace-reuses need --partitions >= 2")
 
     def lag_warning(self) -> str | None:
         """Why this run's status lag may make a worker believe a wrong not-found (an experiment), if so."""
@@ -139,6 +166,58 @@ def plan_commands(count: int, msisdns: int, seed: int) -> list[dict[str, str]]:
         trace = f"X{seed % 1000:03d}N{i:07d}"
         commands.append({"type": kind, "trace_number": trace, "msisdn": msisdn, "amount": amount})
     return commands
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    """One command message of the run: its value, and where it goes."""
+
+    command: dict[str, str]
+    partition: int | None = None  # None: where its key (the MSISDN) hashes; else this one, explicitly
+    injected: str | None = None  # CROSS_PARTITION_DUPLICATE or TRACE_REUSE; None: an original command
+
+
+def plan_messages(
+    count: int,
+    msisdns: int,
+    seed: int,
+    *,
+    partitions: int,
+    cross_partition_duplicates: float = CROSS_PARTITION_DUPLICATE_P,
+    trace_reuses: float = TRACE_REUSE_P,
+) -> list[PlannedMessage]:
+    """``plan_commands``'s commands, in order, with the injected ones a few messages after their original.
+
+    The originals are exactly ``plan_commands(count, msisdns, seed)``; the injections are drawn from a
+    generator of their own, so the same seed gives the same messages.
+    """
+    originals = plan_commands(count, msisdns, seed)
+    rng = random.Random(seed * 1_000_003 + 14)
+    slots: list[tuple[float, PlannedMessage]] = [(i, PlannedMessage(c)) for i, c in enumerate(originals)]
+    for i, command in enumerate(originals):
+        roll = rng.random()
+        if roll < cross_partition_duplicates:
+            home = java_partition(command["msisdn"].encode(), partitions)
+            injected = PlannedMessage(dict(command), (home + 1) % partitions, CROSS_PARTITION_DUPLICATE)
+        elif roll < cross_partition_duplicates + trace_reuses:
+            other = _elsewhere(rng, command["msisdn"], msisdns, partitions)
+            injected = PlannedMessage({**command, "msisdn": other}, None, TRACE_REUSE)
+        else:
+            continue
+        slots.append((i + rng.randint(1, INJECTED_MAX_LAG) - 0.5, injected))
+    slots.sort(key=lambda slot: slot[0])
+    return [message for _, message in slots]
+
+
+def _elsewhere(rng: random.Random, msisdn: str, msisdns: int, partitions: int) -> str:
+    """Another MSISDN whose key hashes to another partition (a demo wallet when there are others)."""
+    home = java_partition(msisdn.encode(), partitions)
+    for _ in range(1000):
+        # a demo wallet when there are others; else no such wallet (MEMBER_NOT_FOUND if it is sent)
+        other = demo_msisdn(rng.randint(1, msisdns)) if msisdns > 1 else f"0819{rng.randrange(10**9):09d}"
+        if other != msisdn and java_partition(other.encode(), partitions) != home:
+            return other
+    raise ValueError(f"no MSISDN found outside partition {home} of {partitions}")
 
 
 DEFAULT_TIMING: dict[str, Any] = {

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from worker.agreement import Agreement, check_agreement
-from worker.chaos_plan import AMBIGUOUS_KINDS
+from worker.chaos_plan import AMBIGUOUS_KINDS, CROSS_PARTITION_DUPLICATE, TRACE_REUSE
 from worker.settings import Settings
 from worker.stack import SandboxAdmin, TopicRecord, read_to_end
 
@@ -43,6 +43,7 @@ async def ledger_check(
 
 def offenders(agreement: Agreement) -> list[str]:
     traces = set(agreement.double_charges) | set(agreement.lost) | set(agreement.result_count_mismatch)
+    traces |= set(agreement.unanswered) | set(agreement.acted_on_twice)
     traces |= {d.trace_number for d in agreement.disagreements}
     return sorted(traces)
 
@@ -108,12 +109,18 @@ def summary_table(summary: dict[str, Any]) -> str:
     """The human verdict of a chaos run, from its JSON summary."""
     check, opts = summary["check"], summary["options"]
     unresolved = check["unresolved"]
+    injected = summary.get("injected", {})
     rows = [
-        ("commands sent", check["commands"]),
+        ("trace numbers sent", check["commands"]),
+        ("command messages sent", check.get("messages", check["commands"])),
+        ("  of which sent again to another partition", injected.get(CROSS_PARTITION_DUPLICATE, 0)),
+        ("  of which reusing a trace number on another wallet", injected.get(TRACE_REUSE, 0)),
         ("results (distinct event ids)", check["results"]),
         ("commands with exactly one distinct result", check["exactly_one"]),
         ("double charges (must be 0)", len(check["double_charges"])),
         ("lost commands (must be 0)", len(check["lost"])),
+        ("command messages without a result (must be 0)", sum(check.get("unanswered", {}).values())),
+        ("trace numbers with two commands acted on (must be 0)", len(check.get("acted_on_twice", {}))),
         ("results disagreeing with the ledger (must be 0)", len(check["disagreements"])),
         ("results seen twice, read_committed (must be 0)", len(check.get("seen_twice", {}))),
         ("unresolved", len(unresolved)),
@@ -151,6 +158,14 @@ def summary_table(summary: dict[str, Any]) -> str:
 def _failures(check: dict[str, Any]) -> list[str]:
     lines = [f"  DOUBLE CHARGE {t}: executed {n} times" for t, n in sorted(check["double_charges"].items())]
     lines += [f"  LOST {t}: no result" for t in check["lost"][:20]]
+    lines += [
+        f"  UNANSWERED {t}: {n} command message(s) without a result"
+        for t, n in sorted(check.get("unanswered", {}).items())[:20]
+    ]
+    lines += [
+        f"  ACTED ON TWICE {t}: {n} commands with this trace number acted on"
+        for t, n in sorted(check.get("acted_on_twice", {}).items())[:20]
+    ]
     lines += [f"  DISAGREES {d['trace_number']}: {d['reason']}" for d in check["disagreements"][:20]]
     lines += [
         f"  {t}: {m} command message(s), {r} distinct result(s)"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from worker.agreement import check_agreement
 
 
@@ -133,3 +135,114 @@ def test_conflicting_final_outcomes_disagree_whatever_the_ledger() -> None:
         {"T1": 1}, [result("T1", "succeeded", event="a"), result("T1", "failed", event="b")], [executed("T1")]
     )
     assert [d.reason for d in check.disagreements] == ["conflicting results: succeeded and failed"]
+
+
+# --- one trace number, one payment: commands that share a trace number across partitions ---------------
+
+A, B = "0813000000001", "0813000000002"
+
+
+def test_a_cross_partition_duplicate_answered_from_the_journal_agrees() -> None:
+    check = check_agreement(
+        {"DUP": 2},
+        [
+            result("DUP", "succeeded", event="first"),
+            result("DUP", "succeeded", event="copy", resolved_by="journal"),
+        ],
+        [executed("DUP")],
+    )
+    assert check.ok
+    assert check.acted_on_twice == {}
+    assert check.unanswered == {}
+    assert (check.messages, check.exactly_one) == (2, 2)
+
+
+def test_a_cross_partition_duplicate_executed_twice_is_acted_on_twice_and_a_double_charge() -> None:
+    check = check_agreement(
+        {"DUP": 2},
+        [result("DUP", "succeeded", event="first"), result("DUP", "succeeded", event="copy")],
+        [executed("DUP"), executed("DUP")],
+    )
+    assert not check.ok
+    assert check.double_charges == {"DUP": 2}
+    assert check.acted_on_twice == {"DUP": 2}
+    assert check.disagreements == ()  # each result matches an execution: the fault is the second one
+
+
+@pytest.mark.parametrize("winner", [A, B])
+def test_a_trace_number_reused_on_another_wallet_agrees_when_the_other_is_rejected(winner: str) -> None:
+    loser = B if winner == A else A
+    check = check_agreement(
+        {"T": 2},
+        [
+            result("T", "succeeded", event=f"e-{winner}", msisdn=winner),
+            result("T", "rejected", event=f"e-{loser}", msisdn=loser, resolved_by="journal"),
+        ],
+        [executed("T", msisdn=winner)],
+    )
+    assert check.ok
+    assert check.acted_on_twice == {}
+
+
+def test_a_reuse_answered_as_a_success_on_its_own_wallet_disagrees_with_the_ledger() -> None:
+    check = check_agreement(
+        {"T": 2},
+        [
+            result("T", "succeeded", event="a", msisdn=A),
+            result("T", "succeeded", event="b", msisdn=B, resolved_by="journal"),
+        ],
+        [executed("T", msisdn=A)],
+    )
+    assert not check.ok
+    assert check.acted_on_twice == {}
+    reasons = [d.reason for d in check.disagreements]
+    assert reasons == [f"money moved on another wallet ({A}) than the result's"]
+
+
+def test_two_commands_acted_on_is_caught_even_when_no_money_moved() -> None:
+    check = check_agreement(
+        {"T": 2},
+        [
+            result("T", "declined", event="a", msisdn=A),
+            result("T", "declined", event="b", msisdn=B),
+        ],
+        [],
+    )
+    assert check.double_charges == {}
+    assert check.disagreements == ()
+    assert check.acted_on_twice == {"T": 2}
+    assert not check.ok
+
+
+def test_a_duplicate_never_answered_is_unanswered_not_lost() -> None:
+    check = check_agreement({"DUP": 2, "ONE": 1}, [result("DUP", "succeeded"), result("ONE", "failed")], [])
+    assert check.lost == ()
+    assert check.unanswered == {"DUP": 1}
+    assert check.result_count_mismatch == {"DUP": (2, 1)}
+    assert not check.ok
+
+
+def test_an_operators_decision_closes_the_command_it_answers_not_another() -> None:
+    pending = result("T", "unresolved", event="u", resolved_by="status_inquiry")
+    decided = result("T", "succeeded", event="m", resolved_by="manual")
+    duplicate = result("T", "unresolved", event="d", resolved_by="journal")
+    check = check_agreement({"T": 2}, [pending, decided, duplicate], [executed("T")])
+    assert check.acted_on_twice == {}
+    assert check.unanswered == {}
+    assert check.ok
+    alone = check_agreement({"T": 1}, [decided, result("T", "failed", event="x")], [])
+    assert alone.acted_on_twice == {"T": 2}  # a decision with no unresolved command is a command acted on
+
+
+def test_a_rejected_command_was_not_acted_on_whatever_resolved_it() -> None:
+    check = check_agreement(
+        {"T": 3},
+        [
+            result("T", "succeeded", event="a"),
+            result("T", "rejected", event="b", msisdn=B),  # e.g. key_not_msisdn: resolved_by response
+            result("T", "rejected", event="c", msisdn=B, resolved_by="journal"),
+        ],
+        [executed("T")],
+    )
+    assert check.acted_on_twice == {}
+    assert check.ok
