@@ -24,6 +24,12 @@ from worker.contracts import Attempt, Command, Result
 from worker.pipeline.journal_store import PartitionStore, open_store
 from worker.pipeline.ownership import OutRecord
 
+ANSWERED = b'{"state":"done","answered":true}'  # a final record (journal_store.is_final)
+
+
+def _marker(stream: str, offset: int) -> str:
+    return f"#{stream[0]}:{offset}"
+
 
 class JournalState(StrEnum):
     INTENT = "intent"  # about to send (or sent): money may have moved
@@ -113,6 +119,25 @@ class Journal:
 
     def tombstone(self, partition: int, trace_number: str) -> OutRecord:
         return OutRecord(self.topic, trace_number.encode(), None, partition)
+
+    # --- answered messages -------------------------------------------------------------------
+    # A message answered without a journal record of its own (a rejection, a dead letter, a duplicate or a
+    # loser answered from another command's record) leaves a marker, keyed ``#<stream>:<offset>`` (never a
+    # trace number: those are alphanumeric), in the transaction that publishes its answer. A message read
+    # again (its partition's committed offset was held back by an earlier command still in flight, and the
+    # partition moved) is then recognised and only its offset moves: a reader never sees its answer twice.
+    # Markers are final records: they age out with the dedupe window like any other.
+    def answered(self, partition: int, stream: str, offset: int) -> bool:
+        store = self._stores.get(partition)
+        return store is not None and store.get(_marker(stream, offset)) is not None
+
+    def answer_marker(self, partition: int, stream: str, offset: int) -> OutRecord:
+        return OutRecord(self.topic, _marker(stream, offset).encode(), ANSWERED, partition)
+
+    def remember_answer(self, partition: int, stream: str, offset: int) -> None:
+        store = self._stores.get(partition)
+        if store is not None:
+            store.put(_marker(stream, offset), ANSWERED, self._now_ms())
 
     def remember(self, record: JournalRecord) -> None:
         """After the transaction holding ``record`` committed: the local store sees it at once."""

@@ -175,6 +175,9 @@ class Processor:
 
     async def _handle(self, job: Job) -> bool:
         intake = job.intake
+        if self._journal.answered(job.partition, job.stream, job.offset):
+            await self._commit(job, [])  # answered before (journal.py, "answered messages"): offset only
+            return True
         if isinstance(intake, DeadLetterReason):
             await self._dead_letter(job, intake)
             return True
@@ -182,7 +185,7 @@ class Processor:
             result = rejection_result(
                 intake, partition=job.partition, offset=job.offset, now=self._clock.now()
             )
-            await self._commit(job, [self._outbox.result(result)])
+            await self._answer(job, [self._outbox.result(result)])
             self._sink.emit(CommandRejected(intake.trace_number, intake.msisdn, intake.reason))
             self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=result.type)
             return True
@@ -282,7 +285,7 @@ class Processor:
         if record is not None:
             if record.fingerprint != print_:
                 result = trace_reused_result(command, partition=job.partition, offset=job.offset, now=now)
-                await self._commit(job, [self._outbox.result(result)])
+                await self._answer(job, [self._outbox.result(result)])
                 self._sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
                 self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
                 return True
@@ -293,7 +296,7 @@ class Processor:
                     await self._commit(job, [])
                     return True
                 result = duplicate_result(record.result, partition=job.partition, offset=job.offset, now=now)
-                await self._commit(job, [self._outbox.result(result)])
+                await self._answer(job, [self._outbox.result(result)])
                 self._emit_result(
                     job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
                 )
@@ -360,7 +363,7 @@ class Processor:
                 result = claimed_elsewhere_result(
                     command, owner, partition=job.partition, offset=job.offset, now=self._clock.now()
                 )
-                await self._commit(job, [release, self._outbox.result(result)])
+                await self._answer(job, [release, self._outbox.result(result)])
                 self._sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
                 self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
                 return True
@@ -382,7 +385,7 @@ class Processor:
                 now=self._clock.now(),
                 owner=owner.where,
             )
-            await self._commit(job, [release, self._outbox.result(result)])
+            await self._answer(job, [release, self._outbox.result(result)])
             self._emit_result(
                 job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
             )
@@ -755,9 +758,15 @@ class Processor:
         if journal is not None:
             self._journal.remember(journal)
 
+    async def _answer(self, job: Job, records: list[OutRecord]) -> None:
+        """Finish ``job`` with an answer that has no journal record of its own: with its marker."""
+        marker = self._journal.answer_marker(job.partition, job.stream, job.offset)
+        await self._commit(job, [*records, marker])
+        self._journal.remember_answer(job.partition, job.stream, job.offset)
+
     async def _dead_letter(self, job: Job, reason: DeadLetterReason) -> None:
         letter = dead_letter(job, topic=job.topic or self._topic, reason=reason, now=self._clock.now())
-        await self._commit(job, [self._outbox.dead_letter(letter, job.key)])
+        await self._answer(job, [self._outbox.dead_letter(letter, job.key)])
         self._sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
 
     def _inherited_start_s(self, record: JournalRecord) -> float:

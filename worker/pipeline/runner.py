@@ -36,6 +36,7 @@ from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.gate import Gate
 from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, parse_command
 from worker.pipeline.journal import Journal, JournalState
+from worker.pipeline.key_rule import key_rejection
 from worker.pipeline.lanes import Lanes
 from worker.pipeline.offsets import OffsetTracker
 from worker.pipeline.ownership import (
@@ -276,6 +277,12 @@ class Runner:
     # --- commands ----------------------------------------------------------------------------
     def _dispatch(self, message: Any) -> None:
         intake: Intake = parse_command(message.value, max_bytes=self._settings.command_max_bytes)
+        if (
+            isinstance(intake, Parsed)
+            and (wrong_key := key_rejection(intake.command, message.key)) is not None
+            and not self._journaled(message, intake)
+        ):
+            intake = wrong_key  # before the journal and any claim: a wrongly keyed command claims nothing
         if isinstance(intake, Decision):
             intake = DeadLetterReason(
                 "review_decision_wrong_topic",
@@ -304,6 +311,11 @@ class Runner:
         self._offsets.of(message.partition).add(message.offset, message.timestamp)
         self._sink.emit(CommandConsumed(message.partition))
         self._lanes.submit(job)
+
+    def _journaled(self, message: Any, intake: Parsed) -> bool:
+        """This very message has a journal record (accepted before the key rule): carry it on."""
+        record = self._journal.get(message.partition, intake.command.trace_number)
+        return record is not None and (record.partition, record.offset) == (message.partition, message.offset)
 
     def _no_intent(self, message: Any, intake: object) -> bool:
         """True unless the journal holds a money call in doubt for this message (that one is resolved,
