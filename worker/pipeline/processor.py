@@ -114,15 +114,20 @@ class Job:
     lane: str = field(init=False)
 
     def __post_init__(self) -> None:
+        # One lane per (partition, MSISDN): a wallet's commands are in order within the partition they
+        # arrive on. A command misrouted to another partition (another partitioner) gets a lane of its
+        # own there, so an exact duplicate waiting for the first command's outcome (claims.py) never waits
+        # in the very lane that command must pass through (which would deadlock after a failover).
         intake = self.intake
         if isinstance(intake, Parsed):
-            self.lane = intake.command.msisdn
+            wallet = intake.command.msisdn
         elif isinstance(intake, Decision):
-            self.lane = intake.decision.msisdn
+            wallet = intake.decision.msisdn
         elif isinstance(intake, Rejection):
-            self.lane = intake.msisdn or f"trace:{intake.trace_number}"
+            wallet = intake.msisdn or f"trace:{intake.trace_number}"
         else:
-            self.lane = f"dlq:{self.partition}"
+            wallet = "dlq"
+        self.lane = f"{self.partition}:{wallet}"
 
     @property
     def lane_key(self) -> str:
