@@ -52,9 +52,9 @@ from worker.stack import (
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DESIGNS = ("worker", "baseline", "worker-nojournal", "worker-notxn")
+DESIGNS = ("worker", "baseline", "worker-nojournal", "worker-notxn", "worker-noclaims")
 TRANSPORTS = ("aiohttp", "httpx")
-WORKER_DESIGNS = ("worker", "worker-nojournal", "worker-notxn")
+WORKER_DESIGNS = ("worker", "worker-nojournal", "worker-notxn", "worker-noclaims")
 
 
 # --- scenarios ---------------------------------------------------------------------------------------------
@@ -553,7 +553,7 @@ async def collect_timestamps(bootstrap: str, topics: Topics, design: str) -> Tim
     stamps = Timestamps()
     await read_topic(bootstrap, topics.commands, topics.partitions, stamps.add_command)
     await read_topic(bootstrap, topics.results, topics.partitions, stamps.add_result)
-    if design in ("worker", "worker-notxn"):  # both write journal records (intents)
+    if design in ("worker", "worker-notxn", "worker-noclaims"):  # all write journal records (intents)
         await read_topic(bootstrap, topics.journal, topics.partitions, stamps.add_journal)
     return stamps
 

@@ -177,7 +177,11 @@ async def _send_and_collect(
         complete = await _wait_all(tail, sent, clock, say)
     agreement, _ = await ledger_check(bootstrap, settings, sandbox.admin)
     results = [r for by_id in tail.results.values() for r in by_id.values()]
-    journal = {r["trace_number"]: r for r in await read_json(bootstrap, settings.journal_topic)}
+    journal = {  # journal records (answer markers have no trace number: journal.py)
+        r["trace_number"]: r
+        for r in await read_json(bootstrap, settings.journal_topic)
+        if "trace_number" in r
+    }
     moved = Counter(str(e["trace_number"]) for e in await sandbox.admin.ledger())
     stats = await sandbox.admin.stats()
     metrics = await _metrics_excerpt(metrics_url)

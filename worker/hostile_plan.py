@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from worker.pipeline.key_rule import key_problem
 from worker.sandbox.state import demo_msisdn
 
 MAX_BYTES = 16_384  # the worker's default ECASH_COMMAND_MAX_BYTES
@@ -239,7 +240,7 @@ HOSTILE: dict[str, Hostile] = {
             {"type": "review_decision", "trace_number": t, "msisdn": m, "outcome": "succeeded"}
             | {"decided_by": "hostile", "reason": "no such command"}
         ),
-        dead("review_decision_not_applicable"),
+        dead("review_decision_wrong_topic"),  # decisions are read from their own topic only
     ),
 }
 
@@ -302,5 +303,7 @@ def plan_messages(count: int, msisdns: int, seed: int, hostile_share: float = 0.
         key = _odd_key(rng, msisdn)
         if value is None and key is None:
             key = msisdn.encode()  # Kafka takes no record without both (a tombstone has a key)
+        if expect.outcome not in (None, "rejected") and (problem := key_problem(key, msisdn)) is not None:
+            expect = rejected(problem[0])  # a valid command whose key is not its MSISDN (key_rule.py)
         messages.append(Message(kind, trace, key, value, expect, headers, addressed_as))
     return messages

@@ -408,7 +408,7 @@ def test_topics_hidden_by_acls_are_not_just_missing(base_env: dict[str, str], sa
     result = cli(["run"], {**env, "ECASH_CREATE_TOPICS": "false"})
     lines = plain_lines(result.stderr)
     assert result.returncode == EXIT_CONFIG, result.stderr
-    assert len(lines) == 5
+    assert len(lines) == 7  # one line per topic the worker needs
     assert all("(or the cluster hides it from this client: ACLs)" in line for line in lines)
 
 
@@ -456,7 +456,11 @@ def specs_for(topics: KafkaTopics, **changes: TopicSpec) -> list[TopicSpec]:
     """The worker's own topic specs for ``topics.prefix`` (2 partitions), some replaced by ``changes``."""
     settings = load_settings(kafka_bootstrap_servers=topics.bootstrap, **namespaced(topics.prefix, 2))
     roles = dict(
-        zip(("commands", "results", "dlq", "review", "journal"), worker_topic_specs(settings), strict=True)
+        zip(
+            ("commands", "results", "dlq", "review", "journal", "claims", "decisions"),
+            worker_topic_specs(settings),
+            strict=True,
+        )
     )
     return [changes.get(role, spec) for role, spec in roles.items()]
 

@@ -19,12 +19,14 @@ from tests.integration.harness import (
     eventually,
     fast_settings,
     produce,
+    produce_at,
     running_worker,
     wait_results,
 )
 from worker.devkafka import free_ports
 from worker.ecash.wire import Operation
 from worker.observability.check import run_check
+from worker.pipeline.key_rule import java_partition
 from worker.sandbox.faults import FaultKind, FaultRule
 from worker.sandbox.server import RunningSandbox, serve_sandbox
 from worker.sandbox.state import SandboxConfig, WalletSpec
@@ -255,7 +257,9 @@ async def test_a_review_decision_that_needs_no_api_call_is_applied_during_an_out
                 "decided_by": "sre-on-call",
                 "reason": "the bank's report shows the charge",
             }
-            await produce(settings, [decision])
+            # to the decisions topic, at the partition of U1's command (what `review resolve` does)
+            partition = java_partition(RICH.encode(), settings.topic_partitions)
+            await produce_at(settings, decision, partition=partition, topic=settings.review_decisions_topic)
             settled = await wait_results(settings, {"U1"}, timeout_s=30)
             for _ in range(150):
                 if len(settled.distinct()) >= 2:

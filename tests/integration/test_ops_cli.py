@@ -304,13 +304,10 @@ async def test_send_does_not_mistake_an_old_result_and_gives_up_after_the_wait(s
 @pytest.mark.kafka
 async def test_send_no_wait_produces_a_valid_command_keyed_by_msisdn(settings: Settings) -> None:
     sent = await cli_json(send, "send", "credit", "--msisdn", RICH, "--amount", "1500.50", "--no-wait")
-    produced = await read_messages(settings, settings.review_decisions_topic, 1)
+    produced = await read_messages(settings, settings.commands_topic, 1)
     assert len(produced) == 1
     assert produced[0].key == RICH.encode()
-    # the item's command partition (review_record: source_partition 1), whatever the MSISDN hashes to
-    assert (produced[0].partition, produced[0].offset) == (1, sent["offset"])
-    assert sent["partition"] == 1
-    assert await read_messages(settings, settings.commands_topic, 1, timeout_s=1) == []
+    assert (produced[0].partition, produced[0].offset) == (sent["partition"], sent["offset"])
     command_sent = Command.model_validate_json(produced[0].value)
     assert command_sent.trace_number == sent["trace_number"]
     assert (command_sent.type, command_sent.amount) == ("credit", Decimal("1500.50"))
@@ -374,10 +371,13 @@ async def test_review_resolve_sends_the_decision_to_the_commands_partition(setti
     assert code == 2
     assert "already closed" in err
     sent = await cli_json(review, "review", "resolve", "R1", "--outcome", "succeeded", *decided, "--no-wait")
-    produced = await read_messages(settings, settings.commands_topic, 1)
+    produced = await read_messages(settings, settings.review_decisions_topic, 1)
     assert len(produced) == 1
     assert produced[0].key == RICH.encode()
-    assert (produced[0].partition, produced[0].offset) == (sent["partition"], sent["offset"])
+    # the item's command partition (review_record: source_partition 1), whatever the MSISDN hashes to
+    assert (produced[0].partition, produced[0].offset) == (1, sent["offset"])
+    assert sent["partition"] == 1
+    assert await read_messages(settings, settings.commands_topic, 1, timeout_s=1) == []
     assert json.loads(produced[0].value) == {
         "type": "review_decision",
         "trace_number": "R1",

@@ -66,7 +66,7 @@ LOGIN_RESULTS = ("ok", "failed")
 INQUIRY_ANSWERS = ("processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous")
 RESOLUTION_OUTCOMES = ("succeeded", "failed", "unresolved", "resubmit")
 RETRY_REASONS = ("not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable", "lease_expired")
-REJECT_REASONS = ("invalid", "trace_reused")
+REJECT_REASONS = ("invalid", "trace_reused", "key_not_msisdn")
 DEAD_LETTER_REASONS = (
     "not_json",
     "not_a_command",
@@ -78,6 +78,8 @@ DEAD_LETTER_REASONS = (
     "invalid_review_decision",
     "review_decision_not_applicable",
     "review_decision_refused",
+    "review_decision_wrong_topic",
+    "not_a_review_decision",
     "internal_error",
 )
 RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
