@@ -261,3 +261,22 @@ async def test_a_review_decision_on_the_commands_topic_is_dead_lettered_not_appl
         )
     assert letters[0]["reason"].startswith("review_decision_wrong_topic: ")
     assert settings.review_decisions_topic in letters[0]["reason"]
+
+
+@pytest.mark.parametrize(("key", "rule"), [(b"", "key_missing"), (b"order-8812", "key_mismatch")])
+async def test_a_command_without_its_msisdn_as_key_is_rejected_and_claims_nothing(
+    settings: Settings, sandbox: RunningSandbox, key: bytes, rule: str
+) -> None:
+    charge = command("KY1", WALLET_A, 500)
+    async with running_worker(settings):
+        await produce_at(settings, charge, partition=2, key=key)
+        [refused] = await results_for(settings, "KY1", 1)
+        # The producer fixes its key and sends the same command again: the trace number is still free.
+        await produce_at(settings, charge, partition=2)
+        results = await results_for(settings, "KY1", 2)
+    assert refused["outcome"] == "rejected"
+    assert f"[{rule}]" in refused["detail"]
+    assert WALLET_A in refused["detail"]
+    [accepted] = [r for r in results if r["event_id"] != refused["event_id"]]
+    assert (accepted["outcome"], accepted["resolved_by"]) == ("succeeded", "response")
+    assert len(executions(sandbox, "KY1")) == 1
