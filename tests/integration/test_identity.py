@@ -32,6 +32,7 @@ from worker.sandbox.faults import FaultKind, FaultRule
 from worker.sandbox.server import RunningSandbox, serve_sandbox
 from worker.sandbox.state import SandboxConfig, WalletSpec
 from worker.settings import Settings
+from worker.stack.topics import read_to_end
 
 pytestmark = pytest.mark.kafka
 
@@ -280,3 +281,34 @@ async def test_a_command_without_its_msisdn_as_key_is_rejected_and_claims_nothin
     [accepted] = [r for r in results if r["event_id"] != refused["event_id"]]
     assert (accepted["outcome"], accepted["resolved_by"]) == ("succeeded", "response")
     assert len(executions(sandbox, "KY1")) == 1
+
+
+async def test_after_the_dedupe_window_a_trace_number_is_free_again_everywhere(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """What docs/contracts.md promises producers: remembered for the window, deployment-wide; then free."""
+    settings = fast_settings(
+        kafka_bootstrap, sandbox.base_url, f"t{uuid.uuid4().hex[:10]}", tmp_path, dedupe_window_s=2.0
+    )
+    await create_topics(settings)
+    charge = command("DW1", WALLET_A, 300)
+    async with running_worker(settings):
+        await produce_at(settings, charge, partition=0)
+        await results_for(settings, "DW1", 1)
+        await produce_at(settings, charge, partition=1)  # within the window, elsewhere: a duplicate
+        within = await results_for(settings, "DW1", 2)
+    assert len(acted_on(within)) == 1
+    await asyncio.sleep(2.5)
+    # A restart: each partition's new owner tombstones its final journal records and claims past the window.
+    async with running_worker(settings) as worker:
+        await produce_at(settings, charge, partition=3)
+        after = await results_for(settings, "DW1", 3)
+        # partition 0's activation (which writes the tombstones) may end after partition 3's
+        await eventually(lambda: 0 in worker.runner.snapshot().assigned_partitions, timeout_s=30)
+    claims = await read_to_end(kafka_bootstrap, settings.claims_topic)
+    assert len(acted_on(after)) == 2
+    assert len(executions(sandbox, "DW1")) == 2
+    first_claim = f"{settings.commands_topic}:0:".encode()
+    # the first command's claim: claimed, final, then tombstoned by the restarted owner of partition 0
+    mine = [r for r in claims if r.key is not None and r.key.startswith(first_claim)]
+    assert mine[-1].value is None, [(r.offset, r.timestamp_ms, (r.value or b"")[:80]) for r in mine]

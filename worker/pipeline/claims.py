@@ -81,6 +81,7 @@ class Entry:
 
     claim: Claim
     claim_offset: int
+    appended_ms: int = 0  # when its latest record was appended (the broker's clock)
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,22 @@ class Standing:
     owner: Entry
 
 
-def standing(key: str, entries: list[Entry]) -> Standing | None:
-    """The first claim owns the trace number. None if ``key`` has no claim among ``entries``."""
+def standing(key: str, entries: list[Entry], *, forgotten_before_ms: int = 0) -> Standing | None:
+    """The first claim owns the trace number. None if ``key`` has no claim among ``entries``.
+
+    A final claim appended before ``forgotten_before_ms`` (now minus the dedupe window) owns nothing any
+    more: the trace number is free again, whether or not its tombstone has been written yet."""
     mine = next((entry for entry in entries if entry.claim.key == key), None)
     if mine is None:
         return None
-    first = min(entries, key=lambda entry: entry.claim_offset)
+    live = [
+        entry
+        for entry in entries
+        if entry is mine
+        or entry.claim.state is not ClaimState.FINAL
+        or entry.appended_ms >= forgotten_before_ms
+    ]
+    first = min(live, key=lambda entry: entry.claim_offset)
     if first.claim.key == key:
         return Standing("owner", mine)
     if first.claim.fingerprint == mine.claim.fingerprint:

@@ -82,13 +82,17 @@ class ClaimsStore:
     # --- reading -----------------------------------------------------------------------------
     def entries(self, trace_number: str) -> list[Entry]:
         rows = self._db.execute(
-            "SELECT value, claim_offset FROM claims WHERE trace = ?", (trace_number,)
+            "SELECT value, claim_offset, ts_ms FROM claims WHERE trace = ?", (trace_number,)
         ).fetchall()
-        return [Entry(Claim.model_validate_json(bytes(row[0])), int(row[1])) for row in rows]
+        return [Entry(Claim.model_validate_json(bytes(row[0])), int(row[1]), int(row[2])) for row in rows]
 
     def entry(self, key: str) -> Entry | None:
-        row = self._db.execute("SELECT value, claim_offset FROM claims WHERE key = ?", (key,)).fetchone()
-        return None if row is None else Entry(Claim.model_validate_json(bytes(row[0])), int(row[1]))
+        row = self._db.execute(
+            "SELECT value, claim_offset, ts_ms FROM claims WHERE key = ?", (key,)
+        ).fetchone()
+        return (
+            None if row is None else Entry(Claim.model_validate_json(bytes(row[0])), int(row[1]), int(row[2]))
+        )
 
     def has(self, key: str) -> bool:
         return self._db.execute("SELECT 1 FROM claims WHERE key = ?", (key,)).fetchone() is not None

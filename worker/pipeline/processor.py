@@ -352,7 +352,8 @@ class Processor:
             if not await claims.wait_until(lambda: claims.entry(key) is not None, lambda: job.abandoned):
                 return False
         while True:
-            found = standing(key, claims.entries(command.trace_number))
+            forgotten_ms = int((self._clock.now().timestamp() - self._settings.dedupe_window_s) * 1000)
+            found = standing(key, claims.entries(command.trace_number), forgotten_before_ms=forgotten_ms)
             if found is None:
                 raise RuntimeError(f"the claim {key} left the index before it was decided")
             if found.kind == "owner":

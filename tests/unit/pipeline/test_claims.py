@@ -197,3 +197,20 @@ def test_no_state_directory_keeps_the_index_in_memory() -> None:
     store = open_claims_store(None, "g", TOPIC)
     assert store.path is None
     store.close()
+
+
+def test_a_final_claim_older_than_the_dedupe_window_owns_nothing_even_before_its_tombstone() -> None:
+    old, new = command(), command()
+    final = final_claim(claim_of(old, 0, 5).claim, 10, result_for(old))
+    found = [Entry(final, 10, appended_ms=1_000), Entry(claim_of(new, 3, 9).claim, 40, appended_ms=9_000)]
+    within = standing(f"{COMMANDS}:3:9", found, forgotten_before_ms=500)
+    after = standing(f"{COMMANDS}:3:9", found, forgotten_before_ms=2_000)
+    assert within is not None
+    assert within.kind == "duplicate"
+    assert after is not None
+    assert after.kind == "owner"
+    # a claim still in progress is never forgotten, however old
+    pending = [Entry(claim_of(old, 0, 5).claim, 10, appended_ms=1), found[1]]
+    still = standing(f"{COMMANDS}:3:9", pending, forgotten_before_ms=2_000)
+    assert still is not None
+    assert still.kind == "duplicate"
