@@ -6,6 +6,7 @@ children of the benchmark.
 - ``worker-nojournal``: no journal records at all (nothing is recorded before money moves).
 - ``worker-notxn``: the same records, written by an idempotent producer without transactions (no
   ``AddPartitionsToTxn``, no ``EndTxn``, no markers) and no offset commits: the cost of the transactions.
+- ``worker-noclaims``: no deployment-wide trace-number claims (issue 14): the cost of a claim.
 """
 
 from __future__ import annotations
@@ -101,4 +102,23 @@ def run_worker_without_transactions() -> int:
     return cli_main(["run"])
 
 
-CHILDREN = {"worker-nojournal": run_worker_without_journal, "worker-notxn": run_worker_without_transactions}
+def run_worker_without_claims() -> int:
+    """The worker without deployment-wide claims (issue 14): what a claim costs per command."""
+    from worker.service import Worker
+
+    original = Worker.__init__
+
+    def init(self: Worker, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        setattr(self.processor, "_claims", None)  # noqa: B010
+        setattr(self.runner, "_claims", None)  # noqa: B010
+
+    setattr(Worker, "__init__", init)  # noqa: B010
+    return cli_main(["run"])
+
+
+CHILDREN = {
+    "worker-nojournal": run_worker_without_journal,
+    "worker-notxn": run_worker_without_transactions,
+    "worker-noclaims": run_worker_without_claims,
+}
