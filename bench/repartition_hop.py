@@ -30,12 +30,14 @@ last. Modes: ``paced`` (``--rate``, commands arrive at that rate while the stage
 ``hop`` a pre-loaded backlog; for ``claim``, ``--in-flight`` commands at a time, the worker's
 ``ECASH_MAX_IN_FLIGHT``). Added latency:
 
-- ``claim``: from the claim's write to its read-back, in the claiming process (monotonic).
-- ``hop``, paced: when a ``read_committed`` probe in this process first sees the forwarded record, minus
-  when it first saw the source record (what the next stage waits more than the worker reading the
-  commands directly). ``hop``, full speed: probe sees the forwarded record minus the forwarder's fetch of
-  it (the backlog's wait left out). The JSON also has the forwarded record's LogAppendTime minus the
-  source record's (both topics use LogAppendTime), which leaves out the commit.
+- ``claim``: from the claim's write to its read-back, in the claiming process (monotonic): one transaction
+  and one fetch by the claims reader.
+- ``hop``, paced: from the source record's LogAppendTime to the commit of its forward, in the forwarder
+  (the wall clock; the broker is on this machine): one fetch by the forwarder and one transaction. The
+  next stage's fetch of the forwarded record is left out: it replaces the worker's fetch of the command.
+  ``hop``, full speed: from the forwarder's fetch to the commit (the backlog's wait left out). The JSON
+  also has the forwarded record's LogAppendTime minus the source record's (``append_to_append_ms``, read
+  back after the run with each command counted once), which leaves out the commit.
 
 In paced ``claim`` runs this process produces the same commands to the source topic at the same rate (the
 claimer does not read them), so the broker carries the same produce load as in paced ``hop`` runs.
@@ -62,7 +64,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.run import REPO_ROOT, Scenario, cpu_s, machine, percentiles_ms, produce
+from bench.run import REPO_ROOT, Scenario, cpu_s, machine, percentiles_ms, produce, read_topic
 from bench.run import workload as run_workload
 from worker.clock import SystemClock
 from worker.contracts import Command
@@ -230,13 +232,22 @@ async def forward(cfg: StageConfig) -> dict[str, Any]:
     finished = asyncio.Event()
     tasks: set[asyncio.Task[float]] = set()
 
-    def committed(tp: TopicPartition, n: int, task: asyncio.Task[float]) -> None:
+    from_append_ms: list[float] = []  # source record's LogAppendTime -> its forward committed
+    from_fetch_ms: list[float] = []  # the forwarder's fetch -> committed
+
+    def committed(
+        tp: TopicPartition, appended_ms: list[int], fetched_ms: float, task: asyncio.Task[float]
+    ) -> None:
         nonlocal forwarded
         tasks.discard(task)
         if task.cancelled() or task.exception() is not None:
             failure.append(repr(task.exception()))
             finished.set()
             return
+        now_ms = time.time() * 1000
+        from_append_ms.extend(now_ms - t for t in appended_ms)
+        from_fetch_ms.extend(now_ms - fetched_ms for _ in appended_ms)
+        n = len(appended_ms)
         forwarded += n
         uncommitted[tp.partition] -= n
         if tp in paused and uncommitted[tp.partition] < WriterPolicy.max_batch_records:
@@ -258,7 +269,7 @@ async def forward(cfg: StageConfig) -> dict[str, Any]:
             if not batch:
                 continue
             meter.start()
-            fetched_ms = int(time.time() * 1000)
+            fetched_ms = time.time() * 1000
             for tp, messages in batch.items():
                 records = [
                     OutRecord(
@@ -266,7 +277,7 @@ async def forward(cfg: StageConfig) -> dict[str, Any]:
                         str(orjson.loads(m.value)["trace_number"]).encode(),
                         m.value,
                         None,  # the producer's default partitioner: murmur2 of the key, as Kafka's
-                        (("src", f"{tp.partition}:{m.offset}:{m.timestamp}:{fetched_ms}".encode()),),
+                        (("src", f"{tp.partition}:{m.offset}:{m.timestamp}".encode()),),
                     )
                     for m in messages
                 ]
@@ -276,13 +287,17 @@ async def forward(cfg: StageConfig) -> dict[str, Any]:
                 )
                 task = asyncio.create_task(write)
                 tasks.add(task)
-                task.add_done_callback(functools.partial(committed, tp, len(records)))
+                appended = [int(m.timestamp) for m in messages]
+                task.add_done_callback(functools.partial(committed, tp, appended, fetched_ms))
                 if uncommitted[tp.partition] >= WriterPolicy.max_batch_records and tp not in paused:
                     paused.add(tp)
                     consumer.pause(tp)
         if failure:
             raise RuntimeError(f"the forwarder failed: {failure[0]}")
-        return meter.figures(forwarded, writers.transactions)
+        figures = meter.figures(forwarded, writers.transactions)
+        figures["append_to_committed_ms"] = percentiles_ms(from_append_ms)
+        figures["fetch_to_committed_ms"] = percentiles_ms(from_fetch_ms)
+        return figures
     finally:
         for task in list(tasks):
             task.cancel()
@@ -443,63 +458,18 @@ def child_main(raw: str) -> int:
 
 
 @dataclass
-class Probe:
-    """A read_committed reader of the source and by-trace topics: when each record first became visible."""
+class Forwarded:
+    """The by-trace topic read after a hop run (read_committed): each command forwarded once?"""
 
-    bootstrap: str
-    source: str
-    by_trace: str
-    expected: int
-    complete: asyncio.Event = field(default_factory=asyncio.Event)
-    source_seen_ms: dict[tuple[int, int], float] = field(default_factory=dict)
-    forwarded: list[tuple[tuple[int, int], float, int, int, int]] = field(default_factory=list)
+    sources: set[tuple[int, int]] = field(default_factory=set)
+    records: int = 0
+    append_to_append_ms: list[float] = field(default_factory=list)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            fetch_max_wait_ms=CLAIMS_FETCH_WAIT_MS,
-            client_id="bench-probe",
-        )
-        await consumer.start()
-        try:
-            topics = (self.source, self.by_trace)
-            tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=100, max_records=5000)
-                now_ms = time.time() * 1000
-                for tp, messages in batch.items():
-                    if tp.topic == self.source:
-                        for m in messages:
-                            self.source_seen_ms[(tp.partition, m.offset)] = now_ms
-                        continue
-                    for m in messages:
-                        header = dict(m.headers)["src"].decode().split(":")
-                        src = (int(header[0]), int(header[1]))
-                        self.forwarded.append((src, now_ms, int(m.timestamp), int(header[2]), int(header[3])))
-                if len(self.forwarded) >= self.expected:
-                    self.complete.set()
-        finally:
-            await consumer.stop()
-
-    def latencies(self) -> dict[str, Any]:
-        visible, hop, appended = [], [], []
-        for src, seen_ms, append_ms, src_append_ms, fetched_ms in self.forwarded:
-            if src in self.source_seen_ms:
-                visible.append(seen_ms - self.source_seen_ms[src])
-            hop.append(seen_ms - fetched_ms)
-            appended.append(float(append_ms - src_append_ms))
-        return {
-            "forwarded_read": len(self.forwarded),
-            "forwarded_distinct": len({src for src, *_ in self.forwarded}),
-            "visible_to_visible_ms": percentiles_ms(visible),
-            "fetch_to_visible_ms": percentiles_ms(hop),
-            "append_to_append_ms": percentiles_ms(appended),
-        }
+    def add(self, record: Any) -> None:
+        partition, offset, appended_ms = dict(record.headers)["src"].decode().split(":")
+        self.records += 1
+        self.sources.add((int(partition), int(offset)))
+        self.append_to_append_ms.append(float(int(record.timestamp) - int(appended_ms)))
 
 
 @dataclass
@@ -559,9 +529,6 @@ async def run_stage(
             cwd=REPO_ROOT,
         )
     assert child.stdout is not None
-    stop_probe = asyncio.Event()
-    probe = Probe(bootstrap, cfg.source, cfg.by_trace, args.commands)
-    probe_task = asyncio.create_task(probe.run(stop_probe))
     producing: asyncio.Task[int] | None = None
     timeout_s = args.timeout_s or max(300.0, args.commands / (rate or 200.0) * 3)
     try:
@@ -579,12 +546,7 @@ async def run_stage(
         await asyncio.wait_for(child.wait(), 60.0)
         if producing is not None:
             await producing
-        if stage == "hop":
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(probe.complete.wait(), 30.0)
     finally:
-        stop_probe.set()
-        await asyncio.gather(probe_task, return_exceptions=True)
         if producing is not None and not producing.done():
             producing.cancel()
         if child.returncode is None:
@@ -595,10 +557,13 @@ async def run_stage(
     if broker_cpu0 is not None and broker_cpu1 is not None and count:
         broker = round((broker_cpu1 - broker_cpu0) * 1000 / count * 1000, 1)
     if stage == "hop":
-        lat = probe.latencies()
-        figures.update(lat)
-        measure = "visible_to_visible_ms" if mode == "paced" else "fetch_to_visible_ms"
-        added = lat[measure]
+        forwarded = Forwarded()
+        await read_topic(bootstrap, cfg.by_trace, PARTITIONS, forwarded.add)
+        figures["forwarded_read"] = forwarded.records
+        figures["forwarded_distinct"] = len(forwarded.sources)
+        figures["append_to_append_ms"] = percentiles_ms(forwarded.append_to_append_ms)
+        measure = "append_to_committed_ms" if mode == "paced" else "fetch_to_committed_ms"
+        added = figures[measure]
     else:
         measure = "write_to_read_back_ms"
         added = figures["added_ms"]
