@@ -96,6 +96,7 @@ class StageConfig:
     rate_per_s: float | None
     in_flight: int
     producers: str
+    fetch_wait_ms: int = 500
     seed: int = 7
 
 
@@ -221,6 +222,7 @@ async def forward(cfg: StageConfig) -> dict[str, Any]:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=1024 * 1024,
+        fetch_max_wait_ms=cfg.fetch_wait_ms,
         client_id="bench-forwarder",
     )
     await consumer.start()
@@ -511,6 +513,7 @@ async def run_stage(
         rate_per_s=rate if stage != "hop" else None,
         in_flight=args.in_flight,
         producers=args.producers,
+        fetch_wait_ms=args.forwarder_fetch_wait_ms,
         seed=args.seed,
     )
     messages = workload(args.commands, args.msisdns, args.seed)
@@ -677,6 +680,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=500.0, help="commands/s in paced mode (default 500)")
     parser.add_argument("--in-flight", type=int, default=256, help="claims at a time (ECASH_MAX_IN_FLIGHT)")
     parser.add_argument("--producers", choices=("partition", "process"), default="partition")
+    parser.add_argument(
+        "--forwarder-fetch-wait-ms",
+        type=int,
+        default=500,
+        help="the forwarder's fetch_max_wait_ms (default 500: aiokafka's, as the worker's command consumer)",
+    )
     parser.add_argument("--bootstrap", help="an existing broker (default: a scratch one on free ports)")
     parser.add_argument("--broker-pid", type=int, help="with --bootstrap: its pid, for the broker's CPU")
     parser.add_argument("--work-dir", type=Path, help="the stage processes' logs (default: a temp dir)")
