@@ -290,6 +290,10 @@ class Topics:
     def journal(self) -> str:
         return f"{self.prefix}.journal"
 
+    @property
+    def claims(self) -> str:
+        return f"{self.prefix}.claims"
+
 
 def design_env(ctx: Context, topics: Topics, api_url: str, transport: str, run_dir: Path) -> dict[str, str]:
     """The environment of ``ecash-worker run`` (the baseline reads the same settings)."""
@@ -521,6 +525,7 @@ class Timestamps:
     """Per trace number: the command's, the first journal record's and the first result's timestamps."""
 
     command_ms: dict[str, int] = field(default_factory=dict)
+    claim_ms: dict[str, int] = field(default_factory=dict)  # the worker's claim (issue 14), before the intent
     intent_ms: dict[str, int] = field(default_factory=dict)
     outcome_ms: dict[str, int] = field(default_factory=dict)
     result_ms: dict[str, int] = field(default_factory=dict)
@@ -530,6 +535,13 @@ class Timestamps:
 
     def add_command(self, record: Any) -> None:
         self.command_ms[orjson.loads(record.value)["trace_number"]] = record.timestamp
+
+    def add_claim(self, record: Any) -> None:
+        """A command's first claim record (claims.py: written before its intent)."""
+        if record.value is not None:
+            claim = orjson.loads(record.value)
+            if claim.get("state") == "claimed":
+                self.claim_ms.setdefault(claim["trace_number"], record.timestamp)
 
     def add_journal(self, record: Any) -> None:
         """The first record of a trace number is its intent, the last its outcome (read in offset order)."""
@@ -555,6 +567,8 @@ async def collect_timestamps(bootstrap: str, topics: Topics, design: str) -> Tim
     await read_topic(bootstrap, topics.results, topics.partitions, stamps.add_result)
     if design in ("worker", "worker-notxn", "worker-noclaims"):  # all write journal records (intents)
         await read_topic(bootstrap, topics.journal, topics.partitions, stamps.add_journal)
+    if design == "worker":  # the claims (the what-ifs write none)
+        await read_topic(bootstrap, topics.claims, topics.partitions, stamps.add_claim)
     return stamps
 
 
@@ -578,6 +592,7 @@ class RunFigures:
     # The worker's service time in two parts, from its journal's timestamps: intent record handed to the
     # producer -> outcome record handed to it (intent acknowledged + the API call), and outcome record ->
     # result (the outcome record's acknowledgement): the journal's share of the latency.
+    claim_to_intent_ms: dict[str, float | None] = field(default_factory=dict)  # the claim's own latency
     intent_to_outcome_ms: dict[str, float | None] = field(default_factory=dict)
     outcome_to_result_ms: dict[str, float | None] = field(default_factory=dict)
     design_cpu_ms_per_1000: float | None = None
@@ -610,9 +625,13 @@ def fill_timing(figures: RunFigures, stamps: Timestamps, spawned_unix_s: float) 
         figures.throughput_per_s = round((len(stamps.result_ms) - 1) / ((last_ms - first_ms) / 1000), 1)
     e2e = [stamps.result_ms[t] - stamps.command_ms[t] for t in stamps.result_ms if t in stamps.command_ms]
     figures.end_to_end_ms = percentiles_ms([float(v) for v in e2e])
-    starts = stamps.intent_ms or stamps.started_ms
+    starts = {**(stamps.intent_ms or stamps.started_ms), **stamps.claim_ms}  # the claim comes first
     service = [stamps.result_ms[t] - starts[t] for t in stamps.result_ms if t in starts]
     figures.service_ms = percentiles_ms([float(v) for v in service])
+    claimed = [t for t in stamps.result_ms if t in stamps.claim_ms and t in stamps.intent_ms]
+    figures.claim_to_intent_ms = percentiles_ms(
+        [float(stamps.intent_ms[t] - stamps.claim_ms[t]) for t in claimed]
+    )
     if stamps.outcome_ms:
         traces = [t for t in stamps.result_ms if t in stamps.outcome_ms]
         call = [stamps.outcome_ms[t] - stamps.intent_ms[t] for t in traces]
@@ -1064,6 +1083,12 @@ async def main_async(args: argparse.Namespace) -> int:
         "targets": goals,
     }
     print(table(runs))
+    for r in runs:
+        if r.claim_to_intent_ms.get("p50") is not None:
+            c = r.claim_to_intent_ms
+            print(
+                f"{r.scenario}: {r.design} ({r.transport}): claim -> intent p50/p99 {c['p50']}/{c['p99']} ms"
+            )
     for line in ratio_lines(runs):
         print(line)
     for target in goals:
