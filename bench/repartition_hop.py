@@ -406,7 +406,8 @@ async def claim(cfg: StageConfig) -> dict[str, Any]:
                 assert index is not None
                 key = claim_key(commands_topic, partition, offset)
                 await writers.of(partition).write([record])
-                await index.wait_until(lambda: index.entry(key) is not None, lambda: False)
+                while not index.has(key):  # as the worker does (processor._claim)
+                    await index.wait_for_key(key, lambda: False)
                 found = standing(key, index.entries(command.trace_number))
                 if found is None or found.kind != "owner":
                     raise RuntimeError(f"{key}: {found}")

@@ -200,6 +200,9 @@ class ClaimsIndex:
         self._consumer: Any = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        # key -> futures of the commands waiting for a record of that key (their own claim, or the owner's
+        # final): only they are woken when it arrives, not every waiter at every batch.
+        self._key_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._positions: dict[int, int] = {}
         self.partitions = partitions or 0
         self.failure: str | None = None
@@ -293,6 +296,11 @@ class ClaimsIndex:
     def _apply(self, cpart: int, rows: list[tuple[int, bytes, bytes | None, int]], next_offset: int) -> None:
         self._store.apply(cpart, rows, next_offset)
         self._positions[cpart] = next_offset
+        if self._key_waiters:
+            for _, raw_key, _, _ in rows:
+                for waiter in self._key_waiters.pop(raw_key.decode(errors="replace"), ()):
+                    if not waiter.done():
+                        waiter.set_result(None)
         self._notify()
 
     @classmethod
@@ -310,6 +318,30 @@ class ClaimsIndex:
         """Records as the follower would apply them: for in-memory fakes (no consumer)."""
         next_offset = rows[-1][0] + 1 if rows else self._positions.get(cpart, 0)
         self._apply(cpart, rows, next_offset)
+
+    async def wait_for_key(self, key: str, abandoned: Callable[[], bool]) -> bool:
+        """Wait for the next record of ``key`` (True), or until the job is abandoned (False)."""
+        while True:
+            if self.failure is not None:
+                raise RuntimeError(self.failure)
+            if abandoned():
+                return False
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._key_waiters.setdefault(key, []).append(waiter)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), WAIT_STEP_S)
+                return True
+            except TimeoutError:
+                continue
+            finally:
+                waiters = self._key_waiters.get(key)
+                if waiters is not None and waiter in waiters:
+                    waiters.remove(waiter)
+                    if not waiters:
+                        del self._key_waiters[key]
+
+    def has(self, key: str) -> bool:
+        return self._store.has(key)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -331,18 +363,3 @@ class ClaimsIndex:
 
     def count(self) -> int:
         return self._store.count()
-
-    async def wait_until(
-        self, ready: Callable[[], bool], abandoned: Callable[[], bool], *, timeout_s: float | None = None
-    ) -> bool:
-        """Wait until ``ready()`` (True), the job is abandoned or ``timeout_s`` passes (False)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not ready():
-            if self.failure is not None:
-                raise RuntimeError(self.failure)
-            if abandoned():
-                return False
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            await self._wait_change(WAIT_STEP_S)
-        return True

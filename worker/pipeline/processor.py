@@ -346,11 +346,12 @@ class Processor:
         claims = self._claims
         assert claims is not None
         key = claim_key(self._topic, job.partition, job.offset)
-        if claims.entry(key) is None:  # not already claimed by this message (an earlier life, a crash)
+        if not claims.has(key):  # not already claimed by this message (an earlier life, a crash)
             claim = new_claim(command, print_, topic=self._topic, partition=job.partition, offset=job.offset)
             await self._writer(job).write([claim_record(claims.topic, claim, claims.partitions)])
-            if not await claims.wait_until(lambda: claims.entry(key) is not None, lambda: job.abandoned):
-                return False
+            while not claims.has(key):  # read-your-write: the index has read up to this claim
+                if not await claims.wait_for_key(key, lambda: job.abandoned):
+                    return False
         while True:
             forgotten_ms = int((self._clock.now().timestamp() - self._settings.dedupe_window_s) * 1000)
             found = standing(key, claims.entries(command.trace_number), forgotten_before_ms=forgotten_ms)
@@ -374,14 +375,12 @@ class Processor:
                 self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
                 return True
 
-            def settled(owner_key: str = owner.key) -> bool:
-                entry = claims.entry(owner_key)
-                return entry is None or entry.claim.result is not None
-
             # An exact duplicate: the owner's outcome, once it has one (its claim's final record).
-            if not await claims.wait_until(settled, lambda: job.abandoned):
-                return False
             entry = claims.entry(owner.key)
+            while entry is not None and entry.claim.result is None:
+                if not await claims.wait_for_key(owner.key, lambda: job.abandoned):
+                    return False
+                entry = claims.entry(owner.key)
             if entry is None or entry.claim.result is None:
                 continue  # the owner's claim aged out meanwhile: decide again
             result = duplicate_result(

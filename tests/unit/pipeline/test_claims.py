@@ -163,12 +163,16 @@ def test_expired_final_claims_are_found_for_their_command_partitions_owner() -> 
 async def test_a_waiter_wakes_when_its_claim_arrives_and_stops_when_abandoned() -> None:
     index = ClaimsIndex.in_memory(TOPIC, 1)
     claim = claim_of(command(), 0, 5).claim
-    waiting = asyncio.create_task(index.wait_until(lambda: index.entry(claim.key) is not None, lambda: False))
+    other = claim_of(command("T2"), 0, 6).claim
+    waiting = asyncio.create_task(index.wait_for_key(claim.key, lambda: False))
+    await asyncio.sleep(0.01)
+    feed(index, 0, claim_record(TOPIC, other, 1).value, other.key.encode())  # another key: still waiting
     await asyncio.sleep(0.01)
     assert not waiting.done()
-    feed(index, 0, claim_record(TOPIC, claim, 1).value, claim.key.encode())
+    feed(index, 1, claim_record(TOPIC, claim, 1).value, claim.key.encode())
     assert await asyncio.wait_for(waiting, 1.0) is True
-    abandoned = await index.wait_until(lambda: False, lambda: True)
+    assert index.has(claim.key)
+    abandoned = await index.wait_for_key("nobody", lambda: True)
     assert abandoned is False
 
 
