@@ -22,7 +22,7 @@ from typing import Final
 from aiokafka.partitioner import murmur2
 
 from worker.contracts import Command
-from worker.pipeline.intake import Rejection
+from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, Rejection
 
 KEY_REASON: Final = "key_not_msisdn"
 KEY_MISSING: Final = "key_missing"
@@ -105,3 +105,20 @@ def shown_bytes(data: bytes) -> str:
 def java_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's Java default partitioner gives ``key``: ``toPositive(murmur2(key)) % n``."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def on_commands_topic(intake: Intake, key: bytes | None, *, decisions_topic: str) -> Intake:
+    """What a message read from the commands topic becomes, beyond parsing. Pure.
+
+    A valid command whose key is not its MSISDN is rejected (before the journal and any claim: it claims
+    nothing); a review decision is dead-lettered (decisions are read from their own topic only, so that
+    ACLs can keep producers of commands from closing reviews)."""
+    if isinstance(intake, Parsed):
+        return key_rejection(intake.command, key) or intake
+    if isinstance(intake, Decision):
+        return DeadLetterReason(
+            "review_decision_wrong_topic",
+            f"review decisions are read from {decisions_topic} only (its own topic, so that ACLs can keep "
+            "producers of commands from closing reviews); use `ecash-worker review resolve`",
+        )
+    return intake

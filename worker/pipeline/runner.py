@@ -36,7 +36,7 @@ from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.gate import Gate
 from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, parse_command
 from worker.pipeline.journal import Journal, JournalState
-from worker.pipeline.key_rule import key_rejection
+from worker.pipeline.key_rule import on_commands_topic
 from worker.pipeline.lanes import Lanes
 from worker.pipeline.offsets import OffsetTracker
 from worker.pipeline.ownership import (
@@ -276,19 +276,10 @@ class Runner:
 
     # --- commands ----------------------------------------------------------------------------
     def _dispatch(self, message: Any) -> None:
-        intake: Intake = parse_command(message.value, max_bytes=self._settings.command_max_bytes)
-        if (
-            isinstance(intake, Parsed)
-            and (wrong_key := key_rejection(intake.command, message.key)) is not None
-            and not self._journaled(message, intake)
-        ):
-            intake = wrong_key  # before the journal and any claim: a wrongly keyed command claims nothing
-        if isinstance(intake, Decision):
-            intake = DeadLetterReason(
-                "review_decision_wrong_topic",
-                f"review decisions are read from {self.decisions_topic} only (its own topic, so that ACLs "
-                "can keep producers of commands from closing reviews); use `ecash-worker review resolve`",
-            )
+        parsed = parse_command(message.value, max_bytes=self._settings.command_max_bytes)
+        intake = on_commands_topic(parsed, message.key, decisions_topic=self.decisions_topic)
+        if isinstance(parsed, Parsed) and self._journaled(message, parsed):
+            intake = parsed  # accepted before the key rule existed: carry its journal record on
         failed = self._failures.get((message.partition, message.offset))
         if (
             failed is not None

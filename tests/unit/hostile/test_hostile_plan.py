@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from worker.hostile_plan import HOSTILE, MAX_BYTES, REPLAYS, plan_messages
-from worker.pipeline.intake import DeadLetterReason, Decision, Parsed, Rejection, parse_command
+from worker.pipeline.intake import DeadLetterReason, Parsed, Rejection, parse_command
+from worker.pipeline.key_rule import on_commands_topic
 
 
 def test_the_plan_is_seeded_half_hostile_and_names_every_kind() -> None:
@@ -31,11 +32,11 @@ def test_a_replay_reuses_an_earlier_valid_command_with_its_key() -> None:
 @pytest.mark.parametrize("kind", sorted(HOSTILE))  # replays: see above; intake parses them
 def test_each_hostile_kind_expects_what_intake_decides(kind: str) -> None:
     message = next(m for m in plan_messages(2 * (len(HOSTILE) + len(REPLAYS)), 50, seed=5) if m.kind == kind)
-    outcome = parse_command(message.value, max_bytes=MAX_BYTES)
+    parsed = parse_command(message.value, max_bytes=MAX_BYTES)
+    # as the runner reads a commands-topic message: the key rule, and no review decisions there
+    outcome = on_commands_topic(parsed, message.key, decisions_topic="ecash.review.decisions")
     expect = message.expect
-    if expect.answer == "dead_letter" and expect.label == "review_decision_not_applicable":
-        assert isinstance(outcome, Decision)  # the processor finds nothing to close
-    elif expect.answer == "dead_letter":
+    if expect.answer == "dead_letter":
         assert isinstance(outcome, DeadLetterReason), outcome
         assert outcome.reason == expect.label
     elif expect.outcome != "rejected":
