@@ -21,6 +21,8 @@ GRAFANA_DIR = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "ecash-worker.json"
 RUNBOOK = REPO / "docs" / "runbook.md"
 METRICS_DOC = REPO / "docs" / "metrics.md"
+# The base of every runbook_url in alerts.yml; the kustomize overlays replace it (components/runbook-url).
+RUNBOOK_BASE_PLACEHOLDER = "https://REPLACE-ME.invalid/ecash-worker/docs/runbook.md"
 
 # Series Prometheus makes itself, not the worker.
 PROMETHEUS_OWN = frozenset({"up"})
