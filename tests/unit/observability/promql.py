@@ -59,7 +59,9 @@ def dashboard_exprs() -> list[str]:
 
 def grafana_to_promql(expr: str) -> str:
     """Grafana's variables replaced by values Prometheus accepts."""
-    return expr.replace("$__rate_interval", "5m").replace("$__interval", "1m").replace("$instance", ".*")
+    for variable, value in (("$__rate_interval", "5m"), ("$__interval", "1m"), ("$instance", ".*")):
+        expr = expr.replace(variable, value)
+    return expr.replace("$namespace", ".*").replace("$job", "ecash-worker")
 
 
 def metric_names(expr: str) -> set[str]:
