@@ -239,9 +239,12 @@ async def test_unresolved_goes_to_review_and_an_operator_decision_closes_it(
         ]
     )
     await produce(settings, [command("U1", RICH, 300)])
-    async with running_worker(settings):
+    async with running_worker(settings) as worker:
         results = await wait_results(settings, {"U1"}, timeout_s=60)
         assert results.outcome_of("U1") == "unresolved"
+        # The open item is on the worker's gauge (ecash_review_open) until a decision closes it.
+        await eventually(lambda: worker.runner.snapshot().review_open == 1, timeout_s=10)
+        assert worker.runner.snapshot().review_open_oldest_s > 0
         reviews = await read_topic(
             kafka_bootstrap,
             settings.review_topic,
@@ -279,6 +282,8 @@ async def test_unresolved_goes_to_review_and_an_operator_decision_closes_it(
             until=2,
             timeout_s=20,
         )
+        await eventually(lambda: worker.runner.snapshot().review_open == 0, timeout_s=10)
+        assert worker.runner.snapshot().review_open_oldest_s == 0
     final = [e for e in results.distinct().values() if e["resolved_by"] == "manual"]
     assert len(final) == 1
     assert final[0]["outcome"] == "succeeded"

@@ -206,3 +206,5 @@ class PipelineSnapshot:
     consuming: bool = False
     fatal: str | None = None
     loop_heartbeat_unix_s: float = 0.0
+    review_open: int = 0  # open review items in the owned partitions' journals
+    review_open_oldest_s: float = 0.0  # age of the oldest of them (0 when none)

@@ -361,6 +361,16 @@ class _SnapshotCollector(Collector):
         yield _flag("ecash_logged_in", "1 while the worker holds an API session token", snap.logged_in)
         yield _flag("ecash_consuming", "1 while the consumer runs and has joined its group", snap.consuming)
         yield _flag("ecash_fatal_configuration", _FATAL_DOC, fatal)
+        yield GaugeMetricFamily(
+            "ecash_review_open",
+            "Open review items (unresolved outcomes no decision has closed) in this worker's partitions",
+            value=snap.review_open,
+        )
+        yield GaugeMetricFamily(
+            "ecash_review_open_oldest_seconds",
+            "Age of the oldest open review item in this worker's partitions (0: none)",
+            value=snap.review_open_oldest_s,
+        )
 
 
 _FATAL_DOC = "1 when the worker stopped moving money on a configuration error (e.g. credentials refused)"

@@ -107,6 +107,17 @@ class Journal:
     def owns(self, partition: int) -> bool:
         return partition in self._stores
 
+    def open_reviews(self) -> tuple[int, int | None]:
+        """Open review items (``unresolved`` outcomes no decision has closed) in the partitions held here,
+        and the time (ms) the oldest of them entered the journal."""
+        count, oldest = 0, None
+        for store in self._stores.values():
+            n, ts_ms = store.open_reviews()
+            count += n
+            if ts_ms is not None and (oldest is None or ts_ms < oldest):
+                oldest = ts_ms
+        return count, oldest
+
     def pending_records(self, partition: int) -> int:
         store = self._stores.get(partition)
         return store.count() if store else 0

@@ -10,16 +10,20 @@ replay starts from the last clean checkpoint, and replaying a record twice is ha
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import sqlite3
 from pathlib import Path
 
 _UPSERT = (
-    "INSERT INTO records(trace, value, ts_ms, final) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms, final = excluded.final"
+    "INSERT INTO records(trace, value, ts_ms, final, review) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms, "
+    "final = excluded.final, review = excluded.review"
 )
-SCHEMA_VERSION = "2"  # 2: the ``final`` column (a record whose outcome is final may age out; others never)
+# 2: the ``final`` column (a record whose outcome is final may age out; others never).
+# 3: the ``review`` column (an ``unresolved`` outcome: an open review item until an operator's decision).
+SCHEMA_VERSION = "3"
 # What a journal record's JSON holds once its outcome is final and not ``unresolved`` (compact JSON, as
 # written by pydantic): such a record may be dropped after the dedupe window; any other never is.
 _DONE_MARK = b'"state":"done"'
@@ -29,6 +33,28 @@ _UNRESOLVED_MARK = b'"outcome":"unresolved"'
 def is_final(value: bytes) -> bool:
     """An outcome that nothing will change: done, and not waiting for an operator."""
     return _DONE_MARK in value and _UNRESOLVED_MARK not in value
+
+
+def is_open_review(value: bytes) -> bool:
+    """Done as ``unresolved``: an open review item until an operator's decision writes another outcome.
+
+    The marks rule out almost every record cheaply; the few left are parsed, so that an ``outcome`` key
+    elsewhere in the record (a resolution's, a result's metadata) is not taken for the result's.
+    """
+    if _DONE_MARK not in value or _UNRESOLVED_MARK not in value:
+        return False
+    try:
+        record = json.loads(value)
+    except ValueError:
+        return False
+    if not isinstance(record, dict) or record.get("state") != "done":
+        return False
+    result = record.get("result")
+    return isinstance(result, dict) and result.get("outcome") == "unresolved"
+
+
+def _row(trace: str, value: bytes, ts_ms: int) -> tuple[str, bytes, int, int, int]:
+    return (trace, value, ts_ms, int(is_final(value)), int(is_open_review(value)))
 
 
 # Puts are grouped into one transaction per this many (a transaction per put costs more than the put).
@@ -69,8 +95,11 @@ class PartitionStore:
             self._db.execute("INSERT INTO meta(k, v) VALUES ('schema', ?)", (SCHEMA_VERSION,))
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS records "
-            "(trace TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ms INTEGER, final INTEGER NOT NULL DEFAULT 0)"
+            "(trace TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ms INTEGER, final INTEGER NOT NULL DEFAULT 0, "
+            "review INTEGER NOT NULL DEFAULT 0)"
         )
+        # Few rows are open review items among many: a partial index answers ``open_reviews`` from them alone.
+        self._db.execute("CREATE INDEX IF NOT EXISTS open_reviews ON records(ts_ms) WHERE review = 1")
         self._uncommitted = 0
 
     def get(self, trace_number: str) -> tuple[bytes, int | None] | None:
@@ -82,7 +111,7 @@ class PartitionStore:
         """Upsert; visible to ``get`` at once, committed with the next ``PUTS_PER_COMMIT`` or ``flush``."""
         if not self._db.in_transaction:
             self._db.execute("BEGIN")
-        self._db.execute(_UPSERT, (trace_number, value, ts_ms, int(is_final(value))))
+        self._db.execute(_UPSERT, _row(trace_number, value, ts_ms))
         self._uncommitted += 1
         if self._uncommitted >= PUTS_PER_COMMIT:
             self.flush()
@@ -98,11 +127,7 @@ class PartitionStore:
         latest: dict[str, tuple[bytes | None, int]] = {}
         for trace, value, ts_ms in rows:
             latest[trace] = (value, ts_ms)
-        upserts = [
-            (trace, value, ts_ms, int(is_final(value)))
-            for trace, (value, ts_ms) in latest.items()
-            if value is not None
-        ]
+        upserts = [_row(trace, value, ts_ms) for trace, (value, ts_ms) in latest.items() if value is not None]
         deletes = [(trace,) for trace, (value, _) in latest.items() if value is None]
         self.flush()
         self._db.execute("BEGIN")
@@ -126,6 +151,11 @@ class PartitionStore:
         ).fetchall()
         self._db.execute("DELETE FROM records WHERE final = 1 AND ts_ms < ?", (ts_ms,))
         return [str(row[0]) for row in rows]
+
+    def open_reviews(self) -> tuple[int, int | None]:
+        """How many records are open review items (``unresolved``), and the time of the oldest (ms)."""
+        row = self._db.execute("SELECT COUNT(*), MIN(ts_ms) FROM records WHERE review = 1").fetchone()
+        return int(row[0]), None if row[1] is None else int(row[1])
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])

@@ -598,6 +598,7 @@ class Runner:
                 lag[partition] = max(0, high - start)
             oldest = tracker.oldest_pending_timestamp_ms()
             lag_s[partition] = max(0.0, now_s - oldest / 1000) if oldest else 0.0
+        review_open, review_oldest_ms = self._journal.open_reviews()
         return PipelineSnapshot(
             in_flight=self._lanes.in_flight,
             waiting=self._lanes.waiting,
@@ -611,4 +612,6 @@ class Runner:
             consuming=self._consuming and self.fatal is None,
             fatal=self._gate.fatal or self.fatal,
             loop_heartbeat_unix_s=self._heartbeat_s,
+            review_open=review_open,
+            review_open_oldest_s=max(0.0, now_s - review_oldest_ms / 1000) if review_oldest_ms else 0.0,
         )

@@ -281,6 +281,23 @@ def test_prometheus_rule_is_the_alert_file_rendered() -> None:
     assert committed == module.render(alerts), "stale: run python deploy/k8s/render_prometheus_rule.py"
 
 
+def test_prod_alerts_link_to_the_overlays_runbook_with_each_alerts_anchor() -> None:
+    base_url = yaml.safe_load((K8S / "overlays" / "prod" / "runbook-url.yaml").read_text())["data"]["baseUrl"]
+    assert base_url.startswith("https://")
+    assert "#" not in base_url
+    rule = one(render("prod"), "PrometheusRule")
+    alerts = [r for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r]
+    assert alerts
+    for alert in alerts:
+        assert alert["annotations"]["runbook_url"] == f"{base_url}#{alert['alert'].lower()}", alert["alert"]
+
+
+def test_the_runbook_base_url_is_build_time_only(overlay: tuple[str, list[Doc]]) -> None:
+    _, docs = overlay
+    assert not [d for d in docs if d["metadata"]["name"] == "runbook-url"], "local-config: never applied"
+    assert not any("REPLACE-ME.invalid" in text for text in strings_in(docs)), "the placeholder base was left"
+
+
 def test_kustomize_builds_every_overlay(overlay: tuple[str, list[Doc]]) -> None:
     name, docs = overlay
     kinds = {d["kind"] for d in docs}

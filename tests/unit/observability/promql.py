@@ -21,6 +21,8 @@ GRAFANA_DIR = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "ecash-worker.json"
 RUNBOOK = REPO / "docs" / "runbook.md"
 METRICS_DOC = REPO / "docs" / "metrics.md"
+# The base of every runbook_url in alerts.yml; the kustomize overlays replace it (components/runbook-url).
+RUNBOOK_BASE_PLACEHOLDER = "https://REPLACE-ME.invalid/ecash-worker/docs/runbook.md"
 
 # Series Prometheus makes itself, not the worker.
 PROMETHEUS_OWN = frozenset({"up"})
@@ -57,7 +59,9 @@ def dashboard_exprs() -> list[str]:
 
 def grafana_to_promql(expr: str) -> str:
     """Grafana's variables replaced by values Prometheus accepts."""
-    return expr.replace("$__rate_interval", "5m").replace("$__interval", "1m").replace("$instance", ".*")
+    for variable, value in (("$__rate_interval", "5m"), ("$__interval", "1m"), ("$instance", ".*")):
+        expr = expr.replace(variable, value)
+    return expr.replace("$namespace", ".*").replace("$job", "ecash-worker")
 
 
 def metric_names(expr: str) -> set[str]:

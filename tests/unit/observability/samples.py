@@ -71,4 +71,6 @@ def busy_snapshot(heartbeat_unix_s: float = 0.0) -> PipelineSnapshot:
         consuming=True,
         fatal=None,
         loop_heartbeat_unix_s=heartbeat_unix_s,
+        review_open=2,
+        review_open_oldest_s=5400.0,
     )

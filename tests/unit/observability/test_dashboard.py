@@ -108,6 +108,27 @@ def test_dashboard_structure_grafana_needs() -> None:
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert variables["datasource"]["query"] == "prometheus"
     assert "ecash_build_info" in variables["instance"]["definition"]
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "job", "namespace", "instance"]
+
+
+def test_job_and_namespace_variables_narrow_every_panel_query() -> None:
+    """Dev and prod in one Prometheus: each panel shows one namespace's workers, never their sum."""
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert variables["job"]["definition"] == "label_values(ecash_build_info, job)"
+    assert variables["job"]["current"]["value"] == "ecash-worker"
+    namespace = variables["namespace"]
+    assert namespace["definition"] == 'label_values(ecash_build_info{job=~"$job"}, namespace)'
+    assert namespace["allValue"] == ".*"  # also matches targets without a namespace (Docker Compose)
+    assert variables["instance"]["definition"] == (
+        'label_values(ecash_build_info{namespace=~"$namespace",job=~"$job"}, instance)'
+    )
+    for expr in dashboard_exprs():
+        selectors = re.findall(r"\{([^}]*)\}", expr)
+        assert selectors, expr
+        for selector in selectors:
+            assert selector.startswith('namespace=~"$namespace",job=~"$job",instance=~"$instance"'), expr
+            assert selector.count("namespace=") == selector.count("job=") == 1, expr
+        assert 'job="' not in expr, expr
 
 
 def test_provisioning_points_grafana_at_prometheus_and_the_dashboard_folder() -> None:

@@ -86,3 +86,50 @@ def test_a_store_of_an_older_layout_is_dropped_and_replayed_in_full(tmp_path: Pa
     assert store.checkpoint() is None  # replay from the start of the topic
     assert store.count() == 0
     store.close()
+
+
+def test_open_reviews_count_unresolved_records_and_the_oldest_time() -> None:
+    store = PartitionStore(None)
+    assert store.open_reviews() == (0, None)
+    store.put("T1", UNRESOLVED, 300)
+    store.put("T2", DONE, 100)
+    store.put("T3", b'{"state":"intent"}', 50)
+    store.apply_batch([("T4", UNRESOLVED, 200), ("T5", b'{"state":"resolving"}', 10)])
+    assert store.open_reviews() == (2, 200)
+    # An operator's decision writes the command's final outcome: the item is closed.
+    store.put("T4", b'{"state":"done","result":{"outcome":"failed"}}', 400)
+    assert store.open_reviews() == (1, 300)
+    store.apply_batch([("T1", None, 500)])  # a tombstone
+    assert store.open_reviews() == (0, None)
+
+
+def test_an_outcome_key_elsewhere_in_a_closed_record_is_not_an_open_item() -> None:
+    store = PartitionStore(None)
+    closed = (
+        b'{"state":"done","resolution":{"outcome":"unresolved"},'
+        b'"result":{"outcome":"succeeded","metadata":{"outcome":"unresolved"}}}'
+    )
+    store.put("T1", closed, 100)
+    store.put("T2", b'{"state":"resolving","resolution":{"outcome":"unresolved"}}', 100)
+    assert store.open_reviews() == (0, None)
+
+
+def test_open_reviews_survive_reopening_and_a_schema_2_store_is_replayed(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "p0.sqlite"
+    store = PartitionStore(path)
+    store.put("T1", UNRESOLVED, 100)
+    store.set_checkpoint(7)
+    store.close()
+    again = PartitionStore(path)
+    assert again.open_reviews() == (1, 100)
+    again.close()
+    old = sqlite3.connect(path)  # as schema 2 left it: no review column, so unresolved rows unknown
+    old.execute("UPDATE meta SET v = '2' WHERE k = 'schema'")
+    old.commit()
+    old.close()
+    replayed = PartitionStore(path)
+    assert replayed.checkpoint() is None
+    assert replayed.open_reviews() == (0, None)
+    replayed.close()
