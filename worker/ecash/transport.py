@@ -500,7 +500,12 @@ def make_transport(
     )
     proxy = None
     if network.proxy_url is not None:
-        proxy = httpx.Proxy(network.proxy_url, ssl_context=network.ssl_context, headers=network.proxy_headers)
+        tls_to_proxy = network.proxy_url.startswith("https://")  # httpx refuses a context for http://
+        proxy = httpx.Proxy(
+            network.proxy_url,
+            ssl_context=network.ssl_context if tls_to_proxy else None,
+            headers=network.proxy_headers,
+        )
     return httpx.AsyncHTTPTransport(
         limits=limits, retries=0, verify=network.ssl_context, proxy=proxy, trust_env=False
     )
