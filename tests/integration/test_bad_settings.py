@@ -712,3 +712,64 @@ def test_a_bank_certificate_failure_is_a_fatal_configuration_error_not_an_outage
     assert f"ECASH_API_BASE_URL: TLS with {untrusted_https_api}" in fatal[0]
     assert "certificate verify failed" in fatal[0]
     assert "breaker_state_changed" not in stderr  # not counted as the API being down
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"ECASH_API_CLIENT_CERT_FILE": "cert.pem"},
+            "ECASH_API_CLIENT_CERT_FILE: set without ECASH_API_CLIENT_KEY_FILE (mutual TLS needs both)",
+        ),
+        (
+            {"ECASH_API_CLIENT_KEY_FILE": "key.pem"},
+            "ECASH_API_CLIENT_KEY_FILE: set without ECASH_API_CLIENT_CERT_FILE (mutual TLS needs both)",
+        ),
+        ({"ECASH_API_CA_FILE": "absent.pem"}, "ECASH_API_CA_FILE: no such file {dir}/absent.pem"),
+        (
+            {"ECASH_API_CA_FILE": "garbage.pem"},
+            "ECASH_API_CA_FILE: {dir}/garbage.pem holds no usable CA certificate",
+        ),
+        (
+            {"ECASH_API_CLIENT_CERT_FILE": "cert.pem", "ECASH_API_CLIENT_KEY_FILE": "other-key.pem"},
+            "ECASH_API_CLIENT_CERT_FILE: {dir}/cert.pem and ECASH_API_CLIENT_KEY_FILE {dir}/other-key.pem "
+            "do not load",
+        ),
+        (
+            {"ECASH_API_PROXY_URL": "socks5://egress:pr0xy-s3cret@proxy.test:1080"},
+            "ECASH_API_PROXY_URL: must start with http:// or https://",
+        ),
+        (
+            {
+                "ECASH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "ECASH_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+                "ECASH_KAFKA_OAUTH_TOKEN_FILE": "absent-token",
+            },
+            "ECASH_KAFKA_OAUTH_TOKEN_FILE: no such file {dir}/absent-token",
+        ),
+    ],
+)
+def test_api_network_settings_are_checked_at_start(
+    base_env: dict[str, str], tls_dir: Path, env: dict[str, str], expected: str
+) -> None:
+    files = {name: str(tls_dir / value) if name.endswith("_FILE") else value for name, value in env.items()}
+    result = cli(["run"], {**base_env, "ECASH_API_BASE_URL": "https://bank.test/eCashHost", **files})
+    assert_refused(result, "ecash-worker: " + expected.format(dir=tls_dir))
+    assert "pr0xy-s3cret" not in result.stderr + result.stdout
+
+
+def test_good_api_network_settings_pass_the_checks_and_the_proxy_is_masked(
+    base_env: dict[str, str], tls_dir: Path
+) -> None:
+    env = {
+        **base_env,
+        "ECASH_API_BASE_URL": "https://bank.test/eCashHost",
+        "ECASH_API_PROXY_URL": "http://egress:pr0xy-s3cret@proxy.test:3128",
+        "ECASH_API_CA_FILE": str(tls_dir / "cert.pem"),
+        "ECASH_API_CLIENT_CERT_FILE": str(tls_dir / "cert.pem"),
+        "ECASH_API_CLIENT_KEY_FILE": str(tls_dir / "key.pem"),
+    }
+    result = cli(["check", "--config"], env)
+    assert result.returncode == 0, result.stderr
+    assert "ECASH_API_PROXY_URL=********" in result.stdout
+    assert "pr0xy-s3cret" not in result.stdout + result.stderr
