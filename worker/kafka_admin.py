@@ -25,6 +25,7 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
     for_code,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from worker.clock import Clock, SystemClock
 from worker.settings import Settings
@@ -287,7 +288,29 @@ async def diagnose_connection(
         )
     except (OSError, TimeoutError, ValueError, KafkaError):
         return None
-    conn.close()
+    try:
+        if client_kwargs.get("sasl_mechanism") == "OAUTHBEARER":
+            return await _oauth_refused(conn, bootstrap, timeout_s)
+        return None
+    finally:
+        conn.close()
+
+
+async def _oauth_refused(conn: Any, bootstrap: str, timeout_s: float) -> str | None:
+    """aiokafka takes the broker's answer to a bad token (an error challenge, KIP-255) for success; the
+    connection then gets nothing real (a metadata answer without brokers, or closed). One request tells."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            answer = await conn.send(MetadataRequest(topics=[]))
+        refused = not answer.brokers
+    except (OSError, TimeoutError, KafkaError):
+        refused = True
+    if refused:
+        return (
+            f"ECASH_KAFKA_OAUTH_TOKEN_FILE: authentication failed at {bootstrap}: the broker closed the "
+            "connection after the token (expired, wrong audience or issuer, or not a token this cluster "
+            "accepts)"
+        )
     return None
 
 

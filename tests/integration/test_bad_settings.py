@@ -8,7 +8,9 @@ made wrong on purpose; none of them needs the API (it points at a closed port).
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -30,7 +32,13 @@ from cryptography.x509.oid import NameOID
 
 from tests.kafka_fixtures import KafkaTopics
 from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
-from worker.kafka_admin import TopicSpec, worker_topic_specs
+from worker.kafka_admin import (
+    TopicSpec,
+    broker_answers,
+    diagnose_connection,
+    kafka_client_kwargs,
+    worker_topic_specs,
+)
 from worker.settings import SANDBOX_API_IDENTITY, load_settings
 from worker.stack import child_environ, free_port, namespaced
 
@@ -360,8 +368,14 @@ def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "listener.security.protocol.map": (
             "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
         ),
-        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        # OAUTHBEARER with Kafka's unsecured validator (the default without a callback handler): an
+        # unsigned JWT's "sub" is the principal; enough to test the worker's token provider end to end
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            'unsecuredLoginStringClaim_sub="broker";'
+        ),
         # worker may do anything; stranger has no ACL at all
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:ANONYMOUS;User:worker",
@@ -441,6 +455,40 @@ def test_the_right_sasl_credentials_pass_the_start_up_checks(
     code, stderr, _ = stop_within(process, 25)
     assert code == 0, stderr
     assert "Traceback" not in stderr
+
+
+def _unsigned_jwt(subject: str, lifetime_s: float = 3600.0) -> str:
+    """What Kafka's unsecured OAUTHBEARER validator accepts: header ``alg: none``, no signature."""
+
+    def part(claims: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+
+    now = time.time()
+    return f"{part({'alg': 'none'})}.{part({'sub': subject, 'iat': now, 'exp': now + lifetime_s})}."
+
+
+async def test_oauthbearer_authenticates_with_the_token_files_current_content(
+    sasl_bootstrap: str, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(_unsigned_jwt("worker") + "\n")
+    settings = load_settings(
+        kafka_bootstrap_servers=sasl_bootstrap,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="OAUTHBEARER",
+        kafka_oauth_token_file=token_file,
+    )
+    kwargs = kafka_client_kwargs(settings)
+    assert await broker_answers(sasl_bootstrap, client_kwargs=kwargs, timeout_s=10)
+    assert await diagnose_connection(sasl_bootstrap, kwargs) is None
+    token_file.write_text(_unsigned_jwt("worker", lifetime_s=-60))  # rotated to an expired token
+    assert not await broker_answers(sasl_bootstrap, client_kwargs=kwargs, timeout_s=5)
+    line = await diagnose_connection(sasl_bootstrap, kwargs)
+    assert line is not None
+    assert line.startswith(f"ECASH_KAFKA_OAUTH_TOKEN_FILE: authentication failed at {sasl_bootstrap}"), line
+    token_file.write_text(_unsigned_jwt("worker"))  # and to a fresh one: no new kwargs, no restart
+    assert await diagnose_connection(sasl_bootstrap, kwargs) is None
+    assert await broker_answers(sasl_bootstrap, client_kwargs=kwargs, timeout_s=10)
 
 
 @pytest.fixture
