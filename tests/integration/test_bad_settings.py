@@ -491,6 +491,25 @@ async def test_oauthbearer_authenticates_with_the_token_files_current_content(
     assert await broker_answers(sasl_bootstrap, client_kwargs=kwargs, timeout_s=10)
 
 
+def test_an_expired_oauthbearer_token_stops_the_worker_with_one_line(
+    base_env: dict[str, str], sasl_bootstrap: str, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(_unsigned_jwt("worker", lifetime_s=-60))
+    env = {
+        **base_env,
+        "ECASH_KAFKA_BOOTSTRAP_SERVERS": sasl_bootstrap,
+        "ECASH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "ECASH_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+        "ECASH_KAFKA_OAUTH_TOKEN_FILE": str(token_file),
+    }
+    result = cli(["run"], env)
+    assert_refused(
+        result, f"ecash-worker: ECASH_KAFKA_OAUTH_TOKEN_FILE: authentication failed at {sasl_bootstrap}"
+    )
+    assert token_file.read_text() not in result.stderr
+
+
 @pytest.fixture
 def topic_env(base_env: dict[str, str], kafka_bootstrap: str, kafka_topics: KafkaTopics) -> dict[str, str]:
     """The worker's env with topics of this test's own (``<prefix>.commands`` ...), 2 partitions."""
