@@ -70,9 +70,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 class Proxy:
     port: int
     log_file: Path
+    scheme: str = "http"
 
     def url(self, password: str = PROXY_PASSWORD) -> str:
-        return f"http://{PROXY_USER}:{password}@127.0.0.1:{self.port}"
+        return f"{self.scheme}://{PROXY_USER}:{password}@127.0.0.1:{self.port}"
 
     def connects(self) -> list[str]:
         """The CONNECT lines of the proxy's access log."""
@@ -80,10 +81,9 @@ class Proxy:
         return [line for line in text.splitlines() if "CONNECT" in line]
 
 
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    """proxy.py on a free port, requiring Basic authentication; stopped (by its pid) at the end."""
-    folder = tmp_path_factory.mktemp("proxy")
+@contextlib.contextmanager
+def _run_proxy(folder: Path, *options: str, scheme: str = "http") -> Iterator[Proxy]:
+    """proxy.py on a free port (its own process), stopped by its pid at the end."""
     port_file, log_file = folder / "port", folder / "proxy.log"
     command = [
         sys.executable,
@@ -99,12 +99,11 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         "1",
         "--num-workers",
         "1",
-        "--basic-auth",
-        f"{PROXY_USER}:{PROXY_PASSWORD}",
         "--log-file",
         str(log_file),
         "--log-level",
         "INFO",
+        *options,
     ]
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -114,7 +113,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"proxy.py did not start (exit code {process.poll()})")
             time.sleep(0.05)
-        yield Proxy(int(port_file.read_text().split()[0]), log_file)
+        yield Proxy(int(port_file.read_text().split()[0]), log_file, scheme)
     finally:
         process.terminate()
         try:
@@ -122,6 +121,24 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    """An http:// proxy requiring Basic authentication."""
+    with _run_proxy(
+        tmp_path_factory.mktemp("proxy"), "--basic-auth", f"{PROXY_USER}:{PROXY_PASSWORD}"
+    ) as run:
+        yield run
+
+
+@pytest.fixture(scope="module")
+def tls_proxy(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Proxy]:
+    """An https:// proxy (TLS between the worker and the proxy too), its certificate from the test CA."""
+    folder = tmp_path_factory.mktemp("tls-proxy")
+    options = ("--cert-file", str(pki.server_cert), "--key-file", str(pki.server_key))
+    with _run_proxy(folder, *options, scheme="https") as run:
+        yield run
 
 
 def _config() -> SandboxConfig:
@@ -165,6 +182,19 @@ async def test_a_charge_through_the_proxy_to_the_tls_sandbox_succeeds_with_the_c
         assert sandbox.state.ledger.executions, "the charge did not reach the sandbox"
     tunnels = proxy.connects()[before:]
     assert any(f"127.0.0.1:{sandbox.port}" in line for line in tunnels), tunnels
+
+
+@pytest.mark.parametrize("kind", list(TransportKind))
+async def test_a_charge_through_an_https_proxy_trusts_the_proxy_with_the_same_ca_file(
+    pki: Pki, tls_proxy: Proxy, kind: TransportKind
+) -> None:
+    before = len(tls_proxy.connects())
+    async with _tls_sandbox(pki) as sandbox:
+        url = f"https://127.0.0.1:{tls_proxy.port}"
+        settings = _settings(sandbox, kind, api_proxy_url=url, api_ca_file=pki.ca_file)
+        await _charge(settings, "20161201000011" if kind is TransportKind.AIOHTTP else "20161201000012")
+        assert sandbox.state.ledger.executions
+    assert len(tls_proxy.connects()) > before
 
 
 @pytest.mark.parametrize("kind", list(TransportKind))
