@@ -11,8 +11,10 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
@@ -23,6 +25,7 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
     for_code,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from worker.clock import Clock, SystemClock
 from worker.settings import Settings
@@ -98,16 +101,41 @@ def worker_topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+class FileTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is untyped
+    """SASL OAUTHBEARER: the token is the content of ``path``, read again every time one is asked for.
+
+    aiokafka asks at every new connection's authentication; a file the platform rotates in place (a
+    Kubernetes projected service-account token, a sidecar refreshing a managed service's token) is
+    therefore followed without a restart. A broker with ``connections.max.reauth.ms`` closes a connection
+    whose token expired, and the reconnection authenticates with the file's current token.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def token(self) -> str:
+        text = await asyncio.to_thread(self.path.read_text, encoding="utf-8")
+        return text.strip()
+
+    def __repr__(self) -> str:
+        return f"FileTokenProvider({str(self.path)!r})"
+
+
 def kafka_client_kwargs(settings: Settings) -> ClientKwargs:
     """aiokafka keyword arguments for the configured security protocol (producer, consumer and admin).
 
-    SCRAM mechanisms use aiokafka's ``sasl_plain_username``/``sasl_plain_password`` too.
+    SCRAM mechanisms use aiokafka's ``sasl_plain_username``/``sasl_plain_password`` too; OAUTHBEARER a
+    ``FileTokenProvider`` over ``ECASH_KAFKA_OAUTH_TOKEN_FILE``.
     """
     protocol = settings.kafka_security_protocol
     kwargs: ClientKwargs = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):
         kwargs["ssl_context"] = _ssl_context(settings)
-    if protocol.startswith("SASL"):
+    if protocol.startswith("SASL") and settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        kwargs["sasl_mechanism"] = "OAUTHBEARER"
+        assert settings.kafka_oauth_token_file is not None  # the settings' coherence check requires it
+        kwargs["sasl_oauth_token_provider"] = FileTokenProvider(settings.kafka_oauth_token_file)
+    elif protocol.startswith("SASL"):
         kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
         kwargs["sasl_plain_username"] = settings.kafka_sasl_username
         password = settings.kafka_sasl_password
@@ -240,6 +268,11 @@ async def diagnose_connection(
             f"{client_kwargs.get('sasl_mechanism')} on this listener"
         )
     except SaslAuthenticationFailed:
+        if client_kwargs.get("sasl_mechanism") == "OAUTHBEARER":
+            return (
+                f"ECASH_KAFKA_OAUTH_TOKEN_FILE: authentication failed at {bootstrap}: the broker refused the "
+                "token (expired, wrong audience or issuer, or not a token this cluster accepts)"
+            )
         return (
             f"ECASH_KAFKA_SASL_USERNAME: authentication failed at {bootstrap}: the broker refused the user, "
             "the password (ECASH_KAFKA_SASL_PASSWORD) or the mechanism (ECASH_KAFKA_SASL_MECHANISM)"
@@ -255,7 +288,29 @@ async def diagnose_connection(
         )
     except (OSError, TimeoutError, ValueError, KafkaError):
         return None
-    conn.close()
+    try:
+        if client_kwargs.get("sasl_mechanism") == "OAUTHBEARER":
+            return await _oauth_refused(conn, bootstrap, timeout_s)
+        return None
+    finally:
+        conn.close()
+
+
+async def _oauth_refused(conn: Any, bootstrap: str, timeout_s: float) -> str | None:
+    """aiokafka takes the broker's answer to a bad token (an error challenge, KIP-255) for success; the
+    connection then gets nothing real (a metadata answer without brokers, or closed). One request tells."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            answer = await conn.send(MetadataRequest(topics=[]))
+        refused = not answer.brokers
+    except (OSError, TimeoutError, KafkaError):
+        refused = True
+    if refused:
+        return (
+            f"ECASH_KAFKA_OAUTH_TOKEN_FILE: authentication failed at {bootstrap}: the broker closed the "
+            "connection after the token (expired, wrong audience or issuer, or not a token this cluster "
+            "accepts)"
+        )
     return None
 
 

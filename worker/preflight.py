@@ -76,6 +76,49 @@ def check_kafka_tls(settings: Settings) -> str | None:
     return None
 
 
+def check_api_tls(settings: Settings) -> str | None:
+    """``ECASH_API_CA_FILE`` and the mTLS client certificate and key exist, are readable and load."""
+    ca, cert, key = settings.api_ca_file, settings.api_client_cert_file, settings.api_client_key_file
+    for variable, path in (
+        ("ECASH_API_CA_FILE", ca),
+        ("ECASH_API_CLIENT_CERT_FILE", cert),
+        ("ECASH_API_CLIENT_KEY_FILE", key),
+    ):
+        if path is not None and (problem := _unreadable(variable, path)) is not None:
+            return problem
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca is not None:
+        try:
+            context.load_verify_locations(cafile=str(ca))
+        except (ssl.SSLError, ValueError) as exc:
+            return f"ECASH_API_CA_FILE: {ca} holds no usable CA certificate ({_ssl_reason(exc)})"
+    if cert is not None and key is not None:
+        try:
+            context.load_cert_chain(str(cert), str(key))
+        except (ssl.SSLError, ValueError) as exc:
+            return (
+                f"ECASH_API_CLIENT_CERT_FILE: {cert} and ECASH_API_CLIENT_KEY_FILE {key} do not load as a "
+                f"certificate and its private key ({_ssl_reason(exc)})"
+            )
+    return None
+
+
+def check_kafka_oauth_token(settings: Settings) -> str | None:
+    """The OAUTHBEARER token file is there and not empty now (it is read again for every token)."""
+    path = settings.kafka_oauth_token_file
+    if path is None:
+        return None
+    if (problem := _unreadable("ECASH_KAFKA_OAUTH_TOKEN_FILE", path)) is not None:
+        return problem
+    try:
+        empty = not path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"ECASH_KAFKA_OAUTH_TOKEN_FILE: {path} cannot be read as text ({exc})"
+    if empty:
+        return f"ECASH_KAFKA_OAUTH_TOKEN_FILE: {path} is empty (no token)"
+    return None
+
+
 def check_api_public_key(settings: Settings) -> str | None:
     path = settings.api_public_key_path
     if path is None or settings.api_credentials is not None:
@@ -126,4 +169,11 @@ def check_metrics_port(settings: Settings) -> str | None:
     return None
 
 
-CHECKS: tuple[Check, ...] = (check_kafka_tls, check_api_public_key, check_state_dir, check_metrics_port)
+CHECKS: tuple[Check, ...] = (
+    check_kafka_tls,
+    check_kafka_oauth_token,
+    check_api_tls,
+    check_api_public_key,
+    check_state_dir,
+    check_metrics_port,
+)

@@ -18,7 +18,7 @@ from worker.core.ratelimit import RateLimiter
 from worker.ecash.client import EcashClient
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.ratelimited import RateLimitedTransport
-from worker.ecash.transport import make_transport
+from worker.ecash.transport import api_network, make_transport
 from worker.kafka_admin import kafka_client_kwargs
 from worker.observability.events import (
     ApiCallFinished,
@@ -95,6 +95,7 @@ class Worker:
             settings.http_transport,
             max_connections=settings.max_in_flight + 16,
             connect_timeout_s=settings.connect_timeout_s,
+            network=api_network(settings),
         )
         self.client = EcashClient(
             settings, transport=RateLimitedTransport(transport, limiter), sink=self.sink, clock=self.clock

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,7 +74,8 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(1, ge=1, le=16)
     allow_replication_factor_one: bool = False
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    kafka_oauth_token_file: Path | None = None  # OAUTHBEARER: a token file, re-read for every token
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
@@ -117,6 +119,12 @@ class Settings(BaseSettings):
     not_sent_backoff_max_s: float = Field(5.0, gt=0)
     not_sent_deadline_s: float = Field(900.0, gt=0)
     relogin_max: int = Field(2, ge=1, le=10)
+    # The network path to the API (docs/settings.md): an explicit proxy only (the standard *_PROXY
+    # variables are ignored: trust_env stays off), a CA bundle added to the system's, an mTLS client pair.
+    api_proxy_url: SecretStr | None = None  # may carry the proxy's user and password
+    api_ca_file: Path | None = None
+    api_client_cert_file: Path | None = None
+    api_client_key_file: Path | None = None
 
     # --- Resolution of ambiguous outcomes ----------------------------------------------------
     resolution_grace_s: float = Field(5.0, ge=0)
@@ -150,6 +158,7 @@ class Settings(BaseSettings):
         "api_password",
         "api_public_key_path",
         "kafka_sasl_mechanism",
+        "kafka_oauth_token_file",
         "kafka_group_instance_id",
         "kafka_sasl_username",
         "kafka_sasl_password",
@@ -157,6 +166,10 @@ class Settings(BaseSettings):
         "kafka_ssl_certfile",
         "kafka_ssl_keyfile",
         "state_dir",
+        "api_proxy_url",
+        "api_ca_file",
+        "api_client_cert_file",
+        "api_client_key_file",
         mode="before",
     )
     @classmethod
@@ -198,6 +211,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
+    @field_validator("api_proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = proxy_url_problem(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         problem = self._incoherence()
@@ -217,6 +239,9 @@ class Settings(BaseSettings):
         kafka = self._kafka_security_incoherence()
         if kafka is not None:
             return kafka
+        api_tls = self._api_tls_incoherence()
+        if api_tls is not None:
+            return api_tls
         topics = {
             "ECASH_COMMANDS_TOPIC": self.commands_topic,
             "ECASH_RESULTS_TOPIC": self.results_topic,
@@ -239,14 +264,48 @@ class Settings(BaseSettings):
             return "ECASH_MAX_BUFFERED: must be at least ECASH_MAX_IN_FLIGHT"
         return None
 
+    def _api_tls_incoherence(self) -> str | None:
+        cert, key = self.api_client_cert_file, self.api_client_key_file
+        if cert is not None and key is None:
+            return "ECASH_API_CLIENT_CERT_FILE: set without ECASH_API_CLIENT_KEY_FILE (mutual TLS needs both)"
+        if key is not None and cert is None:
+            return "ECASH_API_CLIENT_KEY_FILE: set without ECASH_API_CLIENT_CERT_FILE (mutual TLS needs both)"
+        https_api = self.api_base_url.startswith("https://")
+        if cert is not None and not https_api:
+            return (
+                "ECASH_API_CLIENT_CERT_FILE: set, but not used with an http:// ECASH_API_BASE_URL "
+                "(use https://, or unset it)"
+            )
+        proxy = self.api_proxy_url
+        https_proxy = proxy is not None and proxy.get_secret_value().startswith("https://")
+        if self.api_ca_file is not None and not (https_api or https_proxy):
+            return (
+                "ECASH_API_CA_FILE: set, but not used: neither ECASH_API_BASE_URL nor ECASH_API_PROXY_URL "
+                "is https:// (use https://, or unset it)"
+            )
+        return None
+
     def _kafka_security_incoherence(self) -> str | None:
         protocol = self.kafka_security_protocol
         uses = f"with ECASH_KAFKA_SECURITY_PROTOCOL={protocol}"
-        sasl: dict[str, object] = {
-            "ECASH_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
-            "ECASH_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
-            "ECASH_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
-        }
+        oauth = self.kafka_sasl_mechanism == "OAUTHBEARER"
+        sasl: dict[str, object] = {"ECASH_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism}
+        if oauth:
+            sasl["ECASH_KAFKA_OAUTH_TOKEN_FILE"] = self.kafka_oauth_token_file
+            for name, given in (
+                ("ECASH_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                ("ECASH_KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+            ):
+                if given is not None:
+                    return f"{name}: set, but not used with ECASH_KAFKA_SASL_MECHANISM=OAUTHBEARER (unset it)"
+        else:
+            sasl["ECASH_KAFKA_SASL_USERNAME"] = self.kafka_sasl_username
+            sasl["ECASH_KAFKA_SASL_PASSWORD"] = self.kafka_sasl_password
+            if self.kafka_oauth_token_file is not None:
+                return (
+                    "ECASH_KAFKA_OAUTH_TOKEN_FILE: set, but not used without "
+                    "ECASH_KAFKA_SASL_MECHANISM=OAUTHBEARER (set it, or unset the file)"
+                )
         tls: dict[str, object] = {
             "ECASH_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
             "ECASH_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
@@ -263,6 +322,38 @@ class Settings(BaseSettings):
         if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
             return "ECASH_KAFKA_SSL_KEYFILE: set without ECASH_KAFKA_SSL_CERTFILE (mutual TLS needs both)"
         return None
+
+
+def proxy_url_problem(url: str) -> str | None:
+    """What is wrong with a proxy URL, without echoing it (it may carry a password), or None."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number or out of range
+    except ValueError:
+        return "not a URL (expected http://[user:password@]host:port)"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https:// (an HTTP proxy; SOCKS is not supported)"
+    if not parts.hostname:
+        return "has no host (expected http://[user:password@]host:port)"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "must be scheme://host:port only, without a path (expected http://[user:password@]host:port)"
+    return None
+
+
+def masked_url(url: str) -> str:
+    """``url`` with the password of its user-info replaced by ``***`` (for logs and error messages)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None and parts.username is None:
+            return url
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        netloc = f"{parts.username}:***@{host}" if parts.password is not None else f"{parts.username}@{host}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<a URL that does not parse>"
 
 
 class SettingsError(Exception):

@@ -57,8 +57,11 @@ NOT_AUTHORIZED = (TopicAuthorizationFailedError, ClusterAuthorizationFailedError
 
 def _not_authorized(settings: Settings, exc: KafkaError) -> str:
     who = settings.kafka_sasl_username or "this client"
+    variable = "ECASH_KAFKA_SASL_USERNAME"
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        who, variable = "the token's principal", "ECASH_KAFKA_OAUTH_TOKEN_FILE"
     return (
-        f"ECASH_KAFKA_SASL_USERNAME: the cluster does not authorize {who} ({type(exc).__name__}): it needs "
+        f"{variable}: the cluster does not authorize {who} ({type(exc).__name__}): it needs "
         "DESCRIBE and DESCRIBE_CONFIGS on the worker's topics (and CREATE with ECASH_CREATE_TOPICS=true)"
     )
 

@@ -8,7 +8,9 @@ made wrong on purpose; none of them needs the API (it points at a closed port).
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -30,7 +32,13 @@ from cryptography.x509.oid import NameOID
 
 from tests.kafka_fixtures import KafkaTopics
 from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
-from worker.kafka_admin import TopicSpec, worker_topic_specs
+from worker.kafka_admin import (
+    TopicSpec,
+    broker_answers,
+    diagnose_connection,
+    kafka_client_kwargs,
+    worker_topic_specs,
+)
 from worker.settings import SANDBOX_API_IDENTITY, load_settings
 from worker.stack import child_environ, free_port, namespaced
 
@@ -360,8 +368,14 @@ def sasl_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "listener.security.protocol.map": (
             "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
         ),
-        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.enabled.mechanisms": "PLAIN,OAUTHBEARER",
         "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+        # OAUTHBEARER with Kafka's unsecured validator (the default without a callback handler): an
+        # unsigned JWT's "sub" is the principal; enough to test the worker's token provider end to end
+        "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config": (
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+            'unsecuredLoginStringClaim_sub="broker";'
+        ),
         # worker may do anything; stranger has no ACL at all
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": "User:ANONYMOUS;User:worker",
@@ -441,6 +455,59 @@ def test_the_right_sasl_credentials_pass_the_start_up_checks(
     code, stderr, _ = stop_within(process, 25)
     assert code == 0, stderr
     assert "Traceback" not in stderr
+
+
+def _unsigned_jwt(subject: str, lifetime_s: float = 3600.0) -> str:
+    """What Kafka's unsecured OAUTHBEARER validator accepts: header ``alg: none``, no signature."""
+
+    def part(claims: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+
+    now = time.time()
+    return f"{part({'alg': 'none'})}.{part({'sub': subject, 'iat': now, 'exp': now + lifetime_s})}."
+
+
+async def test_oauthbearer_authenticates_with_the_token_files_current_content(
+    sasl_bootstrap: str, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(_unsigned_jwt("worker") + "\n")
+    settings = load_settings(
+        kafka_bootstrap_servers=sasl_bootstrap,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="OAUTHBEARER",
+        kafka_oauth_token_file=token_file,
+    )
+    kwargs = kafka_client_kwargs(settings)
+    assert await broker_answers(sasl_bootstrap, client_kwargs=kwargs, timeout_s=10)
+    assert await diagnose_connection(sasl_bootstrap, kwargs) is None
+    token_file.write_text(_unsigned_jwt("worker", lifetime_s=-60))  # rotated to an expired token
+    assert not await broker_answers(sasl_bootstrap, client_kwargs=kwargs, timeout_s=5)
+    line = await diagnose_connection(sasl_bootstrap, kwargs)
+    assert line is not None
+    assert line.startswith(f"ECASH_KAFKA_OAUTH_TOKEN_FILE: authentication failed at {sasl_bootstrap}"), line
+    token_file.write_text(_unsigned_jwt("worker"))  # and to a fresh one: no new kwargs, no restart
+    assert await diagnose_connection(sasl_bootstrap, kwargs) is None
+    assert await broker_answers(sasl_bootstrap, client_kwargs=kwargs, timeout_s=10)
+
+
+def test_an_expired_oauthbearer_token_stops_the_worker_with_one_line(
+    base_env: dict[str, str], sasl_bootstrap: str, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(_unsigned_jwt("worker", lifetime_s=-60))
+    env = {
+        **base_env,
+        "ECASH_KAFKA_BOOTSTRAP_SERVERS": sasl_bootstrap,
+        "ECASH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "ECASH_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+        "ECASH_KAFKA_OAUTH_TOKEN_FILE": str(token_file),
+    }
+    result = cli(["run"], env)
+    assert_refused(
+        result, f"ecash-worker: ECASH_KAFKA_OAUTH_TOKEN_FILE: authentication failed at {sasl_bootstrap}"
+    )
+    assert token_file.read_text() not in result.stderr
 
 
 @pytest.fixture
@@ -712,3 +779,64 @@ def test_a_bank_certificate_failure_is_a_fatal_configuration_error_not_an_outage
     assert f"ECASH_API_BASE_URL: TLS with {untrusted_https_api}" in fatal[0]
     assert "certificate verify failed" in fatal[0]
     assert "breaker_state_changed" not in stderr  # not counted as the API being down
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"ECASH_API_CLIENT_CERT_FILE": "cert.pem"},
+            "ECASH_API_CLIENT_CERT_FILE: set without ECASH_API_CLIENT_KEY_FILE (mutual TLS needs both)",
+        ),
+        (
+            {"ECASH_API_CLIENT_KEY_FILE": "key.pem"},
+            "ECASH_API_CLIENT_KEY_FILE: set without ECASH_API_CLIENT_CERT_FILE (mutual TLS needs both)",
+        ),
+        ({"ECASH_API_CA_FILE": "absent.pem"}, "ECASH_API_CA_FILE: no such file {dir}/absent.pem"),
+        (
+            {"ECASH_API_CA_FILE": "garbage.pem"},
+            "ECASH_API_CA_FILE: {dir}/garbage.pem holds no usable CA certificate",
+        ),
+        (
+            {"ECASH_API_CLIENT_CERT_FILE": "cert.pem", "ECASH_API_CLIENT_KEY_FILE": "other-key.pem"},
+            "ECASH_API_CLIENT_CERT_FILE: {dir}/cert.pem and ECASH_API_CLIENT_KEY_FILE {dir}/other-key.pem "
+            "do not load",
+        ),
+        (
+            {"ECASH_API_PROXY_URL": "socks5://egress:pr0xy-s3cret@proxy.test:1080"},
+            "ECASH_API_PROXY_URL: must start with http:// or https://",
+        ),
+        (
+            {
+                "ECASH_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "ECASH_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+                "ECASH_KAFKA_OAUTH_TOKEN_FILE": "absent-token",
+            },
+            "ECASH_KAFKA_OAUTH_TOKEN_FILE: no such file {dir}/absent-token",
+        ),
+    ],
+)
+def test_api_network_settings_are_checked_at_start(
+    base_env: dict[str, str], tls_dir: Path, env: dict[str, str], expected: str
+) -> None:
+    files = {name: str(tls_dir / value) if name.endswith("_FILE") else value for name, value in env.items()}
+    result = cli(["run"], {**base_env, "ECASH_API_BASE_URL": "https://bank.test/eCashHost", **files})
+    assert_refused(result, "ecash-worker: " + expected.format(dir=tls_dir))
+    assert "pr0xy-s3cret" not in result.stderr + result.stdout
+
+
+def test_good_api_network_settings_pass_the_checks_and_the_proxy_is_masked(
+    base_env: dict[str, str], tls_dir: Path
+) -> None:
+    env = {
+        **base_env,
+        "ECASH_API_BASE_URL": "https://bank.test/eCashHost",
+        "ECASH_API_PROXY_URL": "http://egress:pr0xy-s3cret@proxy.test:3128",
+        "ECASH_API_CA_FILE": str(tls_dir / "cert.pem"),
+        "ECASH_API_CLIENT_CERT_FILE": str(tls_dir / "cert.pem"),
+        "ECASH_API_CLIENT_KEY_FILE": str(tls_dir / "key.pem"),
+    }
+    result = cli(["check", "--config"], env)
+    assert result.returncode == 0, result.stderr
+    assert "ECASH_API_PROXY_URL=********" in result.stdout
+    assert "pr0xy-s3cret" not in result.stdout + result.stderr

@@ -57,7 +57,7 @@ from worker.ecash.models import (
 )
 from worker.ecash.retry import RetryPolicy, Sleep, retry_while
 from worker.ecash.session import ApiSession, Exchange
-from worker.ecash.transport import LeanAsyncClient, make_transport
+from worker.ecash.transport import LeanAsyncClient, api_network, make_transport
 from worker.observability.events import NULL_SINK, EventSink
 from worker.settings import Settings
 
@@ -84,7 +84,10 @@ class EcashClient:
         credentials = CredentialsProvider.from_settings(settings)  # a bad key file stops the start here
         if transport is None:
             transport = make_transport(
-                settings.http_transport, settings.max_in_flight, settings.connect_timeout_s
+                settings.http_transport,
+                settings.max_in_flight,
+                settings.connect_timeout_s,
+                network=api_network(settings),
             )
         self._http = LeanAsyncClient(
             base_url=settings.api_base_url,

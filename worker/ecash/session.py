@@ -148,7 +148,9 @@ class ApiSession:
             tls = tls_failure(exc)
             if tls is not None:  # our configuration, not the API's health: nothing was sent
                 self._fatal = FatalConfigError(
-                    None, f"ECASH_API_BASE_URL: TLS with {self._http.base_url} ({tls})"
+                    None,
+                    f"ECASH_API_BASE_URL: TLS with {self._http.base_url} ({tls}); "
+                    "see ECASH_API_CA_FILE, ECASH_API_CLIENT_CERT_FILE and ECASH_API_PROXY_URL",
                 )
                 raise self._fatal from None
             failure = classify_transport_error(exc)

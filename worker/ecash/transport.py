@@ -16,10 +16,13 @@ request, and the exception's class says in which phase it was raised. ``not_sent
 
 from __future__ import annotations
 
+import base64
+import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 import httpx
@@ -27,12 +30,86 @@ from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict
 
 from worker.ecash.codes import CallClass
-from worker.settings import TransportKind
+from worker.settings import Settings, TransportKind
 
 DEFAULT_KEEPALIVE_S = 4.0  # below uvicorn's 5 s: drop idle connections before the server does
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
+
+# --- the network path to the API: proxy, trust, client certificate ------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiNetwork:
+    """How both transports reach the API: one TLS context (the system's trust plus ``ECASH_API_CA_FILE``,
+    and the mTLS client certificate) and an optional HTTP proxy.
+
+    ``proxy_url`` carries no credentials (they are in ``proxy_authorization``, a ``Proxy-Authorization``
+    header value): whatever prints the URL, in an error or a log, prints no password. The environment's
+    ``HTTPS_PROXY``/``NO_PROXY`` are never consulted: a stray variable must not reroute money calls.
+    """
+
+    ssl_context: ssl.SSLContext
+    proxy_url: str | None = None
+    proxy_authorization: str | None = field(default=None, repr=False)  # a secret
+
+    @property
+    def proxy_headers(self) -> dict[str, str] | None:
+        return {"Proxy-Authorization": self.proxy_authorization} if self.proxy_authorization else None
+
+
+def api_ssl_context(
+    ca_file: str | None = None, client_cert_file: str | None = None, client_key_file: str | None = None
+) -> ssl.SSLContext:
+    """The system's default trust store, with ``ca_file`` added (not replacing it), and the client
+    certificate for mutual TLS when given."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    if client_cert_file is not None:
+        context.load_cert_chain(client_cert_file, client_key_file)
+    return context
+
+
+def split_proxy_url(url: str) -> tuple[str, str | None]:
+    """``http://user:pass@host:port`` -> (``http://host:port``, the ``Basic`` Proxy-Authorization value)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    bare = urlunsplit((parts.scheme, netloc, "", "", ""))
+    if parts.username is None and parts.password is None:
+        return bare, None
+    userpass = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return bare, "Basic " + base64.b64encode(userpass.encode()).decode("ascii")
+
+
+def api_network(settings: Settings) -> ApiNetwork:
+    """The ``ApiNetwork`` of ``ECASH_API_PROXY_URL``, ``ECASH_API_CA_FILE`` and the client certificate."""
+
+    def path(value: object) -> str | None:
+        return str(value) if value is not None else None
+
+    context = api_ssl_context(
+        path(settings.api_ca_file), path(settings.api_client_cert_file), path(settings.api_client_key_file)
+    )
+    if settings.api_proxy_url is None:
+        return ApiNetwork(context)
+    proxy_url, authorization = split_proxy_url(settings.api_proxy_url.get_secret_value())
+    return ApiNetwork(context, proxy_url, authorization)
+
+
+_USERINFO = re.compile(r"(//[^/@\s:]*):[^/@\s]*@")
+
+
+def without_passwords(text: str) -> str:
+    """``text`` with any ``//user:password@`` in a URL shown as ``//user:***@``."""
+    return _USERINFO.sub(r"\1:***@", text)
+
+
 _NOT_SENT_ERRORS = (
+    httpx.ProxyError,  # the proxy refused the tunnel (CONNECT): nothing went towards the API
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
@@ -86,7 +163,9 @@ def _after(seconds: float | None) -> str:
 
 def describe_transport_error(exc: BaseException) -> str:
     """A sentence for the evidence: what failed and whether the request had left."""
-    if isinstance(exc, httpx.PoolTimeout):
+    if isinstance(exc, httpx.ProxyError):
+        what = "the proxy (ECASH_API_PROXY_URL) refused the tunnel"
+    elif isinstance(exc, httpx.PoolTimeout):
         what = f"no free connection{_after(_timeout_s(exc, 'pool'))}"
     elif isinstance(exc, httpx.ConnectTimeout):
         what = f"connect timeout{_after(_timeout_s(exc, 'connect'))}"
@@ -104,7 +183,7 @@ def describe_transport_error(exc: BaseException) -> str:
         what = "the connection failed while waiting for the answer"
     else:
         what = f"unexpected {type(exc).__name__}"
-    detail = str(exc).strip()[:200]
+    detail = without_passwords(str(exc).strip())[:200]
     what = f"{what} ({detail})" if detail else what
     if classify_transport_error(exc) is CallClass.NOT_SENT:
         return f"{what}; the request was not sent"
@@ -112,6 +191,7 @@ def describe_transport_error(exc: BaseException) -> str:
 
 
 _REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (httpx.ProxyError, "proxy_refused"),
     (httpx.PoolTimeout, "pool_timeout"),
     (httpx.ConnectTimeout, "connect_timeout"),
     (httpx.ConnectError, "connect_error"),
@@ -189,6 +269,8 @@ def map_aiohttp_error(exc: BaseException, progress: Progress, request: httpx.Req
         return httpx.UnsupportedProtocol(message, request=request)
     connect_phase = isinstance(exc, _CONNECT_PHASE) or (progress.started and isinstance(exc, _NETWORK))
     if connect_phase and not progress.connection_acquired:
+        if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy answered CONNECT with no 200
+            return httpx.ProxyError(message, request=request)
         if isinstance(exc, TimeoutError):
             if progress.queued and not progress.dequeued:
                 return httpx.PoolTimeout(message, request=request)
@@ -250,6 +332,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         resolver: AbstractResolver | None = None,
         ssl_context: ssl.SSLContext | bool = True,
+        proxy_url: str | None = None,
+        proxy_headers: dict[str, str] | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -259,6 +343,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._max_body_bytes = max_body_bytes
         self._resolver = resolver
         self._ssl = ssl_context
+        self._proxy = proxy_url  # without credentials: they travel in proxy_headers
+        self._proxy_headers = proxy_headers
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -294,6 +380,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
                 timeout=_client_timeout(request, self._connect_timeout_s),
                 trace_request_ctx=progress,
             ) as response:
@@ -389,16 +477,35 @@ def make_transport(
     connect_timeout_s: float,
     *,
     keepalive_s: float = DEFAULT_KEEPALIVE_S,
+    network: ApiNetwork | None = None,
 ) -> httpx.AsyncBaseTransport:
     """The transport ``ECASH_HTTP_TRANSPORT`` names. ``connect_timeout_s`` is a fallback: the client's
-    timeouts travel with each request."""
+    timeouts travel with each request. ``network`` (``api_network(settings)``): the proxy, the trust
+    and the client certificate; without it, the system's trust store and no proxy. Either transport
+    ignores the environment's proxy variables."""
+    network = network or ApiNetwork(api_ssl_context())
     if TransportKind(kind) is TransportKind.AIOHTTP:
         return AiohttpTransport(
-            max_connections=max_connections, connect_timeout_s=connect_timeout_s, keepalive_s=keepalive_s
+            max_connections=max_connections,
+            connect_timeout_s=connect_timeout_s,
+            keepalive_s=keepalive_s,
+            ssl_context=network.ssl_context,
+            proxy_url=network.proxy_url,
+            proxy_headers=network.proxy_headers,
         )
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=keepalive_s,
     )
-    return httpx.AsyncHTTPTransport(limits=limits, retries=0)
+    proxy = None
+    if network.proxy_url is not None:
+        tls_to_proxy = network.proxy_url.startswith("https://")  # httpx refuses a context for http://
+        proxy = httpx.Proxy(
+            network.proxy_url,
+            ssl_context=network.ssl_context if tls_to_proxy else None,
+            headers=network.proxy_headers,
+        )
+    return httpx.AsyncHTTPTransport(
+        limits=limits, retries=0, verify=network.ssl_context, proxy=proxy, trust_env=False
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -34,15 +35,26 @@ _STARTUP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
+class SandboxTls:
+    """Serve over TLS (the tests of ``ECASH_API_CA_FILE`` and mutual TLS): the server's certificate
+    chain and key (PEM), and with ``client_ca_file`` a client certificate signed by it is required."""
+
+    certfile: str
+    keyfile: str
+    client_ca_file: str | None = None
+
+
+@dataclass(frozen=True)
 class RunningSandbox:
     host: str
     port: int
     sandbox: Sandbox
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -88,7 +100,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(app: ASGIApp) -> uvicorn.Config:
+def _uvicorn_config(app: ASGIApp, tls: SandboxTls | None = None) -> uvicorn.Config:
+    tls_options: dict[str, object] = {}
+    if tls is not None:
+        tls_options = {"ssl_certfile": tls.certfile, "ssl_keyfile": tls.keyfile}
+        if tls.client_ca_file is not None:
+            tls_options |= {"ssl_ca_certs": tls.client_ca_file, "ssl_cert_reqs": ssl.CERT_REQUIRED}
     return uvicorn.Config(
         app,
         lifespan="off",
@@ -99,6 +116,7 @@ def _uvicorn_config(app: ASGIApp) -> uvicorn.Config:
         server_header=False,
         timeout_keep_alive=_KEEP_ALIVE_S,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        **tls_options,  # type: ignore[arg-type]
     )
 
 
@@ -109,19 +127,22 @@ async def serve_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     clock: Clock | None = None,
+    tls: SandboxTls | None = None,
 ) -> AsyncIterator[RunningSandbox]:
-    """Serve the sandbox in the running event loop on ``host:port`` (0 = a free port) until exit.
+    """Serve the sandbox in the running event loop on ``host:port`` (0 = a free port) until exit
+    (over TLS with ``tls``).
 
     ``clock`` drives token expiry, timestamps, status lag and latency: with a ``FakeClock`` a test moves
     time by hand (latency faults then advance that clock instead of sleeping).
     """
     sandbox = Sandbox.create(config or SandboxConfig(), clock)
     sock = _listen(host, port)
-    server = _EmbeddedServer(_uvicorn_config(build_app(sandbox)))
+    server = _EmbeddedServer(_uvicorn_config(build_app(sandbox), tls))
     task = asyncio.create_task(server.serve(sockets=[sock]), name="ecash-sandbox")
     try:
         await _until_started(server, task)
-        yield RunningSandbox(host=host, port=sock.getsockname()[1], sandbox=sandbox)
+        scheme = "https" if tls is not None else "http"
+        yield RunningSandbox(host=host, port=sock.getsockname()[1], sandbox=sandbox, scheme=scheme)
     finally:
         sandbox.closing.set()
         server.should_exit = True

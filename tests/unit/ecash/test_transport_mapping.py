@@ -106,7 +106,8 @@ def test_a_stale_keep_alive_failure_says_so_in_the_message() -> None:
         (httpx.WriteError("pipe"), "ambiguous"),
         (httpx.RemoteProtocolError("closed"), "ambiguous"),
         (httpx.LocalProtocolError("h11"), "ambiguous"),
-        (httpx.ProxyError("proxy"), "ambiguous"),
+        # httpcore raises it only when the proxy answers CONNECT with no 2xx: the tunnel never opened
+        (httpx.ProxyError("407 Proxy Authentication Required"), "not_sent"),
         (httpx.DecodingError("gzip"), "ambiguous"),
         (RuntimeError("bug"), "ambiguous"),
         (TimeoutError(), "ambiguous"),
