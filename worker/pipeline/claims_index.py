@@ -320,25 +320,26 @@ class ClaimsIndex:
         self._apply(cpart, rows, next_offset)
 
     async def wait_for_key(self, key: str, abandoned: Callable[[], bool]) -> bool:
-        """Wait for the next record of ``key`` (True), or until the job is abandoned (False)."""
-        while True:
-            if self.failure is not None:
-                raise RuntimeError(self.failure)
-            if abandoned():
-                return False
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._key_waiters.setdefault(key, []).append(waiter)
-            try:
+        """Wait up to one step for a record of ``key``; False if the job is abandoned, else True.
+
+        One step only: the caller checks its own condition again after every return (a record that
+        arrives as the step times out must not be missed), and waits again if it still does not hold."""
+        if self.failure is not None:
+            raise RuntimeError(self.failure)
+        if abandoned():
+            return False
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._key_waiters.setdefault(key, []).append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(waiter), WAIT_STEP_S)
-                return True
-            except TimeoutError:
-                continue
-            finally:
-                waiters = self._key_waiters.get(key)
-                if waiters is not None and waiter in waiters:
-                    waiters.remove(waiter)
-                    if not waiters:
-                        del self._key_waiters[key]
+        finally:
+            waiters = self._key_waiters.get(key)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._key_waiters[key]
+        return not abandoned()
 
     def has(self, key: str) -> bool:
         return self._store.has(key)
