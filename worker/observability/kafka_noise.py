@@ -35,6 +35,10 @@ TRANSIENT_PREFIXES: tuple[str, ...] = (
     "Failed fetch offsets from ",
     "Heartbeat send request failed",
     "Heartbeat session expired",
+    "Heartbeat failed for group %s: coordinator",  # "... (node %s) is either not started or not valid"
+    "Error sending ",  # "%s to node %s [%s] -- marking coordinator dead"
+    "Marking the coordinator dead",
+    "Got error produce response",  # retriable only: ": %s", and "on topic-partition %s, retrying. ..."
     "Cannot send ",
     "Could not send ",
 )

@@ -215,6 +215,51 @@ def test_an_outage_ends_after_a_quiet_period_when_no_recovery_line_comes(
     ]
 
 
+@pytest.mark.parametrize(
+    ("name", "level", "msg"),
+    [  # aiokafka 0.14's format strings, as seen while a real broker was down
+        (
+            "aiokafka.consumer.group_coordinator",
+            logging.ERROR,
+            "Error sending %s to node %s [%s] -- marking coordinator dead",
+        ),
+        (
+            "aiokafka.consumer.group_coordinator",
+            logging.WARNING,
+            "Marking the coordinator dead (node %s)for group %s.",
+        ),
+        (
+            "aiokafka.consumer.group_coordinator",
+            logging.WARNING,
+            "Heartbeat failed for group %s: coordinator (node %s) is either not started or not valid",
+        ),
+        ("aiokafka.consumer.fetcher", logging.ERROR, "Failed fetch offsets from %s: %s"),
+        ("aiokafka.producer.sender", logging.ERROR, "FindCoordinator Request failed: %s"),
+        (
+            "aiokafka.producer.sender",
+            logging.WARNING,
+            "Got error produce response on topic-partition %s, retrying. Error: %s",
+        ),
+        ("aiokafka.client", logging.WARNING, "Unable to request metadata from node with id %s: %r"),
+    ],
+)
+def test_every_known_broker_down_line_is_demoted(name: str, level: int, msg: str) -> None:
+    rec = logging.LogRecord(name, level, __file__, 1, msg, None, None)
+    assert KafkaNoiseFilter(logging.INFO, FakeClock()).filter(rec) is False
+    assert rec.levelno == logging.DEBUG
+
+
+def test_a_rebalance_warning_is_not_broker_noise() -> None:
+    rec = record(
+        "Heartbeat failed for group %s because it is rebalancing",
+        "g",
+        name="aiokafka.consumer.group_coordinator",
+        level=logging.WARNING,
+    )
+    assert KafkaNoiseFilter(logging.INFO, FakeClock()).filter(rec) is True
+    assert rec.levelno == logging.WARNING
+
+
 def test_at_debug_the_demoted_lines_are_kept_and_other_records_pass_untouched() -> None:
     flt = KafkaNoiseFilter(logging.DEBUG, FakeClock())
     error = connect_error()
