@@ -290,6 +290,62 @@ def test_one_command_starts_reports_and_stops_a_broker(tmp_path: Path) -> None:
     assert (tmp_path / "kafka-data" / "kraft" / "meta.properties").is_file()
 
 
+def test_status_and_stop_find_the_started_broker_by_its_port_alone(tmp_path: Path) -> None:
+    port, controller_port = free_ports(2)
+    env = {k: v for k, v in os.environ.items() if k != "ECASH_KAFKA_BOOTSTRAP_SERVERS"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["ECASH_DEVKAFKA_STATE_DIR"] = str(tmp_path / "state")
+    record = tmp_path / "state" / f"kafka-{port}.json"
+    by_port = ["--runtime", "jvm", "--port", str(port)]
+    started = devkafka(
+        "start",
+        *by_port,
+        "--controller-port",
+        str(controller_port),
+        "--data-dir",
+        "elsewhere",
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        assert record.is_file()
+        status = devkafka("status", *by_port, env=env, cwd=tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert "running" in status.stderr
+        assert str(tmp_path / "elsewhere" / "server.log") in status.stderr
+    finally:
+        stopped = devkafka("stop", *by_port, env=env, cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped" in stopped.stderr
+    assert not record.exists()
+    assert not (tmp_path / "elsewhere" / "kafka.pid").exists()
+    after = devkafka("status", *by_port, env=env, cwd=tmp_path)
+    assert after.returncode == 3
+    assert "stopped" in after.stderr
+
+
+def test_status_and_stop_refuse_a_broker_they_did_not_start(
+    local_kafka_factory: LocalKafkaFactory, tmp_path: Path
+) -> None:
+    broker = local_kafka_factory(None)  # started by the tests, not by `ecash-worker kafka start`
+    env = {k: v for k, v in os.environ.items() if k != "ECASH_KAFKA_BOOTSTRAP_SERVERS"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["ECASH_DEVKAFKA_STATE_DIR"] = str(tmp_path / "state")
+    env["ECASH_DEVKAFKA_CACHE_DIR"] = str(tmp_path / "cache")
+    by_port = ["--runtime", "jvm", "--port", str(broker.config.port)]
+    status = devkafka("status", *by_port, env=env, cwd=tmp_path)
+    assert status.returncode == 1
+    assert (
+        f"a broker answers at {broker.bootstrap}, but not one `ecash-worker kafka start` started"
+        in status.stderr
+    )
+    stopped = devkafka("stop", *by_port, env=env, cwd=tmp_path)
+    assert stopped.returncode == 1
+    assert "left alone" in stopped.stderr
+    assert broker.status().answering  # not stopped
+
+
 def test_jars_are_fetched_once_and_then_served_from_the_cache_without_maven(tmp_path: Path) -> None:
     config = local_config(os.environ, cache_dir=tmp_path / "cache")
     libs = fetch_jars(config)

@@ -3,6 +3,11 @@
 Progress goes to stderr; ``start`` prints the bootstrap address alone on stdout, so a script can do
 ``export ECASH_KAFKA_BOOTSTRAP_SERVERS=$(python -m worker.devkafka start)``. ``fetch`` only downloads
 Kafka's jars into the cache (prints their directory): CI runs it before the tests.
+
+``start`` records the JVM broker it started (pid, ports, data dir) in
+``$XDG_RUNTIME_DIR/ecash-worker/kafka-<port>.json`` (else ``<temp dir>/ecash-worker-<uid>/``), so
+``status``, ``stop`` and ``restart`` find it by ``--port`` alone. When something answers on the port that
+no ``start`` here made, ``status`` and ``stop`` say so and exit 1 (they never stop it).
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from worker.devkafka.base import DEFAULT_PORT, BrokerError
+from worker.devkafka.base import DEFAULT_PORT, BrokerError, answers
+from worker.devkafka.jvm import LocalKafka
 from worker.devkafka.jvm_files import fetch_jars
 from worker.devkafka.selection import BOOTSTRAP_ENV, ensure_broker, local_broker, local_config
+from worker.devkafka.state import StartedBroker, forget_started, record_started, state_file
 from worker.kafka_admin import ClientKwargs, kafka_client_kwargs
 from worker.settings import SettingsError, load_settings_without_api
 
@@ -79,6 +86,7 @@ def _dispatch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             report=_say,
             **where,
         )
+        _record(environ, broker)
         print(broker.bootstrap)  # the one line on stdout: a script reads it
         return EXIT_OK
     if args.action == "fetch":
@@ -87,15 +95,49 @@ def _dispatch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_OK
     broker_here = local_broker(environ, runtime=args.runtime, report=_say, **where)
     if args.action == "stop":
-        if not broker_here.stop():
-            _say(f"no broker running at {broker_here.bootstrap}")
+        if broker_here.stop():
+            forget_started(environ, args.port)
+            return EXIT_OK
+        if _someone_elses(broker_here.bootstrap, environ, args.port):
+            return EXIT_ERROR
+        forget_started(environ, args.port)
+        _say(f"no broker running at {broker_here.bootstrap}")
         return EXIT_OK
     if args.action == "restart":
         broker_here.restart(hard=args.hard)
+        _record(environ, broker_here)
         return EXIT_OK
     status = broker_here.status()
+    if not status.running and _someone_elses(status.bootstrap, environ, args.port):
+        return EXIT_ERROR
     _say(status.describe())
     return EXIT_OK if status.answering else EXIT_NOT_RUNNING
+
+
+def _record(environ: Mapping[str, str], broker: object) -> None:
+    """Remember a JVM broker started here, for ``status``/``stop`` without ``--data-dir``."""
+    if not isinstance(broker, LocalKafka):
+        return  # a container is found by its name, an external cluster is not ours
+    pid = broker.pid()
+    if pid is None:
+        return
+    config = broker.config
+    started = StartedBroker(
+        pid, config.port, config.effective_controller_port, config.data_dir, config.cache_dir
+    )
+    record_started(environ, started)
+
+
+def _someone_elses(bootstrap: str, environ: Mapping[str, str], port: int) -> bool:
+    """Nothing of ours runs on ``port``; does something else answer there? Then say so (True)."""
+    if not answers(bootstrap, timeout_s=2.0):
+        return False
+    _say(
+        f"a broker answers at {bootstrap}, but not one `ecash-worker kafka start` started "
+        f"(no live record in {state_file(environ, port)}): left alone; stop it where it was started, "
+        "or pass its --data-dir"
+    )
+    return True
 
 
 def _client_kwargs(environ: Mapping[str, str]) -> ClientKwargs:

@@ -12,6 +12,7 @@ from worker.devkafka.base import DEFAULT_PORT, Broker, BrokerError, BrokerStatus
 from worker.devkafka.docker import DockerKafka, docker_engine_answers
 from worker.devkafka.jvm import LocalKafka, free_ports
 from worker.devkafka.jvm_files import LocalKafkaConfig
+from worker.devkafka.state import read_started
 from worker.kafka_admin import ClientKwargs
 
 Runtime = Literal["auto", "jvm", "docker"]
@@ -99,7 +100,14 @@ def local_broker(
     """The broker this machine would run: Docker's when an engine answers (or is asked for), else a JVM.
 
     A JVM broker already running from ``data_dir`` wins over Docker, so ``stop`` finds what ``start`` made.
+    Without ``data_dir``, the one ``ecash-worker kafka start`` recorded for ``port`` (worker/devkafka/
+    state.py), with its cache dir and controller port unless given.
     """
+    recorded = read_started(environ, port) if data_dir is None else None
+    if recorded is not None:
+        data_dir = recorded.data_dir
+        cache_dir = cache_dir or recorded.cache_dir
+        controller_port = controller_port or recorded.controller_port
     jvm = LocalKafka(
         local_config(
             environ, port=port, controller_port=controller_port, data_dir=data_dir, cache_dir=cache_dir

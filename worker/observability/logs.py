@@ -4,7 +4,11 @@
 ``EventLogger`` with an injected clock) turns domain events into log lines. Every record passes through a
 ``RedactionFilter``: secrets named in the settings, ``key=value`` pairs whose key says secret (APIKey,
 Credentials, token, password...) and long opaque strings (API keys, session tokens, encrypted credentials)
-are replaced by ``[REDACTED]``, and MSISDNs keep only their last four digits.
+are replaced by ``[REDACTED]``, and MSISDNs keep only their last four digits: the ``msisdn`` field, and
+any run of 9 to 15 digits in any logger's message (aiokafka's DEBUG lines print record keys, which are
+MSISDNs), its arguments, its traceback and its other string fields (``trace_number`` is kept as it is).
+The filter goes on every handler of the root logger, with ``KafkaNoiseFilter`` (worker/observability/
+kafka_noise.py) in front of it: aiokafka's broker-down errors become one warning per outage.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from worker.observability.events import (
     ResultPublished,
     ReviewDecisionRefused,
 )
+from worker.observability.kafka_noise import KafkaNoiseFilter
 from worker.settings import LogFormat, Settings
 
 EVENT_LOGGER_NAME = "worker.events"
@@ -47,6 +52,9 @@ _KEY_VALUE = re.compile(rf"(?i)\b([\w-]*?(?:{_SECRET_WORDS}))([\"']?\s*[:=]\s*[\
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9+=_-])[A-Za-z0-9+=_-]{40,}(?![A-Za-z0-9+=_-])")
 _SECRET_FIELD = re.compile(rf"(?i)^[\w-]*(?:{_SECRET_WORDS})$")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+# MSISDN-shaped: 9 to 15 digits not inside a longer run of digits (08131234567, 628131234567, +628...).
+_MSISDN_RUN = re.compile(r"(?<!\d)\d{9,15}(?!\d)")
+_UNMASKED_FIELDS = frozenset({"trace_number"})  # an identifier an SRE searches for, never an MSISDN
 
 
 def mask_msisdn(msisdn: str | None) -> str | None:
@@ -55,6 +63,11 @@ def mask_msisdn(msisdn: str | None) -> str | None:
         return None
     keep = 4 if len(msisdn) > 4 else 0
     return "*" * (len(msisdn) - keep) + msisdn[len(msisdn) - keep :]
+
+
+def mask_msisdns(text: str) -> str:
+    """Every MSISDN-shaped run of digits in ``text`` masked as ``mask_msisdn`` masks one."""
+    return _MSISDN_RUN.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(0)[-4:], text)
 
 
 def event_name(event: Event) -> str:
@@ -73,7 +86,7 @@ class Redactor:
         for value in self._values:
             text = text.replace(value, REDACTED)
         text = _KEY_VALUE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-        return _OPAQUE.sub(_redact_if_digit, text)
+        return mask_msisdns(_OPAQUE.sub(_redact_if_digit, text))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Redactor:
@@ -117,6 +130,8 @@ class RedactionFilter(logging.Filter):
             return REDACTED
         if key == "msisdn" and isinstance(value, str):
             return mask_msisdn(value) if not value.startswith("*") else value
+        if key in _UNMASKED_FIELDS and isinstance(value, str):
+            return value
         if isinstance(value, str):
             return self._redact(value)
         return value
@@ -180,12 +195,18 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     handler = logging.StreamHandler(stream)
     fmt = choose_format(settings.log_format, stream)
     handler.setFormatter(TextFormatter() if fmt is LogFormat.TEXT else JsonFormatter())
-    handler.addFilter(RedactionFilter(Redactor.from_settings(settings)))
+    level = logging.getLevelName(settings.log_level)
+    handler.addFilter(KafkaNoiseFilter(level if isinstance(level, int) else logging.INFO))
+    redaction = RedactionFilter(Redactor.from_settings(settings))
+    handler.addFilter(redaction)
     handler.set_name("ecash-worker")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "ecash-worker"]:
         root.removeHandler(old)
     root.addHandler(handler)
+    for other in root.handlers:  # any handler someone else installed: MSISDNs and secrets masked there too
+        if not any(isinstance(f, RedactionFilter) for f in other.filters):
+            other.addFilter(redaction)
     root.setLevel(settings.log_level)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.captureWarnings(True)
