@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
@@ -30,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.pipeline.claims import Claim, ClaimState, Entry
+from worker.pipeline.journal_store import StoreBusy, lock_exclusively
 
 log = logging.getLogger("ecash_worker.claims")
 
@@ -51,14 +51,7 @@ class ClaimsStore:
         self.path = path
         self._lock_fd: int | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise BlockingIOError(str(path)) from None
-            self._lock_fd = fd
+            self._lock_fd = lock_exclusively(path)
         self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
         self._db.execute("PRAGMA synchronous=OFF")  # a cache of the topic
@@ -172,7 +165,7 @@ def open_claims_store(state_dir: Path | None, group_id: str, topic: str) -> Clai
     for slot in range(SLOTS):
         try:
             return ClaimsStore(state_dir / safe / f"index-{slot}.sqlite")
-        except BlockingIOError:
+        except StoreBusy:
             continue
         except (OSError, sqlite3.Error) as exc:
             log.warning("ECASH_STATE_DIR: cannot open the claims store (%s); kept in memory", exc)

@@ -69,20 +69,27 @@ class StoreBusy(Exception):
     """Another process holds this partition's store file."""
 
 
+def lock_exclusively(path: Path) -> int:
+    """Hold ``path``'s lock file for this process (the descriptor; closing it releases the lock).
+
+    Raises ``StoreBusy`` when another process holds it: two processes must never write one SQLite cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreBusy(str(path)) from None
+    return fd
+
+
 class PartitionStore:
     def __init__(self, path: Path | None) -> None:
         """``path=None`` keeps the store in memory (tests, or a state directory that cannot be used)."""
         self.path = path
         self._lock_fd: int | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path.with_suffix(".lock"), os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise StoreBusy(str(path)) from None
-            self._lock_fd = fd
+            self._lock_fd = lock_exclusively(path)
         self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
         self._db.execute("PRAGMA synchronous=OFF")  # the topic is durable; this is a cache of it

@@ -260,19 +260,7 @@ class Runner:
                 "not_a_review_decision",
                 f"only review decisions are read from {self.decisions_topic}; commands go to {self.topic}",
             )
-        job = Job(
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=message.timestamp,
-            key=message.key,
-            value=message.value,
-            headers=[(k, v) for k, v in (message.headers or ())],
-            intake=intake,
-            stream=DECISIONS,
-            topic=self.decisions_topic,
-        )
-        self._decision_offsets.of(message.partition).add(message.offset, message.timestamp)
-        self._lanes.submit(job)
+        self._submit(message, intake, stream=DECISIONS)
 
     # --- commands ----------------------------------------------------------------------------
     def _dispatch(self, message: Any) -> None:
@@ -290,6 +278,11 @@ class Runner:
                 "internal_error",
                 f"handling this message failed {failed[0]} times ({failed[1]}); no money call was made",
             )
+        self._sink.emit(CommandConsumed(message.partition))
+        self._submit(message, intake, stream=COMMANDS)
+
+    def _submit(self, message: Any, intake: Intake, *, stream: str) -> None:
+        """Hand a message to its lane; its offset stays pending in its stream until its job commits it."""
         job = Job(
             partition=message.partition,
             offset=message.offset,
@@ -298,9 +291,10 @@ class Runner:
             value=message.value,
             headers=[(k, v) for k, v in (message.headers or ())],
             intake=intake,
+            stream=stream,
+            topic=self.decisions_topic if stream == DECISIONS else None,
         )
-        self._offsets.of(message.partition).add(message.offset, message.timestamp)
-        self._sink.emit(CommandConsumed(message.partition))
+        self._tracker(stream).of(message.partition).add(message.offset, message.timestamp)
         self._lanes.submit(job)
 
     def _journaled(self, message: Any, intake: Parsed) -> bool:
