@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.pipeline.claims import Claim, ClaimState, Entry
-from worker.pipeline.journal_store import StoreBusy, lock_exclusively
+from worker.pipeline.journal_store import StoreBusy, lock_exclusively, open_cache_db
 
 log = logging.getLogger("ecash_worker.claims")
 
@@ -52,15 +52,7 @@ class ClaimsStore:
         self._lock_fd: int | None = None
         if path is not None:
             self._lock_fd = lock_exclusively(path)
-        self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
-        self._db.execute("PRAGMA synchronous=OFF")  # a cache of the topic
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
-        version = self._db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
-        if version is None or version[0] != SCHEMA_VERSION:
-            self._db.execute("DROP TABLE IF EXISTS claims")
-            self._db.execute("DELETE FROM meta")
-            self._db.execute("INSERT INTO meta(k, v) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        self._db = open_cache_db(path, table="claims", schema_version=SCHEMA_VERSION)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, trace TEXT NOT NULL, cpart INTEGER NOT "
             "NULL, claim_offset INTEGER NOT NULL, command_topic TEXT NOT NULL, command_partition INTEGER NOT "

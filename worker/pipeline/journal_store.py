@@ -83,6 +83,22 @@ def lock_exclusively(path: Path) -> int:
     return fd
 
 
+def open_cache_db(path: Path | None, *, table: str, schema_version: str) -> sqlite3.Connection:
+    """A SQLite cache of a topic (``path=None``: in memory), with its ``meta`` table at ``schema_version``.
+
+    A cache of another layout is dropped (``table`` and ``meta``) and replayed from the topic in full."""
+    db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
+    db.execute("PRAGMA synchronous=OFF")  # the topic is durable; this is a cache of it
+    db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    version = db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
+    if version is None or version[0] != schema_version:
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+        db.execute("DELETE FROM meta")
+        db.execute("INSERT INTO meta(k, v) VALUES ('schema', ?)", (schema_version,))
+    return db
+
+
 class PartitionStore:
     def __init__(self, path: Path | None) -> None:
         """``path=None`` keeps the store in memory (tests, or a state directory that cannot be used)."""
@@ -90,16 +106,7 @@ class PartitionStore:
         self._lock_fd: int | None = None
         if path is not None:
             self._lock_fd = lock_exclusively(path)
-        self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
-        self._db.execute("PRAGMA synchronous=OFF")  # the topic is durable; this is a cache of it
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
-        version = self._db.execute("SELECT v FROM meta WHERE k = 'schema'").fetchone()
-        if version is None or version[0] != SCHEMA_VERSION:
-            # A cache of the topic: an older layout is dropped and replayed from the topic in full.
-            self._db.execute("DROP TABLE IF EXISTS records")
-            self._db.execute("DELETE FROM meta")
-            self._db.execute("INSERT INTO meta(k, v) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        self._db = open_cache_db(path, table="records", schema_version=SCHEMA_VERSION)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS records "
             "(trace TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ms INTEGER, final INTEGER NOT NULL DEFAULT 0, "
