@@ -7,178 +7,16 @@ clock, so a freeze of a minute is one call to ``advance``.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
 import httpx
 import orjson
 
-from tests.fakes.txn_producer import Committed, FakeTxnProducer, TxnBroker
-from tests.unit.ecash.fake_api import FakeApi, make_settings
-from worker.clock import FakeClock
+from tests.unit.pipeline.rig import DLQ, JOURNAL, RESULTS, REVIEW, RICH, TXN_ID, charge, rig, seed_done
 from worker.contracts import Command, Outcome, ResolvedBy
-from worker.core.breaker import BreakerPolicy, CircuitBreaker
 from worker.core.fingerprint import fingerprint
-from worker.core.ratelimit import RateLimiter
 from worker.ecash import wire
-from worker.ecash.client import EcashClient
-from worker.ecash.ratelimited import RateLimitedTransport
-from worker.observability.events import Recorder, RetryScheduled
-from worker.pipeline.gate import Gate
-from worker.pipeline.intake import parse_command
-from worker.pipeline.journal import Journal, JournalRecord, JournalState
-from worker.pipeline.offsets import PartitionOffsets
-from worker.pipeline.ownership import PartitionWriter, WriterPolicy
-from worker.pipeline.processor import Job, Processor
-from worker.pipeline.publisher import Outbox
-from worker.pipeline.results import command_result
-from worker.settings import Settings
-
-RICH = "08131234567"
-TXN_ID = "g.commands.0"
-JOURNAL, RESULTS, REVIEW, DLQ = "journal", "results", "review", "dlq"
-
-
-@dataclass
-class Rig:
-    settings: Settings
-    clock: FakeClock
-    api: FakeApi
-    broker: TxnBroker
-    journal: Journal
-    processor: Processor
-    writer: PartitionWriter
-    offsets: PartitionOffsets
-    sink: Recorder
-    producers: list[FakeTxnProducer] = field(default_factory=list)
-    lost: list[str] = field(default_factory=list)
-
-    @property
-    def producer(self) -> FakeTxnProducer:
-        return self.producers[-1]
-
-    def job(self, body: dict[str, Any], offset: int = 0) -> Job:
-        raw = json.dumps(body).encode()
-        job = Job(0, offset, None, RICH.encode(), raw, [], parse_command(raw, max_bytes=16_384))
-        job.writer = self.writer
-        self.offsets.add(offset)
-        return job
-
-    def transactions(self) -> list[Committed]:
-        return [c for _, c in self.broker.committed]
-
-    def topics_of(self, txn: Committed) -> list[str]:
-        return [topic for topic, *_ in txn.records]
-
-    def results(self) -> list[dict[str, Any]]:
-        return [orjson.loads(v) for _, v in self.broker.records(RESULTS) if v is not None]
-
-    def journal_states(self) -> list[str]:
-        return [orjson.loads(v)["state"] for _, v in self.broker.records(JOURNAL) if v is not None]
-
-
-async def rig(policy: WriterPolicy | None = None, **overrides: object) -> Rig:
-    settings = make_settings(
-        commands_topic="commands",
-        journal_topic=JOURNAL,
-        results_topic=RESULTS,
-        review_topic=REVIEW,
-        dlq_topic=DLQ,
-        **overrides,
-    )
-    clock, api, broker, sink = FakeClock(), FakeApi(yield_each_call=False), TxnBroker(), Recorder()
-    client = EcashClient(
-        settings,
-        transport=RateLimitedTransport(api.transport(), RateLimiter(0, burst=1, clock=clock)),
-        sink=sink,
-        clock=clock,
-        sleep=clock.sleep_s,
-    )
-    journal = Journal(
-        topic=JOURNAL,
-        group_id="g",
-        state_dir=None,
-        consumer_factory=lambda: None,  # never called: the store is opened in memory
-        dedupe_window_s=86_400,
-        now_ms=lambda: int(clock.now().timestamp() * 1000),
-    )
-    journal.open_in_memory(0)
-    offsets = PartitionOffsets()
-    producers: list[FakeTxnProducer] = []
-    lost: list[str] = []
-
-    def factory(txn_id: str) -> FakeTxnProducer:
-        producers.append(broker.producer(txn_id))
-        return producers[-1]
-
-    writer = PartitionWriter(
-        partition=0,
-        txn_id=TXN_ID,
-        group_id="g",
-        producer_factory=factory,
-        clock=clock,
-        policy=policy or WriterPolicy(),
-        mark_done=lambda _stream, offset: offsets.done(offset),
-        committable=lambda: {} if (o := offsets.committable()) is None else {"commands": o},
-        offset_key=lambda _stream: ("commands", 0),
-        on_lost=lambda _partition, reason: lost.append(reason),
-    )
-    await writer.start()
-    gate = Gate(CircuitBreaker(BreakerPolicy.from_settings(settings), clock), clock)
-    processor = Processor(
-        settings=settings,
-        client=client,
-        journal=journal,
-        outbox=Outbox(RESULTS, DLQ, REVIEW),
-        gate=gate,
-        clock=clock,
-        sink=sink,
-        topic="commands",
-    )
-    return Rig(settings, clock, api, broker, journal, processor, writer, offsets, sink, producers, lost)
-
-
-def charge(trace: str = "T1", amount: int = 1000) -> dict[str, Any]:
-    return {"type": "charge", "trace_number": trace, "msisdn": RICH, "amount": str(amount)}
-
-
-def seed_done(r: Rig, outcome: Outcome, resolved_by: ResolvedBy, *, offset: int) -> None:
-    """T1's outcome, as a restore would have found it in the journal (from the message at ``offset``)."""
-    command = Command.model_validate(charge())
-    now = r.clock.now()
-    result = command_result(
-        command,
-        partition=0,
-        offset=offset,
-        outcome=outcome,
-        resolved_by=resolved_by,
-        detail=outcome.value,
-        now=now,
-        attempts=1,
-    )
-    done = JournalRecord(
-        trace_number="T1",
-        fingerprint=fingerprint(command),
-        state=JournalState.DONE,
-        command=command,
-        partition=0,
-        offset=offset,
-        result=result,
-        updated_at=now,
-    )
-    r.journal.seed(done, 0)
-
-
-def on_first_commit(r: Rig, action: Callable[[], None]) -> None:
-    """Run ``action`` right after the first transaction commits (the intent): a freeze, a takeover..."""
-
-    def hook(_committed: Committed) -> None:
-        if len(r.broker.committed) == 1:
-            action()
-
-    r.producer.after_commit = hook
+from worker.observability.events import RetryScheduled
+from worker.pipeline.journal import JournalRecord, JournalState
+from worker.pipeline.ownership import WriterPolicy
 
 
 async def test_the_intent_commits_before_the_charge_and_outcome_result_and_offset_commit_together() -> None:
@@ -208,7 +46,7 @@ async def test_frozen_after_the_intent_while_a_new_owner_takes_over_sends_nothin
         r.clock.advance(r.settings.send_lease_s + 60)
         r.broker.fence(TXN_ID)
 
-    on_first_commit(r, freeze_and_take_over)
+    r.on_first_commit(freeze_and_take_over)
     assert not await r.processor.handle(r.job(charge()))
     assert r.api.count(wire.Operation.CHARGE) == 0, "a superseded worker moved money"
     assert r.results() == []
@@ -218,7 +56,7 @@ async def test_frozen_after_the_intent_while_a_new_owner_takes_over_sends_nothin
 
 async def test_frozen_past_the_lease_without_a_takeover_proves_ownership_again_then_sends_once() -> None:
     r = await rig()
-    on_first_commit(r, lambda: r.clock.advance(r.settings.send_lease_s + 1))
+    r.on_first_commit(lambda: r.clock.advance(r.settings.send_lease_s + 1))
     assert await r.processor.handle(r.job(charge()))
     assert r.api.count(wire.Operation.CHARGE) == 1
     assert r.journal_states() == ["intent", "intent", "done"], "a fresh intent after the lease passed"
