@@ -39,6 +39,34 @@ from worker.core.corroboration import (
     matches,
 )
 from worker.core.fingerprint import fingerprint
+from worker.core.lifecycle import (
+    AgentRefused,
+    AlreadyApplied,
+    AnswerDuplicate,
+    Arrival,
+    CallClassName,
+    Claim,
+    Expire,
+    Finish,
+    GiveUpNotSent,
+    Known,
+    MoneyAnswer,
+    NotApplicable,
+    NotSentRetry,
+    OffsetOnly,
+    OpenItem,
+    RejectReused,
+    Resend,
+    Resolve,
+    RetryNotSent,
+    Send,
+    SettleEarlier,
+    VerifyFirst,
+    on_command,
+    on_conclusion,
+    on_money_answer,
+    on_review_decision,
+)
 from worker.core.ratelimit import RateLimiter
 from worker.core.resolution import (
     Conclude,
@@ -170,6 +198,11 @@ class Processor:
         self._sink = sink
         self._topic = topic
         self._policy = ResolutionPolicy.from_settings(settings)
+        self._not_sent = NotSentRetry(
+            initial_s=settings.not_sent_backoff_initial_s,
+            max_s=settings.not_sent_backoff_max_s,
+            deadline_s=settings.not_sent_deadline_s,
+        )
         self.resolving = 0
 
     async def handle(self, job: Job) -> bool:
@@ -201,33 +234,38 @@ class Processor:
     async def _decision(self, job: Job, decision: ReviewDecision) -> bool:
         """An operator closes an unresolved command: the final result, with ``resolved_by: manual``."""
         record = self._journal.get(job.partition, decision.trace_number)
-        now = self._clock.now()
         event_id = decision_event_id(decision.trace_number, job.partition, job.offset)
-        if record is not None and record.result is not None and record.result.event_id == event_id:
-            await self._commit(job, [])  # this decision again, after a crash: applied with its offset
-            return True
-        open_item = (
-            record is not None
-            and record.result is not None
-            and record.result.outcome is Outcome.UNRESOLVED
-            and record.command.msisdn == decision.msisdn
-            and decision.source_offset in (None, record.offset)
-        )
-        if record is None or record.result is None or not open_item:
-            state = (
-                "unknown" if record is None else (record.result.outcome if record.result else record.state)
+        verified = False
+        while True:
+            step = on_review_decision(
+                _open_item(record),
+                trace_number=decision.trace_number,
+                msisdn=decision.msisdn,
+                outcome=decision.outcome,
+                source_offset=decision.source_offset,
+                event_id=event_id,
+                verified=verified,
             )
-            await self._dead_letter(
-                job,
-                DeadLetterReason(
-                    "review_decision_not_applicable",
-                    f"trace number {decision.trace_number} has no unresolved command here (state: {state})",
-                ),
-            )
+            if isinstance(step, AlreadyApplied):
+                await self._commit(job, [])  # this decision again, after a crash: applied with its offset
+                return True
+            if isinstance(step, NotApplicable):
+                await self._dead_letter(job, DeadLetterReason("review_decision_not_applicable", step.reason))
+                return True
+            assert record is not None
+            if isinstance(step, VerifyFirst):
+                if not await self._failed_decision_holds(job, record):
+                    return True
+                verified = True
+                continue
+            await self._apply_decision(job, record, decision, event_id)
             return True
-        if decision.outcome == "failed" and not await self._failed_decision_holds(job, record):
-            return True
+
+    async def _apply_decision(
+        self, job: Job, record: JournalRecord, decision: ReviewDecision, event_id: str
+    ) -> None:
         assert record.result is not None
+        now = self._clock.now()
         opened_at = record.result.completed_at
         result = manual_result(record.result, decision, event_id=event_id, now=now)
         record = record.model_copy(update={"result": result, "updated_at": now})
@@ -247,7 +285,6 @@ class Processor:
         self._emit_result(
             job, result.outcome, result.resolved_by, None, record.sends, kind=record.command.type
         )
-        return True
 
     async def _failed_decision_holds(self, job: Job, record: JournalRecord) -> bool:
         """A ``failed`` decision is checked with a fresh Status Inquiry first: refused if the API says the
@@ -282,63 +319,101 @@ class Processor:
         self._sink.emit(ReviewDecisionRefused(command.trace_number, "status_inquiry_processed"))
         return False
 
-    # --- the command's path --------------------------------------------------------------------
+    # --- the command's path: a flat loop over lifecycle.on_command's steps -------------------------
     async def _command(self, job: Job, command: Command) -> bool:
         print_ = fingerprint(command)
-        record = self._journal.get(job.partition, command.trace_number)
-        now = self._clock.now()
-        if record is not None:
-            if record.fingerprint != print_:
-                result = trace_reused_result(command, partition=job.partition, offset=job.offset, now=now)
-                await self._answer(job, [self._outbox.result(result)])
-                self._sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
-                self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
-                return True
-            if record.state is JournalState.DONE and record.result is not None:
-                if (record.partition, record.offset) == (job.partition, job.offset):
-                    # The same message again: its result was committed with this record. Publishing it
-                    # again would show a read_committed reader two results; only the offset moves.
-                    await self._commit(job, [])
-                    return True
-                result = duplicate_result(record.result, partition=job.partition, offset=job.offset, now=now)
-                await self._answer(job, [self._outbox.result(result)])
-                self._emit_result(
-                    job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
-                )
-                return True
-            # An intent without an outcome: money may have moved. Find out before anything else.
-            if (record.partition, record.offset) != (job.partition, job.offset):
-                # The earlier message's money call is unsettled: settle it as that message, then answer
-                # this one as its duplicate.
-                original = Job(
-                    partition=record.partition,
-                    offset=record.offset,
-                    timestamp_ms=record.timestamp_ms,
-                    key=job.key,
-                    value=None,
-                    headers=[],
-                    intake=Parsed(record.command),
-                    parent=job,
-                )
-                if not await self._resolve(original, record, "journal_intent"):
-                    return False
-                return await self._command(job, command)
-            return await self._resolve(job, record, "journal_intent")
-        if self._claims is not None:
-            answered = await self._claim(job, command, print_)
-            if answered is not None:
-                return answered
-            now = self._clock.now()
-        if command.expires_at is not None and now >= command.expires_at:
-            record = self._new_record(job, command, print_)
-            return await self._finish(
-                job,
-                record,
-                Outcome.FAILED,
-                ResolvedBy.RESPONSE,
-                f"the command expired at {command.expires_at.isoformat()} before it was sent; no money moved",
+        claimed = False
+        while True:
+            record = self._journal.get(job.partition, command.trace_number)
+            arrival = Arrival(
+                print_,
+                job.partition,
+                job.offset,
+                command.expires_at,
+                claims=self._claims is not None,
+                claimed=claimed,
             )
-        return await self._send(job, self._new_record(job, command, print_))
+            step = on_command(_known(record), arrival, self._clock.now())
+            if isinstance(step, Claim):
+                answered = await self._claim(job, command, print_)
+                if answered is not None:
+                    return answered
+                claimed = True
+                continue
+            if isinstance(step, Expire | Send):
+                record = self._new_record(job, command, print_)
+                if isinstance(step, Expire):
+                    assert command.expires_at is not None
+                    detail = f"the command expired at {command.expires_at.isoformat()} before it was sent"
+                    return await self._finish(
+                        job, record, Outcome.FAILED, ResolvedBy.RESPONSE, detail + "; no money moved"
+                    )
+                return await self._drive(job, record, step)
+            assert record is not None
+            if isinstance(step, SettleEarlier):
+                # The earlier message's money call is unsettled: settle it as that message, then look again
+                # (this one is then its duplicate).
+                if not await self._drive(self._earlier_job(job, record), record, Resolve()):
+                    return False
+                continue
+            if isinstance(step, Resolve):
+                return await self._drive(job, record, step)
+            await self._answer_known(job, command, record, step)
+            return True
+
+    async def _answer_known(
+        self,
+        job: Job,
+        command: Command,
+        record: JournalRecord,
+        step: RejectReused | OffsetOnly | AnswerDuplicate,
+    ) -> None:
+        """Answer a command whose trace number the journal already knows, without a money call."""
+        if isinstance(step, OffsetOnly):
+            # The same message again: its result was committed with its record. Publishing it again would
+            # show a read_committed reader two results; only the offset moves.
+            await self._commit(job, [])
+            return
+        now = self._clock.now()
+        if isinstance(step, RejectReused):
+            result = trace_reused_result(command, partition=job.partition, offset=job.offset, now=now)
+            await self._answer(job, [self._outbox.result(result)])
+            self._sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
+            self._emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
+            return
+        assert record.result is not None
+        result = duplicate_result(record.result, partition=job.partition, offset=job.offset, now=now)
+        await self._answer(job, [self._outbox.result(result)])
+        self._emit_result(job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type)
+
+    @staticmethod
+    def _earlier_job(job: Job, record: JournalRecord) -> Job:
+        """The earlier message a journal record was written for, worked on behalf of ``job``."""
+        return Job(
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp_ms,
+            key=job.key,
+            value=None,
+            headers=[],
+            intake=Parsed(record.command),
+            parent=job,
+        )
+
+    async def _drive(self, job: Job, record: JournalRecord, step: Send | Resolve) -> bool:
+        """Carry a command with a journal record to its outcome: send, resolve, resend... until one of them
+        ends it (True) or the job is abandoned (False)."""
+        while True:
+            if isinstance(step, Send):
+                after_send = await self._send(job, record)
+                if isinstance(after_send, bool):
+                    return after_send
+                record, step = after_send
+            else:
+                after_resolve = await self._resolve(job, record, step.reason)
+                if isinstance(after_resolve, bool):
+                    return after_resolve
+                record, step = after_resolve
 
     async def _claim(self, job: Job, command: Command, print_: str) -> bool | None:
         """Claim the trace number for the whole deployment (claims.py). None: this command owns it, go on;
@@ -429,10 +504,11 @@ class Processor:
             updated_at=self._clock.now(),
         )
 
-    async def _send(self, job: Job, record: JournalRecord) -> bool:
+    async def _send(self, job: Job, record: JournalRecord) -> bool | tuple[JournalRecord, Resolve]:
+        """Send the money call after its intent; on to resolution when its answer is ambiguous."""
         command = record.command
         first_try = self._clock.monotonic_s()
-        backoff_s = self._settings.not_sent_backoff_initial_s
+        retries = 0
         while True:
             if not await self._gate.wait_for_new_work(lambda: job.abandoned):
                 return False
@@ -476,49 +552,34 @@ class Processor:
             record = self._with_attempt(
                 record, command, answer.call_class.value, answer.response_code, answer.evidence
             )
-            if answer.fatal_config:
-                # The agent itself is refused (NOT_ALLOWED, INVALID_CREDENTIAL...): no money moved, and
-                # answering "declined" would burn the whole backlog. Stop and wait for an operator.
-                reason = f"the API refuses the agent: {answer.response_code}"
-                self._gate.set_fatal(reason)
-                self._sink.emit(FatalConfiguration(reason))
+            step = on_money_answer(
+                MoneyAnswer(_CALL_CLASS[answer.call_class], answer.response_code, answer.fatal_config),
+                kind=command.type.value,
+                evidence=answer.evidence,
+                retry=self._not_sent,
+                retries_so_far=retries,
+                elapsed_s=self._clock.monotonic_s() - first_try,
+            )
+            if isinstance(step, AgentRefused):
+                # Stop new money and wait for an operator (the gate); this command waits with them.
+                self._gate.set_fatal(step.reason)
+                self._sink.emit(FatalConfiguration(step.reason))
                 continue
-            if answer.call_class is CallClass.SUCCEEDED:
+            if isinstance(step, Finish):
                 return await self._finish(
-                    job,
-                    record,
-                    Outcome.SUCCEEDED,
-                    ResolvedBy.RESPONSE,
-                    f"{command.type.value} processed",
-                    answer,
+                    job, record, Outcome(step.outcome), ResolvedBy.RESPONSE, step.detail, answer
                 )
-            if answer.call_class is CallClass.DECLINED:
-                return await self._finish(
-                    job,
-                    record,
-                    Outcome.DECLINED,
-                    ResolvedBy.RESPONSE,
-                    f"declined by the API: {answer.response_code}",
-                    answer,
-                )
-            if answer.call_class is CallClass.NOT_SENT:
-                if self._clock.monotonic_s() - first_try >= self._settings.not_sent_deadline_s:
-                    return await self._finish(
-                        job,
-                        record,
-                        Outcome.FAILED,
-                        ResolvedBy.RESPONSE,
-                        f"the API could not be reached for {self._settings.not_sent_deadline_s:.0f} s; "
-                        f"the request never left ({answer.evidence}); no money moved",
-                    )
+            if isinstance(step, GiveUpNotSent):
+                return await self._finish(job, record, Outcome.FAILED, ResolvedBy.RESPONSE, step.detail)
+            if isinstance(step, RetryNotSent):
                 self._sink.emit(
-                    RetryScheduled(command.type.value, "api_unavailable", record.sends, backoff_s)
+                    RetryScheduled(command.type.value, "api_unavailable", record.sends, step.delay_s)
                 )
-                if not await self._sleep(backoff_s, job):
+                if not await self._sleep(step.delay_s, job):
                     return False
-                backoff_s = min(backoff_s * 2, self._settings.not_sent_backoff_max_s)
+                retries += 1
                 continue
-            return await self._resolve(job, record, ambiguity_reason(answer))
+            return record, Resolve(ambiguity_reason(answer))
 
     async def _money_call(self, command: Command) -> MoneyCallResult:
         if command.type is CommandType.CHARGE:
@@ -537,7 +598,9 @@ class Processor:
         )
 
     # --- resolution ------------------------------------------------------------------------------
-    async def _resolve(self, job: Job, record: JournalRecord, reason: str) -> bool:
+    async def _resolve(
+        self, job: Job, record: JournalRecord, reason: str
+    ) -> bool | tuple[JournalRecord, Send]:
         command = record.command
         if record.resolution is None:
             # The server may still be working on the request until the request timeout after it was
@@ -566,7 +629,9 @@ class Processor:
         finally:
             self.resolving -= 1
 
-    async def _resolution_loop(self, job: Job, record: JournalRecord, state: ResolutionState) -> bool:
+    async def _resolution_loop(
+        self, job: Job, record: JournalRecord, state: ResolutionState
+    ) -> bool | tuple[JournalRecord, Send]:
         command = record.command
         found: Corroborated | None = None
         decision = next_step(
@@ -628,40 +693,36 @@ class Processor:
         state: ResolutionState,
         decision: Conclude,
         found: Corroborated | None = None,
-    ) -> bool:
+    ) -> bool | tuple[JournalRecord, Send]:
         command = record.command
         duration_s = self._clock.now().timestamp() - state.started_at_s
         self._sink.emit(
             ResolutionFinished(command.trace_number, decision.outcome, state.inquiries, duration_s)
         )
-        if decision.outcome == "succeeded":
-            # Only a corroborated PROCESSED concludes "succeeded", and only in the loop that saw it: a
-            # resumed state never carries one (ResolutionState.from_dict).
-            assert found is not None, "succeeded without a corroborated PROCESSED"
-            detail = (
-                f"{command.type.value} confirmed by Status Inquiry after an ambiguous answer; "
-                f"{found.evidence}"
-            )
+        step = on_conclusion(decision, kind=command.type.value, evidence=found.evidence if found else None)
+        if isinstance(step, Finish):
+            if step.outcome != "succeeded":
+                return await self._finish(
+                    job, record, Outcome(step.outcome), ResolvedBy.STATUS_INQUIRY, step.detail
+                )
+            assert found is not None  # on_conclusion refuses a "succeeded" without its corroboration
             return await self._finish(
                 job,
                 record,
                 Outcome.SUCCEEDED,
                 ResolvedBy.STATUS_INQUIRY,
-                detail,
+                step.detail,
                 code="PROCESSED",
                 transaction_number=found.transaction_number,
                 trx_datetime=found.trx_datetime,
             )
-        if decision.outcome == "failed":
-            return await self._finish(job, record, Outcome.FAILED, ResolvedBy.STATUS_INQUIRY, decision.reason)
-        if decision.outcome == "resubmit":
+        if isinstance(step, Resend):
             resubmits = state.resubmits + 1
             record = record.model_copy(
                 update={"resolution": None, "state": JournalState.INTENT, "resubmits": resubmits}
             )
             self._sink.emit(RetryScheduled(command.type.value, "resubmit", resubmits, 0.0))
-            return await self._send(job, record)
-        detail = "unresolved: " + decision.reason + "; handed to manual review"
+            return record, Send()
         review = review_record(
             command,
             partition=job.partition,
@@ -676,7 +737,7 @@ class Processor:
             record,
             Outcome.UNRESOLVED,
             ResolvedBy.STATUS_INQUIRY,
-            detail,
+            step.detail,
             before=[self._outbox.review(review)],
         )
 
@@ -872,3 +933,33 @@ def _transport_class(call_class: CallClass) -> str | None:
     if call_class in (CallClass.NOT_SENT, CallClass.AMBIGUOUS):
         return call_class.value
     return None
+
+
+_CALL_CLASS: dict[CallClass, CallClassName] = {
+    CallClass.SUCCEEDED: "succeeded",
+    CallClass.DECLINED: "declined",
+    CallClass.NOT_SENT: "not_sent",
+    CallClass.AMBIGUOUS: "ambiguous",
+    # the client logs in again itself; one that still reaches here may have moved money
+    CallClass.SESSION_EXPIRED: "ambiguous",
+}
+
+
+def _known(record: JournalRecord | None) -> Known | None:
+    if record is None:
+        return None
+    done = record.state is JournalState.DONE and record.result is not None
+    return Known(record.fingerprint, done, record.partition, record.offset)
+
+
+def _open_item(record: JournalRecord | None) -> OpenItem | None:
+    if record is None:
+        return None
+    result = record.result
+    return OpenItem(
+        state=str(result.outcome if result is not None else record.state),
+        unresolved=result is not None and result.outcome is Outcome.UNRESOLVED,
+        msisdn=record.command.msisdn,
+        offset=record.offset,
+        result_event_id=result.event_id if result is not None else None,
+    )
