@@ -406,7 +406,7 @@ async def claim(cfg: StageConfig) -> dict[str, Any]:
                 assert index is not None
                 key = claim_key(commands_topic, partition, offset)
                 await writers.of(partition).write([record])
-                while not index.has(key):  # as the worker does (processor._claim)
+                while not index.has(key):  # as the worker does (pipeline/claiming.py)
                     await index.wait_for_key(key, lambda: False)
                 found = standing(key, index.entries(command.trace_number))
                 if found is None or found.kind != "owner":

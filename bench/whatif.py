@@ -20,23 +20,24 @@ from worker.cli import main as cli_main
 
 
 def run_worker_without_journal() -> int:
+    from worker.pipeline.effects import Effects
+    from worker.pipeline.job import Job
     from worker.pipeline.journal import JournalRecord
     from worker.pipeline.ownership import OutRecord
-    from worker.pipeline.processor import Job, Processor
 
-    async def write(self: Processor, job: Job, record: JournalRecord) -> float:
-        return self._clock.monotonic_s()
+    async def write(self: Effects, job: Job, record: JournalRecord) -> float:
+        return self.clock.monotonic_s()
 
-    commit = Processor._commit
+    commit = Effects.commit
 
     async def commit_without_journal(
-        self: Processor, job: Job, records: list[OutRecord], journal: JournalRecord | None = None
+        self: Effects, job: Job, records: list[OutRecord], journal: JournalRecord | None = None
     ) -> None:
-        topic = self._journal.topic
+        topic = self.journal.topic
         await commit(self, job, [r for r in records if r.topic != topic], None)
 
-    setattr(Processor, "_write", write)  # noqa: B010
-    setattr(Processor, "_commit", commit_without_journal)  # noqa: B010
+    setattr(Effects, "write", write)  # noqa: B010
+    setattr(Effects, "commit", commit_without_journal)  # noqa: B010
     return cli_main(["run"])
 
 

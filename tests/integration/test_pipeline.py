@@ -409,7 +409,7 @@ async def test_an_unexpected_failure_rewinds_the_partition_without_losing_order_
             return super().result(result)
 
     async with running_worker(settings) as worker:
-        worker.processor._outbox = FlakyOutbox(
+        worker.processor.effects.outbox = FlakyOutbox(
             settings.results_topic, settings.dlq_topic, settings.review_topic
         )
         results = await wait_results(settings, {c["trace_number"] for c in commands}, timeout_s=60)

@@ -1,0 +1,211 @@
+"""What a job's steps do to the world, in one place: every write goes through the partition's
+transactional writer (ownership.py), every answer without a journal record of its own leaves its marker,
+every ending emits its result event. Shared by the processor and its steps (resolving.py, claiming.py,
+review_decisions.py), so that none of them writes any other way.
+"""
+
+from __future__ import annotations
+
+from worker.clock import Clock
+from worker.contracts import Attempt, Command, CommandType, Outcome, ResolvedBy, Result
+from worker.ecash.client import MoneyCallResult
+from worker.observability.events import DeadLettered, EventSink, ResultPublished
+from worker.pipeline.claims import claim_key, claim_record, final_claim, new_claim
+from worker.pipeline.claims_index import ClaimsIndex
+from worker.pipeline.dead_letters import dead_letter
+from worker.pipeline.intake import DeadLetterReason, Decision, Parsed, Rejection
+from worker.pipeline.job import Job
+from worker.pipeline.journal import Journal, JournalRecord, JournalState
+from worker.pipeline.ownership import OutRecord, PartitionLost, PartitionWriter
+from worker.pipeline.publisher import Outbox
+from worker.pipeline.results import command_result
+
+__all__ = ["Effects"]
+
+SLEEP_STEP_S = 0.25  # how soon a sleeping job notices that it was abandoned
+
+
+class Effects:
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        outbox: Outbox,
+        claims: ClaimsIndex | None,
+        clock: Clock,
+        sink: EventSink,
+        topic: str,
+    ) -> None:
+        self.journal = journal
+        self.outbox = outbox
+        self.claims = claims
+        self.clock = clock
+        self.sink = sink
+        self.topic = topic
+
+    # --- writing (all of it through the partition's transactional writer) ------------------------
+    @staticmethod
+    def writer(job: Job) -> PartitionWriter:
+        writer = job.writer if job.parent is None else job.parent.writer
+        if writer is None or writer.lost is not None:
+            raise PartitionLost(writer.lost if writer is not None else "no writer")
+        return writer
+
+    async def write(self, job: Job, record: JournalRecord) -> float:
+        """Commit a journal record on its own (an intent, a resolution's progress); the lease start."""
+        lease_start_s = await self.writer(job).write([self.journal.out(record)])
+        self.journal.remember(record)
+        return lease_start_s
+
+    async def commit(self, job: Job, records: list[OutRecord], journal: JournalRecord | None = None) -> None:
+        """Finish ``job``: its records and its offset in one transaction."""
+        await self.writer(job).write(records, done_offset=job.offset, stream=job.stream)
+        if journal is not None:
+            self.journal.remember(journal)
+
+    async def answer(self, job: Job, records: list[OutRecord]) -> None:
+        """Finish ``job`` with an answer that has no journal record of its own: with its marker."""
+        marker = self.journal.answer_marker(job.partition, job.stream, job.offset)
+        await self.commit(job, [*records, marker])
+        self.journal.remember_answer(job.partition, job.stream, job.offset)
+
+    async def dead_letter(self, job: Job, reason: DeadLetterReason) -> None:
+        letter = dead_letter(job, topic=job.topic or self.topic, reason=reason, now=self.clock.now())
+        await self.answer(job, [self.outbox.dead_letter(letter, job.key)])
+        self.sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
+
+    def final_claim(self, record: JournalRecord, result: Result) -> list[OutRecord]:
+        """The owner's outcome on its claim, for duplicates anywhere (none when claims are off)."""
+        claims = self.claims
+        if claims is None:
+            return []
+        key = claim_key(self.topic, record.partition, record.offset)
+        entry = claims.entry(key)
+        claim = (
+            entry.claim
+            if entry is not None
+            else new_claim(
+                record.command,
+                record.fingerprint,
+                topic=self.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        )
+        offset = entry.claim_offset if entry is not None else None
+        return [claim_record(claims.topic, final_claim(claim, offset, result), claims.partitions)]
+
+    async def finish(
+        self,
+        job: Job,
+        record: JournalRecord,
+        outcome: Outcome,
+        resolved_by: ResolvedBy,
+        detail: str,
+        answer: MoneyCallResult | None = None,
+        *,
+        code: str | None = None,
+        transaction_number: str | None = None,
+        trx_datetime: str | None = None,
+        before: list[OutRecord] | None = None,
+    ) -> bool:
+        """A command's outcome: its journal record, its claim's final state, its result and its offset in
+        one transaction (``before``: records that go first, such as its review item)."""
+        now = self.clock.now()
+        result = command_result(
+            record.command,
+            partition=job.partition,
+            offset=job.offset,
+            outcome=outcome,
+            resolved_by=resolved_by,
+            detail=detail,
+            now=now,
+            attempts=record.sends,
+            response_code=answer.response_code if answer else code,
+            transaction_number=answer.transaction_number if answer else transaction_number,
+            trx_datetime=answer.trx_datetime if answer else trx_datetime,
+        )
+        record = record.model_copy(update={"state": JournalState.DONE, "result": result, "updated_at": now})
+        await self.commit(
+            job,
+            [
+                *(before or []),
+                self.journal.out(record),
+                *self.final_claim(record, result),
+                self.outbox.result(result),
+            ],
+            record,
+        )
+        self.emit_result(
+            job, outcome, resolved_by, result.response_code, record.sends, kind=record.command.type
+        )
+        return True
+
+    # --- telling -------------------------------------------------------------------------------
+    def emit_result(
+        self,
+        job: Job,
+        outcome: Outcome,
+        resolved_by: ResolvedBy,
+        code: str | None,
+        attempts: int,
+        *,
+        kind: CommandType | None,
+    ) -> None:
+        intake = job.intake
+        trace = (
+            intake.command.trace_number
+            if isinstance(intake, Parsed)
+            else intake.trace_number
+            if isinstance(intake, Rejection)
+            else ""
+        )
+        msisdn = intake.command.msisdn if isinstance(intake, Parsed) else None
+        if isinstance(intake, Decision):
+            trace, msisdn = intake.decision.trace_number, intake.decision.msisdn
+        e2e_s = None
+        if job.timestamp_ms is not None:
+            e2e_s = max(0.0, self.clock.now().timestamp() - job.timestamp_ms / 1000)
+        self.sink.emit(
+            ResultPublished(
+                trace_number=trace,
+                msisdn=msisdn,
+                command_type=kind.value if kind else "unknown",
+                outcome=outcome.value,
+                resolved_by=resolved_by.value,
+                response_code=code,
+                attempts=attempts,
+                end_to_end_s=e2e_s,
+            )
+        )
+
+    def with_attempt(
+        self,
+        record: JournalRecord,
+        command: Command,
+        outcome_class: str,
+        code: str | None,
+        detail: str,
+        *,
+        operation: str | None = None,
+    ) -> JournalRecord:
+        attempt = Attempt(
+            at=self.clock.now(),
+            operation=operation or command.type.value,
+            outcome_class=outcome_class,
+            response_code=code,
+            detail=detail[:500],
+        )
+        return record.model_copy(update={"attempts": [*record.attempts, attempt][-50:]})
+
+    # --- waiting -------------------------------------------------------------------------------
+    async def sleep(self, seconds: float, job: Job) -> bool:
+        """Sleep in short steps so that a revoke or a shutdown is noticed; False if abandoned."""
+        remaining = seconds
+        while remaining > 0:
+            if job.abandoned:
+                return False
+            step = min(remaining, SLEEP_STEP_S)
+            await self.clock.sleep_s(step)
+            remaining -= step
+        return not job.abandoned
