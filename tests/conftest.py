@@ -2,7 +2,7 @@
 
 ``ecash-worker run`` has no default API identity (username, key, credentials): every test process sees
 the sandbox's, as the demo passes them. A test about a missing identity removes them itself
-(``monkeypatch.delenv``); child processes get their environment explicitly (``worker.stack``).
+(``monkeypatch.delenv``); child processes get their environment explicitly (``ecash_dev.stack``).
 """
 
 import pytest

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka_admin import ClientKwargs, TopicSpec, ensure_topics
 
 TEST_BOOTSTRAP_ENV = "ECASH_TEST_KAFKA_BOOTSTRAP"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from worker.demo_plan import (
+from ecash_dev.demo.plan import (
     CASES,
     DEAD_LETTERS,
     REQUEST_TIMEOUT_S,
@@ -14,7 +14,7 @@ from worker.demo_plan import (
     all_commands,
     fault_rules,
 )
-from worker.sandbox.faults import parse_fault_spec
+from ecash_dev.sandbox.faults import parse_fault_spec
 
 
 def test_about_two_hundred_messages_with_every_case_among_them() -> None:
