@@ -14,6 +14,7 @@ from typing import Any
 
 from ecash_dev.sandbox.state import demo_msisdn
 from ecash_dev.stack import namespaced
+from worker.settings import SANDBOX_API_IDENTITY
 
 REGULAR_WALLETS = 20  # demo_msisdn(1..20), 1,000,000.00 each
 POOR = demo_msisdn(21)  # 5,000.00: charges above that are refused
@@ -145,6 +146,7 @@ def worker_settings(bootstrap: str, api_base_url: str, prefix: str, metrics_port
         "kafka_bootstrap_servers": bootstrap,
         **namespaced(prefix, 4),
         "api_base_url": api_base_url,
+        **SANDBOX_API_IDENTITY,  # the sandbox's agent, passed explicitly (run has no default)
         "request_timeout_s": REQUEST_TIMEOUT_S,
         "resolution_grace_s": RESOLUTION_GRACE_S,
         "resolution_schedule_s": list(RESOLUTION_SCHEDULE_S),
