@@ -166,7 +166,7 @@ def self_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# --- processes (ecash_dev.stack) ----------------------------------------------------------------------------
+# --- processes (worker.stack) ------------------------------------------------------------------------------
 
 
 class DesignProcess(ChildProcess):
