@@ -1,38 +1,42 @@
 # The two commands of the README: `make demo` (the main job on embedded defaults) and `make test`.
 # Both install what they need on a fresh machine: a venv from PyPI, the Kafka broker's jars from Maven
 # Central (through Maven), promtool from Debian's packages.
+# Two packages, one repository: worker/ (the product, ./pyproject.toml) and devtools/ecash_dev/ (the
+# sandbox, the local broker, the process stack, the chaos, demo and hostile runs: devtools/pyproject.toml).
+# The venv has both, editable; a production install (deploy/Dockerfile) has only the first.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CODE := worker devtools tests bench
 
 .PHONY: install demo test lint typecheck unit integration kafka-jars chaos chaos-small hostile bench bench-small clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e ./devtools
 	touch $@
 
 install: $(BIN)/.installed
 
 kafka-jars: install
-	$(BIN)/python -m worker.devkafka fetch
+	$(BIN)/python -m ecash_dev.kafka fetch
 
 demo: install kafka-jars
 	$(BIN)/ecash-worker demo
 
 lint: install
-	$(BIN)/ruff check worker tests bench
-	$(BIN)/ruff format --check worker tests bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 
 typecheck: install
 	$(BIN)/mypy
 
 test: install kafka-jars
 	bash scripts/ensure-test-tools.sh
-	$(BIN)/ruff check worker tests bench
-	$(BIN)/ruff format --check worker tests bench
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
@@ -48,7 +52,7 @@ chaos-small: install kafka-jars
 
 # The hostile-input run (10,000 messages, half hostile, one worker): figures in docs/reliability.md
 hostile: install kafka-jars
-	$(BIN)/python -m worker.hostile --messages 10000 --seed 1 --json-out hostile.json
+	$(BIN)/python -m ecash_dev.hostile --messages 10000 --seed 1 --json-out hostile.json
 
 # The full benchmark (docs/performance.md) and its small version
 bench: install kafka-jars

@@ -123,7 +123,7 @@ def directory_bytes(path: Path) -> int:
 async def main(entries: int, bootstrap: str | None) -> dict[str, float | int]:
     broker = None
     if bootstrap is None:
-        from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+        from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 
         port, controller = free_ports(2)
         broker = LocalKafka(

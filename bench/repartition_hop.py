@@ -627,7 +627,7 @@ def broker(args: argparse.Namespace, work: Path) -> Any:
     if args.bootstrap:
         yield args.bootstrap, args.broker_pid
         return
-    from worker.devkafka import scratch_broker
+    from ecash_dev.kafka import scratch_broker
 
     local = scratch_broker(work / "kafka")
     local.start()

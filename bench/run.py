@@ -37,9 +37,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.whatif import CHILDREN
-from worker.kafka_admin import ensure_topics, worker_topic_specs
-from worker.settings import SANDBOX_API_IDENTITY, load_settings
-from worker.stack import (
+from ecash_dev.stack import (
     ChildProcess,
     CommandProducer,
     SandboxProcess,
@@ -49,6 +47,8 @@ from worker.stack import (
     namespaced,
     settings_env,
 )
+from worker.kafka_admin import ensure_topics, worker_topic_specs
+from worker.settings import SANDBOX_API_IDENTITY, load_settings
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -1044,7 +1044,7 @@ def broker(args: argparse.Namespace, work_dir: Path) -> Iterator[tuple[str, int 
     if args.bootstrap:
         yield args.bootstrap, args.broker_pid
         return
-    from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+    from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 
     port, controller = free_ports(2)
     config = LocalKafkaConfig(

@@ -1,15 +1,15 @@
-"""Test-session plumbing: the real Kafka broker comes from tests.kafka_fixtures.
+"""Test-session plumbing for every test. The real Kafka broker's fixtures (tests.kafka_fixtures, which
+start it with ecash_dev.kafka) are loaded only where tests need a broker: tests/integration/conftest.py,
+tests/perf/conftest.py. The unit tests load neither.
 
 ``ecash-worker run`` has no default API identity (username, key, credentials): every test process sees
 the sandbox's, as the demo passes them. A test about a missing identity removes them itself
-(``monkeypatch.delenv``); child processes get their environment explicitly (``worker.stack``).
+(``monkeypatch.delenv``); child processes get their environment explicitly (``ecash_dev.stack``).
 """
 
 import pytest
 
 from worker.settings import ENV_PREFIX, SANDBOX_API_IDENTITY
-
-pytest_plugins = ["tests.kafka_fixtures"]
 
 
 @pytest.fixture(autouse=True)

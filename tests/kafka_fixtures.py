@@ -1,7 +1,9 @@
-"""pytest plugin: a real Kafka broker for the test session (``pytest_plugins = ["tests.kafka_fixtures"]``).
+"""Fixtures for tests against a real Kafka broker: imported by the conftest of each directory that needs
+them (tests/integration, tests/perf), never by the unit tests (they need no broker and no ecash_dev).
 
 - ``kafka_bootstrap`` (session): ``$ECASH_TEST_KAFKA_BOOTSTRAP`` if set, else a JVM broker started on free
-  ports in a temporary data dir (never the demo's 19092), stopped when the session ends.
+  ports in a temporary data dir (never the demo's 19092), stopped when the session ends. One broker for
+  the session, however many conftests import the fixture (each import is a fixture of its own to pytest).
 - ``kafka_topics`` (function): topic names unique to the test, and a way to create them.
 - ``local_kafka_factory`` (function): brokers of the test's own (for restart and crash scenarios),
   stopped at the end of the test.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka_admin import ClientKwargs, TopicSpec, ensure_topics
 
 TEST_BOOTSTRAP_ENV = "ECASH_TEST_KAFKA_BOOTSTRAP"
@@ -52,17 +54,34 @@ def start_test_broker(
     return broker
 
 
+@dataclass
+class _SessionBroker:
+    """The session's broker, shared by every directory's ``kafka_bootstrap``; stopped by the last user."""
+
+    broker: LocalKafka | None = None
+    users: int = 0
+
+
+_SESSION_BROKER = _SessionBroker()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get(TEST_BOOTSTRAP_ENV, "").strip()
     if external:
         yield external
         return
-    broker = start_test_broker(tmp_path_factory.mktemp("kafka"))
+    shared = _SESSION_BROKER
+    if shared.broker is None:
+        shared.broker = start_test_broker(tmp_path_factory.mktemp("kafka"))
+    shared.users += 1
     try:
-        yield broker.bootstrap
+        yield shared.broker.bootstrap
     finally:
-        broker.stop()
+        shared.users -= 1
+        if shared.users == 0:
+            shared.broker.stop()
+            shared.broker = None
 
 
 @dataclass

@@ -1,4 +1,13 @@
-"""``ecash-worker``: one command, a subcommand per job. Each subcommand lives in the module it concerns."""
+"""``ecash-worker``: one command, a subcommand per job. Each subcommand lives in the module it concerns.
+
+Only the chosen subcommand's module is imported: ``ecash-worker check`` loads neither Kafka's client nor
+the probe server nor any other command. The table below names each module and its one-line help, so the
+top-level ``--help`` imports none of them.
+
+Development tools (the sandbox, the local broker, the demo, the chaos run) are not in this package: they
+come with the development package (``ecash-dev``, devtools/), which declares them through the
+``ecash_worker.commands`` entry point. Without it (a production install) they say so and exit 2.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +15,59 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NamedTuple
 
-# subcommand name -> module providing configure_parser(subparsers) and run(args) -> int
-SUBCOMMANDS: dict[str, str] = {
-    "run": "worker.cli_run",
-    "check": "worker.observability.check",
-    "sandbox": "worker.sandbox.cli",
-    "kafka": "worker.devkafka.cli",
-    "schemas": "worker.schema_export",
-    "api": "worker.ops.api_cli",
-    "send": "worker.ops.send",
-    "review": "worker.ops.review",
-    "reconcile": "worker.ops.reconcile",
-    "demo": "worker.demo",
-    "chaos": "worker.chaos",
+PLUGIN_GROUP = "ecash_worker.commands"  # entry points naming a {name: (module, help)} table
+# Named only to say where they went when they are missing; worker never imports them.
+DEVELOPMENT_TOOLS = ("sandbox", "kafka", "demo", "chaos")
+USAGE_ERROR = 2
+
+
+class Command(NamedTuple):
+    """A subcommand: the module with ``configure_parser(subparsers)`` (setting ``func``), and its help."""
+
+    module: str
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "run": Command(
+        "worker.cli_run",
+        "run the worker (settings from ECASH_* environment variables; see docs/settings.md)",
+    ),
+    "check": Command(
+        "worker.observability.check",
+        "exit 0 if the running worker is ready (or live, with --live), else 1, with a one-line reason",
+    ),
+    "schemas": Command("worker.schema_export", "write or check schemas/*.schema.json from the contracts"),
+    "api": Command(
+        "worker.ops.api_cli", "ask the E-Cash API one question (balance, validate, history, status, ticket)"
+    ),
+    "send": Command("worker.ops.send", "produce one charge or credit command and wait for its result"),
+    "review": Command(
+        "worker.ops.review", "the manual-review queue: list, show and resolve unresolved commands"
+    ),
+    "reconcile": Command(
+        "worker.ops.reconcile", "compare the published results with the E-Cash transaction history"
+    ),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def plugin_commands() -> dict[str, Command]:
+    """The subcommands installed distributions add (entry points in ``PLUGIN_GROUP``); never the product's
+    own names."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Command] = {}
+    for entry_point in entry_points(group=PLUGIN_GROUP):
+        table = entry_point.load()
+        for name, (module, help_line) in table.items():
+            if name not in COMMANDS:
+                found.setdefault(name, Command(module, help_line))
+    return found
+
+
+def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="ecash-worker",
         description=(
@@ -32,20 +76,50 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module_name in SUBCOMMANDS.items():
+    return parser, subparsers
+
+
+def known_commands(name: str | None) -> dict[str, Command]:
+    """The product's commands, and the installed plugins' unless ``name`` is a product command."""
+    return COMMANDS if name in COMMANDS else {**COMMANDS, **plugin_commands()}
+
+
+def build_parser(
+    name: str | None = None, commands: dict[str, Command] | None = None
+) -> argparse.ArgumentParser:
+    """The parser for ``name`` (only its module imported), or, without a known name, one that lists every
+    command by its help line and imports none of them."""
+    commands = known_commands(name) if commands is None else commands
+    parser, subparsers = _parser()
+    if name in commands:
+        command = commands[name]
         try:
-            module = importlib.import_module(module_name)
+            module = importlib.import_module(command.module)
         except ImportError as exc:  # a broken install must say which part is missing
             raise SystemExit(
-                f"ecash-worker: cannot load the '{name}' command ({module_name}): {exc}"
+                f"ecash-worker: cannot load the '{name}' command ({command.module}): {exc}"
             ) from exc
         module.configure_parser(subparsers)
+        return parser
+    for listed, command in commands.items():
+        subparsers.add_parser(listed, help=command.help, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    # The command is the first argument: the top level has no option but --help.
+    name = args_in[0] if args_in and not args_in[0].startswith("-") else None
+    commands = known_commands(name)
+    if name in DEVELOPMENT_TOOLS and name not in commands:
+        print(
+            f"ecash-worker {name}: a development tool, not part of a production install "
+            "(it comes with the ecash-dev package: pip install -e ./devtools)",
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    parser = build_parser(name, commands)
+    args = parser.parse_args(args_in)
     code: int = args.func(args)
     return code
 

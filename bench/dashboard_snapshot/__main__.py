@@ -15,7 +15,7 @@ from bench.dashboard_snapshot.draw import render, require_matplotlib
 from bench.dashboard_snapshot.panels import RATE_INTERVAL_SCRAPES, REPO, clock_label, story
 from bench.dashboard_snapshot.promql import read_samples, until_last_up, write_samples
 from bench.dashboard_snapshot.run import RunOptions, record_run, say
-from worker.stack import cancelled_by_sigterm
+from ecash_dev.stack import cancelled_by_sigterm
 
 DEFAULT_OUT = REPO / "docs" / "dashboard.png"
 

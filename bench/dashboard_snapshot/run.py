@@ -10,7 +10,7 @@
   show failures the worker never caused.
 - /metrics fetched every second; pages are parsed after the run (parsing in the loop would stall the
   relay and the producer, and show up in the latency panels).
-- At the end, the results topic is checked against the sandbox's ledger (``worker.agreement``).
+- At the end, the results topic is checked against the sandbox's ledger (``ecash_dev.chaos.agreement``).
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ import httpx
 import orjson
 
 from bench.dashboard_snapshot.promql import Scrape, parse_exposition
-from worker.chaos_report import ledger_check
+from ecash_dev.chaos.report import ledger_check
+from ecash_dev.kafka import LocalKafka, scratch_broker
+from ecash_dev.sandbox.state import demo_msisdn
+from ecash_dev.stack import CommandProducer, SandboxProcess, WorkerProcess, free_port, namespaced
 from worker.clock import Clock, SystemClock
-from worker.devkafka import LocalKafka, scratch_broker
 from worker.kafka_admin import ensure_topics, worker_topic_specs
-from worker.sandbox.state import demo_msisdn
 from worker.settings import SANDBOX_API_IDENTITY, Settings, load_settings
-from worker.stack import CommandProducer, SandboxProcess, WorkerProcess, free_port, namespaced
 
 JOB = "ecash-worker"  # the job name in deploy/prometheus/prometheus.yml; the dashboard selects on it
 LATENCY_MS = 30

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from worker.devkafka import KAFKA_VERSION, default_cache_dir
+from ecash_dev.kafka import KAFKA_VERSION, default_cache_dir
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,4 +1,4 @@
-"""The chaos run, small: the same code as ``python -m worker.chaos``, sized for CI (about 2 minutes).
+"""The chaos run, small: the same code as ``python -m ecash_dev.chaos``, sized for CI (about 2 minutes).
 
 Its own broker (it is crashed and restarted once), the sandbox and two workers as processes, 2,000
 commands over 200 MSISDNs with every ambiguous fault, token expiry and status lag, two kill -9, and one
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.chaos import run_chaos
-from worker.chaos_plan import AMBIGUOUS_KINDS, CROSS_PARTITION_DUPLICATE, TRACE_REUSE, ChaosOptions
-from worker.chaos_report import summary_table
+from ecash_dev.chaos.plan import AMBIGUOUS_KINDS, CROSS_PARTITION_DUPLICATE, TRACE_REUSE, ChaosOptions
+from ecash_dev.chaos.report import summary_table
+from ecash_dev.chaos.run import run_chaos
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

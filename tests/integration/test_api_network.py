@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import trustme
 
+from ecash_dev.sandbox.server import RunningSandbox, SandboxTls, serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig, WalletSpec
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
-from worker.sandbox.server import RunningSandbox, SandboxTls, serve_sandbox
-from worker.sandbox.state import SandboxConfig, WalletSpec
 from worker.settings import Settings, TransportKind, load_settings
 
 MEMBER = "08131234567"

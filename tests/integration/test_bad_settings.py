@@ -30,8 +30,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
+from ecash_dev.stack import child_environ, free_port, namespaced
 from tests.kafka_fixtures import KafkaTopics
-from worker.devkafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka_admin import (
     TopicSpec,
     broker_answers,
@@ -40,7 +41,6 @@ from worker.kafka_admin import (
     worker_topic_specs,
 )
 from worker.settings import SANDBOX_API_IDENTITY, load_settings
-from worker.stack import child_environ, free_port, namespaced
 
 ECASH_WORKER = str(Path(sys.executable).with_name("ecash-worker"))
 EXIT_CONFIG = 2

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from ecash_dev.sandbox.server import RunningSandbox, serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig, WalletSpec
 from tests.integration.harness import (
     command,
     create_topics,
@@ -28,8 +30,6 @@ from tests.integration.harness import (
 )
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass
-from worker.sandbox.server import RunningSandbox, serve_sandbox
-from worker.sandbox.state import SandboxConfig, WalletSpec
 from worker.settings import Settings
 
 pytestmark = pytest.mark.kafka

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ecash_dev.sandbox.server import serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig
 from tests.integration.harness import (
     WorkerProcess,
     command,
@@ -18,8 +20,6 @@ from tests.integration.harness import (
     wait_results,
 )
 from tests.integration.test_pipeline import assert_exactly_once
-from worker.sandbox.server import serve_sandbox
-from worker.sandbox.state import SandboxConfig
 
 pytestmark = pytest.mark.kafka
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.demo import render, run_demo
-from worker.demo_plan import CASES
-from worker.stack import free_port
+from ecash_dev.demo.plan import CASES
+from ecash_dev.demo.run import render, run_demo
+from ecash_dev.stack import free_port
 
 pytestmark = pytest.mark.kafka
 

@@ -1,7 +1,7 @@
-"""Hostile input, small: the same code as ``python -m worker.hostile``, sized for CI (600 messages).
+"""Hostile input, small: the same code as ``python -m ecash_dev.hostile``, sized for CI (600 messages).
 
 The session's real broker, the sandbox and one ``ecash-worker run`` as processes; half the messages hostile
-(every kind in ``worker.hostile_plan``), half valid commands. No message may stop the worker.
+(every kind in ``ecash_dev.hostile.plan``), half valid commands. No message may stop the worker.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.hostile import HostileOptions, run_hostile, summary_table
-from worker.hostile_plan import HOSTILE, REPLAYS
+from ecash_dev.hostile.plan import HOSTILE, REPLAYS
+from ecash_dev.hostile.run import HostileOptions, run_hostile, summary_table
 
 pytestmark = [pytest.mark.kafka]
 

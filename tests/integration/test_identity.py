@@ -16,6 +16,10 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
+from ecash_dev.sandbox.faults import FaultKind, FaultRule
+from ecash_dev.sandbox.server import RunningSandbox, serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig, WalletSpec
+from ecash_dev.stack.topics import read_to_end
 from tests.integration.harness import (
     Results,
     command,
@@ -28,11 +32,7 @@ from tests.integration.harness import (
     wait_results,
 )
 from worker.ecash.wire import Operation
-from worker.sandbox.faults import FaultKind, FaultRule
-from worker.sandbox.server import RunningSandbox, serve_sandbox
-from worker.sandbox.state import SandboxConfig, WalletSpec
 from worker.settings import Settings
-from worker.stack.topics import read_to_end
 
 pytestmark = pytest.mark.kafka
 
@@ -192,8 +192,8 @@ async def test_review_resolve_reaches_an_unresolved_command_that_arrived_on_an_u
     import argparse
     import io
 
+    from ecash_dev.stack import settings_env
     from worker.ops import review
-    from worker.stack import settings_env
 
     settings = fast_settings(
         kafka_bootstrap, sandbox.base_url, f"t{uuid.uuid4().hex[:10]}", tmp_path, resolution_deadline_s=3.0

@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from ecash_dev.kafka import BrokerError, ExternalKafka, LocalKafka, ensure_broker, free_ports, local_config
+from ecash_dev.kafka.jvm_files import fetch_jars
 from tests.kafka_fixtures import KafkaTopics, LocalKafkaFactory, unique_prefix
-from worker.devkafka import BrokerError, ExternalKafka, LocalKafka, ensure_broker, free_ports, local_config
-from worker.devkafka.jvm_files import fetch_jars
 from worker.kafka_admin import TopicError, TopicSpec, journal_topic_spec, review_topic_spec
 
 pytestmark = pytest.mark.kafka
@@ -264,7 +264,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def devkafka(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "worker.devkafka", *args]
+    command = [sys.executable, "-m", "ecash_dev.kafka", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=180, check=False)
 
 

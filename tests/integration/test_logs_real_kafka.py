@@ -13,6 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from ecash_dev.sandbox.server import RunningSandbox, serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig, WalletSpec
 from tests.integration.harness import (
     command,
     create_topics,
@@ -22,8 +24,6 @@ from tests.integration.harness import (
     wait_results,
 )
 from worker.observability.logs import RedactionFilter, configure_logging
-from worker.sandbox.server import RunningSandbox, serve_sandbox
-from worker.sandbox.state import SandboxConfig, WalletSpec
 
 pytestmark = pytest.mark.kafka
 

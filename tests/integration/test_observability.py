@@ -13,6 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ecash_dev.kafka import free_ports
+from ecash_dev.sandbox.faults import FaultKind, FaultRule
+from ecash_dev.sandbox.server import RunningSandbox, serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig, WalletSpec
 from tests.integration.harness import (
     command,
     create_topics,
@@ -23,13 +27,9 @@ from tests.integration.harness import (
     running_worker,
     wait_results,
 )
-from worker.devkafka import free_ports
 from worker.ecash.wire import Operation
 from worker.observability.check import run_check
 from worker.pipeline.key_rule import java_partition
-from worker.sandbox.faults import FaultKind, FaultRule
-from worker.sandbox.server import RunningSandbox, serve_sandbox
-from worker.sandbox.state import SandboxConfig, WalletSpec
 from worker.service import Worker
 from worker.settings import Settings
 

@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from ecash_dev.sandbox.faults import FaultKind, FaultRule
+from ecash_dev.sandbox.server import RunningSandbox, serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig, WalletSpec
 from tests.integration.harness import (
     command,
     create_topics,
@@ -36,9 +39,6 @@ from worker.ecash.client import EcashClient
 from worker.ecash.models import WIB
 from worker.ecash.wire import Operation
 from worker.ops import api_cli, reconcile, review, send
-from worker.sandbox.faults import FaultKind, FaultRule
-from worker.sandbox.server import RunningSandbox, serve_sandbox
-from worker.sandbox.state import SandboxConfig, WalletSpec
 from worker.settings import Settings
 
 RICH = "0811000000001"

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ecash_dev.kafka import free_ports
+from ecash_dev.sandbox.server import serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig
 from tests.integration.harness import (
     WorkerProcess,
     command,
@@ -27,9 +30,6 @@ from tests.integration.harness import (
 )
 from tests.integration.test_pipeline import assert_exactly_once
 from tests.kafka_fixtures import start_test_broker
-from worker.devkafka import free_ports
-from worker.sandbox.server import serve_sandbox
-from worker.sandbox.state import SandboxConfig
 
 pytestmark = pytest.mark.kafka
 

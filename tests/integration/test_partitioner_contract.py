@@ -22,9 +22,9 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import KafkaError, Message, Producer
 
+from ecash_dev.kafka import KAFKA_VERSION, default_cache_dir
+from ecash_dev.stack import read_to_end
 from tests.kafka_fixtures import KafkaTopics
-from worker.devkafka import KAFKA_VERSION, default_cache_dir
-from worker.stack import read_to_end
 
 pytestmark = pytest.mark.kafka
 

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
+from ecash_dev.sandbox.faults import FaultKind, FaultRule
+from ecash_dev.sandbox.server import RunningSandbox, serve_sandbox
+from ecash_dev.sandbox.state import Ledger, SandboxConfig, WalletSpec
 from tests.integration.harness import (
     Results,
     command,
@@ -29,9 +32,6 @@ from worker.ecash.wire import Operation
 from worker.observability.events import ResolutionStarted
 from worker.pipeline.ownership import OutRecord
 from worker.pipeline.publisher import Outbox
-from worker.sandbox.faults import FaultKind, FaultRule
-from worker.sandbox.server import RunningSandbox, serve_sandbox
-from worker.sandbox.state import Ledger, SandboxConfig, WalletSpec
 
 pytestmark = pytest.mark.kafka
 

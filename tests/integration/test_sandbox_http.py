@@ -13,11 +13,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from ecash_dev.sandbox.server import RunningSandbox, sandbox_in_thread, serve_sandbox
+from ecash_dev.sandbox.state import SandboxConfig, WalletSpec
 from worker.clock import FakeClock
 from worker.ecash import wire
 from worker.ecash.wire import Operation
-from worker.sandbox.server import RunningSandbox, sandbox_in_thread, serve_sandbox
-from worker.sandbox.state import SandboxConfig, WalletSpec
 from worker.settings import SANDBOX_API_KEY, SANDBOX_CREDENTIALS, SANDBOX_USERNAME
 
 MSISDN = "08131234567"

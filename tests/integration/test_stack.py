@@ -1,4 +1,4 @@
-"""The sandbox as a process (worker.stack): started, steered through its admin API, stopped."""
+"""The sandbox as a process (ecash_dev.stack): started, steered through its admin API, stopped."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from worker.stack import SandboxProcess, StackError
+from ecash_dev.stack import SandboxProcess, StackError
 
 
 async def test_a_sandbox_process_answers_its_admin_api_and_stops_cleanly(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from worker.agreement import check_agreement
+from ecash_dev.chaos.agreement import check_agreement
 
 
 def result(trace: str, outcome: str, *, event: str | None = None, **extra: Any) -> dict[str, Any]:

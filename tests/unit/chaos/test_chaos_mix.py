@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from worker.agreement import check_agreement
-from worker.chaos import Timeline, produce_paced, wait_for_every_message
-from worker.chaos_plan import (
+from ecash_dev.chaos.agreement import check_agreement
+from ecash_dev.chaos.plan import (
     CROSS_PARTITION_DUPLICATE,
     INJECTED_MAX_LAG,
     TRACE_REUSE,
@@ -20,11 +19,12 @@ from worker.chaos_plan import (
     plan_commands,
     plan_messages,
 )
-from worker.chaos_report import offenders, summary_table
+from ecash_dev.chaos.report import offenders, summary_table
+from ecash_dev.chaos.run import Timeline, produce_paced, wait_for_every_message
+from ecash_dev.stack import ResultTail
 from worker.clock import FakeClock
 from worker.contracts import Command
 from worker.pipeline.key_rule import java_partition
-from worker.stack import ResultTail
 
 PARTITIONS = 12
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from worker.chaos_plan import (
+from ecash_dev.chaos.plan import (
     AMBIGUOUS_KINDS,
     NOT_FOUND_CONFIRMATIONS,
     REQUEST_TIMEOUT_S,
@@ -19,8 +19,8 @@ from worker.chaos_plan import (
     status_lag_is_safe,
     worker_settings,
 )
+from ecash_dev.sandbox.faults import FaultKind, parse_fault_spec
 from worker.contracts import Command
-from worker.sandbox.faults import FaultKind, parse_fault_spec
 from worker.settings import load_settings
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from worker.demo_plan import (
+import pytest
+
+from ecash_dev.demo.plan import (
     CASES,
     DEAD_LETTERS,
     REQUEST_TIMEOUT_S,
@@ -13,8 +15,10 @@ from worker.demo_plan import (
     STATUS_LAG_S,
     all_commands,
     fault_rules,
+    worker_settings,
 )
-from worker.sandbox.faults import parse_fault_spec
+from ecash_dev.sandbox.faults import parse_fault_spec
+from worker.settings import ENV_PREFIX, SANDBOX_API_IDENTITY, load_settings
 
 
 def test_about_two_hundred_messages_with_every_case_among_them() -> None:
@@ -42,3 +46,11 @@ def test_the_lagged_case_is_not_found_first_and_found_second() -> None:
     first_inquiry_after_commit_s = REQUEST_TIMEOUT_S + (REQUEST_TIMEOUT_S + RESOLUTION_GRACE_S)
     second_inquiry_after_commit_s = first_inquiry_after_commit_s + RESOLUTION_SCHEDULE_S[0]
     assert first_inquiry_after_commit_s < STATUS_LAG_S < second_inquiry_after_commit_s
+
+
+def test_the_demo_passes_the_sandbox_agent_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make demo`` runs in a shell with no ECASH_* set, and the worker has no default identity."""
+    for name in SANDBOX_API_IDENTITY:
+        monkeypatch.delenv(ENV_PREFIX + name.upper(), raising=False)
+    settings = load_settings(**worker_settings("127.0.0.1:1", "http://127.0.0.1:2/eCashHost", "demo", 9464))
+    assert settings.api_username == SANDBOX_API_IDENTITY["api_username"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from ecash_dev.stack import child_environ, settings_env
 from worker.settings import Settings, SettingsError, load_settings
-from worker.stack import child_environ, settings_env
 
 
 def test_the_environment_round_trips_to_the_same_settings(monkeypatch: pytest.MonkeyPatch) -> None:

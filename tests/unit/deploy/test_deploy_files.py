@@ -427,3 +427,81 @@ def test_everything_the_image_copies_exists() -> None:
             continue
         for source in line.split()[1:-1]:
             assert (ROOT / source).exists(), f"{line}: {source} is missing"
+
+
+# --- production carries no development code; the sandbox runs the development image -------------------
+
+DEV_IMAGE = "ecash-worker-dev"
+
+
+def stages() -> dict[str, list[str]]:
+    """The Dockerfile's stages by name (``FROM ... AS name``), each with its lines, ``FROM`` first."""
+    found: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in dockerfile():
+        if line.split()[0].upper() == "FROM":
+            words = line.split()
+            current = found.setdefault(words[-1] if words[-2].upper() == "AS" else f"#{len(found)}", [])
+        current.append(line)
+    return found
+
+
+def stage_closure(name: str, all_stages: dict[str, list[str]]) -> set[str]:
+    """``name`` and every stage it is built FROM or copies --from, transitively."""
+    closure, todo = set(), [name]
+    while todo:
+        stage = todo.pop()
+        if stage in closure or stage not in all_stages:
+            continue  # an image (python:3.11-slim...), not a stage
+        closure.add(stage)
+        todo.append(all_stages[stage][0].split()[1])
+        todo += re.findall(r"--from=(\S+)", " ".join(all_stages[stage]))
+    return closure
+
+
+def test_the_default_target_is_production_and_nothing_it_is_made_of_touches_the_development_package() -> None:
+    all_stages = stages()
+    assert list(all_stages)[-1] == "production"  # `docker build` without --target builds it
+    closure = stage_closure("production", all_stages)
+    lines = [line for stage in sorted(closure) for line in all_stages[stage]]
+    assert "COPY worker ./worker" in lines
+    assert not [line for line in lines if "devtools" in line or "ecash_dev" in line]
+
+
+def test_the_development_target_adds_the_development_package_to_the_product() -> None:
+    all_stages = stages()
+    closure = stage_closure("development", all_stages)
+    lines = [line for stage in closure for line in all_stages[stage]]
+    assert "COPY devtools ./devtools" in lines
+    assert "COPY worker ./worker" in lines
+    assert any(line.startswith("RUN pip install --no-deps ./devtools") for line in lines)
+
+
+def test_compose_runs_the_worker_from_the_production_image_and_the_sandbox_from_the_development_one() -> None:
+    services = compose()["services"]
+    assert services["ecash-worker"]["build"]["target"] == "production"
+    assert not services["ecash-worker"]["image"].startswith(DEV_IMAGE)
+    assert services["sandbox"]["build"]["target"] == "development"
+    assert services["sandbox"]["image"].startswith(DEV_IMAGE + ":")
+    for name in ("ecash-worker", "sandbox"):
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+
+
+def containers_by_deployment(docs: list[Doc]) -> dict[str, list[str]]:
+    return {
+        d["metadata"]["name"]: [c["image"] for c in d["spec"]["template"]["spec"]["containers"]]
+        for d in docs
+        if d["kind"] == "Deployment"
+    }
+
+
+def test_the_dev_overlay_runs_the_sandbox_from_the_development_image_and_the_worker_from_production() -> None:
+    images = containers_by_deployment(render("dev"))
+    assert [image.split(":")[0] for image in images["ecash-sandbox"]] == [DEV_IMAGE]
+    assert [image.split(":")[0] for image in images["ecash-worker"]] == ["ecash-worker"]
+
+
+def test_production_runs_no_development_image() -> None:
+    images = [image for found in containers_by_deployment(render("prod")).values() for image in found]
+    assert images
+    assert not [image for image in images if DEV_IMAGE in image]

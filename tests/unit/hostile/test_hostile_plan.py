@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.hostile_plan import HOSTILE, MAX_BYTES, REPLAYS, plan_messages
+from ecash_dev.hostile.plan import HOSTILE, MAX_BYTES, REPLAYS, plan_messages
 from worker.pipeline.intake import DeadLetterReason, Parsed, Rejection, parse_command
 from worker.pipeline.key_rule import on_commands_topic
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.devkafka import BrokerStatus, DockerKafka, LocalKafkaConfig, default_cache_dir
-from worker.devkafka.docker import property_env_name
-from worker.devkafka.jvm_files import new_cluster_id, render_properties, server_properties
-from worker.devkafka.selection import names_local_port
+from ecash_dev.kafka import BrokerStatus, DockerKafka, LocalKafkaConfig, default_cache_dir
+from ecash_dev.kafka.docker import property_env_name
+from ecash_dev.kafka.jvm_files import new_cluster_id, render_properties, server_properties
+from ecash_dev.kafka.selection import names_local_port
 
 
 def config(tmp_path: Path, port: int = 19092) -> LocalKafkaConfig:

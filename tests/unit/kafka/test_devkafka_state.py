@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.devkafka.jvm import LocalKafka
-from worker.devkafka.selection import local_broker
-from worker.devkafka.state import (
+from ecash_dev.kafka.jvm import LocalKafka
+from ecash_dev.kafka.selection import local_broker
+from ecash_dev.kafka.state import (
     STATE_DIR_ENV,
     StartedBroker,
     forget_started,

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from ecash_dev.sandbox import cli
+from ecash_dev.sandbox.faults import FaultKind
+from ecash_dev.sandbox.state import DuplicateTracePolicy
 from worker.ecash.wire import Operation
-from worker.sandbox import cli
-from worker.sandbox.faults import FaultKind
-from worker.sandbox.state import DuplicateTracePolicy
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.ecash.wire import Operation
-from worker.sandbox.faults import (
+from ecash_dev.sandbox.faults import (
     FaultInjector,
     FaultKind,
     FaultRule,
@@ -13,6 +12,7 @@ from worker.sandbox.faults import (
     parse_fault_spec,
     rule_from_json,
 )
+from worker.ecash.wire import Operation
 
 
 def injector(*specs: str, seed: int = 7) -> FaultInjector:

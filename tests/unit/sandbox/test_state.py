@@ -12,9 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pydantic import SecretStr
 
-from worker.clock import FakeClock
-from worker.ecash.wire import Operation
-from worker.sandbox.state import (
+from ecash_dev.sandbox.state import (
     AgentConfig,
     DuplicateTracePolicy,
     Reply,
@@ -26,6 +24,8 @@ from worker.sandbox.state import (
     parse_amount,
     rupiah,
 )
+from worker.clock import FakeClock
+from worker.ecash.wire import Operation
 from worker.settings import SANDBOX_API_KEY, SANDBOX_CREDENTIALS, SANDBOX_USERNAME
 
 MSISDN = "08131234567"

@@ -1,0 +1,147 @@
+"""``ecash-worker sandbox``: run the sandbox host standalone until SIGINT/SIGTERM.
+
+ecash-worker sandbox --port 18080 --seed-wallets 2000 --fault 'charge:hang_after_commit:p=0.05'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError
+
+from ecash_dev.sandbox.faults import FaultRule, FaultSpecError, parse_fault_spec, validation_reasons
+from ecash_dev.sandbox.server import RunningSandbox, loop_factory, serve_sandbox
+from ecash_dev.sandbox.state import AgentConfig, DuplicateTracePolicy, SandboxConfig, demo_msisdn
+
+_DEFAULTS = SandboxConfig()
+
+
+def _fault(spec: str) -> FaultRule:
+    try:
+        return parse_fault_spec(spec)
+    except FaultSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def configure_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Add the ``sandbox`` subcommand to an ``argparse`` subparsers object (``func=run``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "sandbox",
+        help="run the E-Cash sandbox host (test-only: its /admin API needs no key)",
+        description="A fake E-Cash H2H host with fault injection. See docs/sandbox.md.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument(
+        "--token-lifetime-s", type=float, default=_DEFAULTS.token_lifetime_s, help="0 = never"
+    )
+    parser.add_argument(
+        "--duplicate-trace",
+        choices=[p.value for p in DuplicateTracePolicy],
+        default=_DEFAULTS.duplicate_trace.value,
+        help="what a repeated Charge/Credit trace number does (default: %(default)s)",
+    )
+    parser.add_argument("--duplicate-reject-code", default=_DEFAULTS.duplicate_reject_code)
+    parser.add_argument("--unknown-status-code", default=_DEFAULTS.unknown_status_code)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="base latency added to every call")
+    parser.add_argument("--auto-create-wallets", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--default-balance", default=str(_DEFAULTS.default_balance))
+    parser.add_argument("--seed-wallets", type=int, default=0, metavar="N", help="create N demo wallets")
+    parser.add_argument("--single-session-per-agent", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="operation:kind[:key=value,...], e.g. charge:hang_after_commit:p=0.05 (repeatable)",
+    )
+    parser.add_argument("--random-seed", type=int, default=None, help="makes probabilistic faults repeatable")
+    parser.add_argument("--hang-s", type=float, default=_DEFAULTS.hang_s)
+    parser.add_argument(
+        "--private-key", type=Path, default=None, help="RSA private key (PEM) for Credentials"
+    )
+    parser.add_argument("--agent-password-file", type=Path, default=None, help="the default agent's password")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The configuration the arguments describe; raises ValueError naming what is wrong."""
+    agents = list(_DEFAULTS.agents)
+    if args.agent_password_file is not None:
+        password = args.agent_password_file.read_text().strip()
+        agents[0] = agents[0].model_copy(update={"password": SecretStr(password)})
+    pem = SecretStr(args.private_key.read_text()) if args.private_key is not None else None
+    try:
+        return SandboxConfig(
+            agents=[AgentConfig.model_validate(agent) for agent in agents],
+            token_lifetime_s=args.token_lifetime_s,
+            duplicate_trace=args.duplicate_trace,
+            duplicate_reject_code=args.duplicate_reject_code,
+            unknown_status_code=args.unknown_status_code,
+            base_latency_ms=args.latency_ms,
+            auto_create_wallets=args.auto_create_wallets,
+            default_balance=args.default_balance,
+            demo_wallets=args.seed_wallets,
+            single_session_per_agent=args.single_session_per_agent,
+            faults=args.fault,
+            random_seed=args.random_seed,
+            hang_s=args.hang_s,
+            private_key_pem=pem,
+        )
+    except ValidationError as exc:
+        raise ValueError(validation_reasons(exc)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when stopped by a signal; 2 (one line on stderr) for an argument that cannot work."""
+    if not 0 <= args.port <= 65_535:
+        print(f"ecash-worker sandbox: --port: {args.port} is not a port number (0-65535)", file=sys.stderr)
+        return 2
+    try:
+        config = config_from_args(args)
+    except (ValueError, OSError) as exc:
+        print(f"ecash-worker sandbox: {exc}", file=sys.stderr)
+        return 2
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        try:
+            runner.run(_serve_until_signalled(config, args.host, args.port))
+        except OSError as exc:
+            where = f"{args.host}:{args.port}"
+            print(
+                f"ecash-worker sandbox: --port: cannot listen on {where} ({exc.strerror or exc})",
+                file=sys.stderr,
+            )
+            return 2
+    return 0
+
+
+async def _serve_until_signalled(config: SandboxConfig, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with serve_sandbox(config, host=host, port=port) as running:
+        print(_banner(running), flush=True)
+        await stop.wait()
+
+
+def _banner(running: RunningSandbox) -> str:
+    sandbox = running.sandbox
+    config = sandbox.config
+    lines = [
+        f"E-Cash sandbox: API {running.base_url}  admin {running.admin_url}",
+        f"  agent {config.agents[0].username}; {len(sandbox.state.wallets)} wallets"
+        + (f" ({demo_msisdn(1)} ...)" if config.demo_wallets else "")
+        + f"; duplicate trace: {config.duplicate_trace.value}; unknown status: {config.unknown_status_code}",
+        f"  faults (seed {sandbox.faults.seed}): "
+        + (", ".join(f"{r.operation}:{r.kind.value}" for r in config.faults) or "none"),
+    ]
+    return "\n".join(lines)
