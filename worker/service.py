@@ -19,7 +19,8 @@ from worker.ecash.client import EcashClient
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.ratelimited import RateLimitedTransport
 from worker.ecash.transport import api_network, make_transport
-from worker.kafka_admin import kafka_client_kwargs
+from worker.kafka.admin import kafka_client_kwargs
+from worker.kafka.topics import KafkaUnreachable, prepare_topics
 from worker.observability.events import (
     ApiCallFinished,
     BreakerStateChanged,
@@ -36,7 +37,6 @@ from worker.pipeline.processor import Processor
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.runner import RestoreFailed, Runner
 from worker.settings import Settings, SettingsError
-from worker.topic_check import KafkaUnreachable, prepare_topics
 
 log = logging.getLogger("ecash_worker")
 
@@ -217,7 +217,7 @@ class Worker:
     async def _ensure_topics(self) -> None:
         """Check every topic (creating or repairing what ``ECASH_CREATE_TOPICS`` allows); ride out a
         broker that is briefly away (a restart) for ``ECASH_KAFKA_START_TIMEOUT_S``. See
-        ``worker.topic_check``."""
+        ``worker.kafka.topics``."""
         patience_s = self.settings.kafka_start_timeout_s
         await prepare_topics(self.settings, self.kafka_kwargs, clock=self.clock, patience_s=patience_s)
 

@@ -41,7 +41,7 @@ from pydantic_core import PydanticCustomError
 from worker.amount_rules import command_amount
 from worker.clock import Clock, SystemClock
 from worker.contracts import DeadLetter, Result
-from worker.kafka_admin import kafka_client_kwargs
+from worker.kafka.admin import kafka_client_kwargs
 from worker.ops.output import Console, Progress, choose_format
 from worker.settings import Settings, SettingsError, load_settings, load_settings_without_api
 
