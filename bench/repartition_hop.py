@@ -77,7 +77,7 @@ from worker.pipeline.ownership import OutRecord, PartitionWriter, WriterPolicy, 
 STAGES = ("hop", "claim", "claim-index")
 MODES = ("paced", "full")
 PARTITIONS = 12
-CLAIMS_FETCH_WAIT_MS = 10  # as the worker's claims follower (worker/service.py)
+CLAIMS_FETCH_WAIT_MS = 10  # as the worker's claims follower (worker/kafka/clients.py)
 log = logging.getLogger("bench.repartition_hop")
 
 

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.clock import Clock
@@ -83,11 +82,11 @@ class Runner:
         journal: Journal,
         gate: Gate,
         sink: EventSink,
-        client_kwargs: dict[str, Any],
         logged_in: Callable[[], bool],
+        consumer_factory: Callable[[], Any],
+        decisions_consumer_factory: Callable[[], Any],
         producer_factory: ProducerFactory,
         clock: Clock,
-        consumer: AIOKafkaConsumer | None = None,
         claims: ClaimsIndex | None = None,
     ) -> None:
         self._settings = settings
@@ -113,16 +112,7 @@ class Runner:
         self.decisions_topic = settings.review_decisions_topic
         self._decision_offsets = OffsetTracker()
         self._decisions: Any = None
-        self._make_decisions_consumer: Callable[[], Any] = lambda: AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=int(settings.kafka_metadata_max_age_s * 1000),
-            client_id="ecash-worker-decisions",
-            **client_kwargs,
-        )
+        self._make_decisions_consumer = decisions_consumer_factory
         self._lanes: Lanes[Job] = Lanes(run=self._run_job, max_in_flight=settings.max_in_flight)
         self._owned: set[int] = set()
         self._assigned: set[int] = set()
@@ -138,26 +128,7 @@ class Runner:
         self._end_offsets: dict[int, int] = {}  # refreshed even while paused, for the lag gauge
         # Built when the loop starts: a worker stopped during start-up leaves no unclosed consumer behind.
         self._consumer: Any = None
-        self._make_consumer: Callable[[], Any] = lambda: (
-            consumer
-            or AIOKafkaConsumer(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                group_id=settings.group_id,
-                group_instance_id=settings.kafka_group_instance_id,
-                partition_assignment_strategy=(StickyPartitionAssignor,),
-                isolation_level="read_committed",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
-                heartbeat_interval_ms=max(1000, int(settings.kafka_session_timeout_s * 1000 / 3)),
-                rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
-                max_poll_interval_ms=max(300_000, int(settings.kafka_rebalance_timeout_s * 1000)),
-                max_partition_fetch_bytes=1024 * 1024,
-                metadata_max_age_ms=int(settings.kafka_metadata_max_age_s * 1000),
-                client_id="ecash-worker",
-                **client_kwargs,
-            )
-        )
+        self._make_consumer = consumer_factory
 
     # --- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
