@@ -32,7 +32,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TextIO, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
@@ -41,7 +41,9 @@ from pydantic_core import PydanticCustomError
 from worker.amount_rules import command_amount
 from worker.clock import Clock, SystemClock
 from worker.contracts import DeadLetter, Result
+from worker.kafka import clients
 from worker.kafka.admin import kafka_client_kwargs
+from worker.kafka.reading import STALL_TIMEOUT_S, ReadStalled, read_to_end
 from worker.ops.output import Console, Progress, choose_format
 from worker.settings import Settings, SettingsError, load_settings, load_settings_without_api
 
@@ -55,7 +57,6 @@ EXIT_UNRESOLVED = 4
 EXIT_NO_RESULT = 5
 
 CLIENT_ID = "ecash-worker-ops"
-STALL_TIMEOUT_S = 30.0  # reading a topic: give up when the broker has sent nothing for this long
 _POLL_MS = 200
 
 
@@ -180,14 +181,7 @@ def _unreachable(settings: Settings, exc: BaseException) -> OpsError:
 @contextlib.asynccontextmanager
 async def kafka_consumer(settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer without a group (it assigns partitions itself and commits nothing)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        client_id=CLIENT_ID,
-        **kafka_client_kwargs(settings),
-    )
+    consumer = clients.reader_consumer(settings, kafka_client_kwargs(settings), client_id=CLIENT_ID)
     try:
         await consumer.start()
     except KafkaError as exc:
@@ -233,33 +227,24 @@ async def read_topic(
     progress: Progress | None = None,
     clock: Clock | None = None,
 ) -> list[T]:
-    """Every record of ``topic``, from the beginning to the end offsets taken when the read starts, each
-    turned into what the caller keeps (``decode(record)``), so a large topic is not held as raw bytes."""
-    clock = clock or SystemClock()
+    """Every record of ``topic`` up to the end offsets taken when the read starts (``read_to_end``'s stop
+    rule), each turned into what the caller keeps (``decode(record)``), so a large topic is not held as raw
+    bytes. A read that stalls for ``STALL_TIMEOUT_S`` is an unreachable cluster (exit 3)."""
     partitions = await topic_partitions(settings, topic, setting)
+    decoded: list[T] = []
     async with kafka_consumer(settings) as consumer:
-        ends: Mapping[TopicPartition, int] = await consumer.end_offsets(partitions)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        decoded: list[T] = []
-        pending = set(partitions)
-        last_progress_s = clock.monotonic_s()
-        while pending:
-            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
-            if not pending:
-                break
-            batch = await consumer.getmany(*pending, timeout_ms=_POLL_MS)
-            for tp, messages in batch.items():
-                decoded.extend(decode(message) for message in messages if message.offset < ends[tp])
-            if batch:
-                last_progress_s = clock.monotonic_s()
-                if progress is not None:
-                    progress.update(len(decoded))
-            elif clock.monotonic_s() - last_progress_s > STALL_TIMEOUT_S:
-                raise OpsError(
-                    f"reading {topic}: nothing arrived for {STALL_TIMEOUT_S:g} s", EXIT_UNREACHABLE
-                )
-        return decoded
+        try:
+            await read_to_end(
+                consumer,
+                partitions,
+                lambda record: decoded.append(decode(record)),
+                stall_timeout_s=STALL_TIMEOUT_S,
+                clock=clock,
+                on_progress=None if progress is None else progress.update,
+            )
+        except ReadStalled as exc:
+            raise OpsError(str(exc), EXIT_UNREACHABLE) from None
+    return decoded
 
 
 def parse_result(value: bytes | None) -> Result | None:
@@ -331,13 +316,7 @@ async def produce_and_await_result(
 async def _produce(
     settings: Settings, topic: str, key: bytes, value: bytes, partition: int | None = None
 ) -> Delivery:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        client_id=CLIENT_ID,
-        **kafka_client_kwargs(settings),
-    )
+    producer = clients.acks_all_producer(settings, kafka_client_kwargs(settings), client_id=CLIENT_ID)
     try:
         await producer.start()
         meta = await producer.send_and_wait(topic, value=value, key=key, partition=partition)
