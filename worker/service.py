@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from worker.clock import Clock, SystemClock
-from worker.core.breaker import BreakerPolicy, CircuitBreaker
+from worker.core.breaker import CircuitBreaker
 from worker.core.ratelimit import RateLimiter
 from worker.ecash.client import EcashClient
 from worker.ecash.errors import FatalConfigError
@@ -37,6 +37,7 @@ from worker.pipeline.probe import BreakerProber
 from worker.pipeline.processor import Processor
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.runner import RestoreFailed, Runner
+from worker.policies import breaker_policy
 from worker.settings import Settings, SettingsError
 
 log = logging.getLogger("ecash_worker")
@@ -79,7 +80,7 @@ class Worker:
         self.sink = FanOut(list(extra_hooks or []))
         self._serve_health = serve_health
         self.health_port: int | None = None
-        self.breaker = CircuitBreaker(BreakerPolicy.from_settings(settings), self.clock)
+        self.breaker = CircuitBreaker(breaker_policy(settings), self.clock)
         self.breaker.on_change = lambda state, reason: self.sink.emit(BreakerStateChanged(str(state), reason))
         self.sink.hooks.append(breaker_hook(self.breaker))
         self.gate = Gate(self.breaker, self.clock)
