@@ -10,12 +10,14 @@ built once at start, and never logged: they hold the SASL password). The worker'
 - ``claims_consumer``: the whole claims topic, followed closely;
 - ``transactional_producer``: one per owned command partition (starting it fences the previous owner).
 
-The operator's commands (``worker.ops``): ``reader_consumer`` and ``acks_all_producer``.
+The operator's commands (``worker.ops``): ``reader_consumer``, ``acks_all_producer`` and ``admin_client``.
+(The start-up's own admin clients are in ``worker.kafka.admin`` and ``worker.kafka.topics``.)
 """
 
 from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
 from worker.kafka.admin import ClientKwargs
@@ -24,6 +26,7 @@ from worker.settings import Settings
 __all__ = [
     "CLAIMS_FETCH_WAIT_MS",
     "acks_all_producer",
+    "admin_client",
     "claims_consumer",
     "commands_consumer",
     "decisions_consumer",
@@ -140,4 +143,11 @@ def acks_all_producer(settings: Settings, client_kwargs: ClientKwargs, *, client
         enable_idempotence=True,
         client_id=client_id,
         **client_kwargs,
+    )
+
+
+def admin_client(settings: Settings, client_kwargs: ClientKwargs, *, client_id: str) -> AIOKafkaAdminClient:
+    """An admin client, to ask which partitions a topic has (nothing is created with it)."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, client_id=client_id, **client_kwargs
     )
