@@ -25,7 +25,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from worker.contracts import Command, CommandType, Outcome, ResolvedBy, Result, event_id_for
-from worker.kafka_admin import TopicSpec, ensure_topics, journal_topic_spec
+from worker.kafka.admin import TopicSpec, ensure_topics, journal_topic_spec
 from worker.pipeline.journal import Journal, JournalRecord, JournalState
 
 

@@ -69,7 +69,7 @@ from bench.run import workload as run_workload
 from worker.clock import SystemClock
 from worker.contracts import Command
 from worker.core.fingerprint import fingerprint
-from worker.kafka_admin import TopicSpec, claims_topic_spec, ensure_topics
+from worker.kafka.admin import TopicSpec, claims_topic_spec, ensure_topics
 from worker.pipeline.claims import claim_key, claim_record, claims_partition, new_claim, standing
 from worker.pipeline.claims_index import ClaimsIndex, ClaimsStore
 from worker.pipeline.ownership import OutRecord, PartitionWriter, WriterPolicy, transactional_id
@@ -77,7 +77,7 @@ from worker.pipeline.ownership import OutRecord, PartitionWriter, WriterPolicy, 
 STAGES = ("hop", "claim", "claim-index")
 MODES = ("paced", "full")
 PARTITIONS = 12
-CLAIMS_FETCH_WAIT_MS = 10  # as the worker's claims follower (worker/service.py)
+CLAIMS_FETCH_WAIT_MS = 10  # as the worker's claims follower (worker/kafka/clients.py)
 log = logging.getLogger("bench.repartition_hop")
 
 

@@ -47,7 +47,8 @@ from ecash_dev.stack import (
     namespaced,
     settings_env,
 )
-from worker.kafka_admin import ensure_topics, worker_topic_specs
+from worker.kafka.admin import ensure_topics, worker_topic_specs
+from worker.kafka.reading import read_to_end
 from worker.settings import SANDBOX_API_IDENTITY, load_settings
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -385,9 +386,9 @@ async def read_topic(
 ) -> int:
     """Feed every committed record now in ``topic`` to ``handle``; returns how many.
 
-    ``read_committed`` (results are written in transactions), and a partition is read to its end when the
-    consumer's position reaches the end offset: the last offsets of a transactional topic are commit
-    markers, not records.
+    ``read_committed`` (results are written in transactions), read to the end offsets taken at the start
+    (``worker.kafka.reading.read_to_end``: it raises if the read stalls for ``timeout_s``, never returns
+    a partial read).
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -397,26 +398,11 @@ async def read_topic(
         fetch_max_bytes=64 * 1024**2,
     )
     await consumer.start()
-    count = 0
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        deadline = time.monotonic() + timeout_s
-        while remaining and time.monotonic() < deadline:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=20_000)
-            for records in batch.values():
-                for record in records:
-                    handle(record)
-                count += len(records)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
+        return await read_to_end(consumer, tps, handle, stall_timeout_s=timeout_s, max_records=20_000)
     finally:
         await consumer.stop()
-    return count
 
 
 # --- sampling while a design runs --------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
-from worker.kafka_admin import ClientKwargs, TopicSpec, ensure_topics
+from worker.kafka.admin import ClientKwargs, TopicSpec, ensure_topics
 
 TEST_BOOTSTRAP_ENV = "ECASH_TEST_KAFKA_BOOTSTRAP"
 MAX_PREFIX_CHARS = 60

@@ -3,7 +3,7 @@
 ``ecash-worker run`` and ``ecash-worker check --config`` run them after the settings load and before
 anything touches Kafka or the API. Each problem is one line ``ECASH_X: what is wrong`` naming the path or
 port (never a secret), raised as ``SettingsError``. Kafka's side (reachability, authentication, topics)
-is checked by ``worker.topic_check`` once the worker starts.
+is checked by ``worker.kafka.topics`` once the worker starts.
 """
 
 from __future__ import annotations

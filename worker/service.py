@@ -10,16 +10,18 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from worker.clock import Clock, SystemClock
-from worker.core.breaker import BreakerPolicy, CircuitBreaker
+from worker.core.breaker import CircuitBreaker
 from worker.core.ratelimit import RateLimiter
 from worker.ecash.client import EcashClient
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.ratelimited import RateLimitedTransport
 from worker.ecash.transport import api_network, make_transport
-from worker.kafka_admin import kafka_client_kwargs
+from worker.kafka import clients
+from worker.kafka.admin import kafka_client_kwargs
+from worker.kafka.topics import KafkaUnreachable, prepare_topics
 from worker.observability.events import (
     ApiCallFinished,
     BreakerStateChanged,
@@ -35,14 +37,13 @@ from worker.pipeline.probe import BreakerProber
 from worker.pipeline.processor import Processor
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.runner import RestoreFailed, Runner
+from worker.policies import breaker_policy
 from worker.settings import Settings, SettingsError
-from worker.topic_check import KafkaUnreachable, prepare_topics
 
 log = logging.getLogger("ecash_worker")
 
 
 BREAKER_FAILURE_CODES = frozenset({"not_sent", "ambiguous", "GENERAL_ERROR"})
-CLAIMS_FETCH_WAIT_MS = 10  # how long the broker may hold a claims fetch: a claim waits for its own record
 
 
 def breaker_hook(breaker: CircuitBreaker) -> Callable[[Event], None]:
@@ -79,7 +80,7 @@ class Worker:
         self.sink = FanOut(list(extra_hooks or []))
         self._serve_health = serve_health
         self.health_port: int | None = None
-        self.breaker = CircuitBreaker(BreakerPolicy.from_settings(settings), self.clock)
+        self.breaker = CircuitBreaker(breaker_policy(settings), self.clock)
         self.breaker.on_change = lambda state, reason: self.sink.emit(BreakerStateChanged(str(state), reason))
         self.sink.hooks.append(breaker_hook(self.breaker))
         self.gate = Gate(self.breaker, self.clock)
@@ -134,8 +135,9 @@ class Worker:
             journal=self.journal,
             gate=self.gate,
             sink=self.sink,
-            client_kwargs=self.kafka_kwargs,
             logged_in=lambda: self.client.logged_in,
+            consumer_factory=lambda: clients.commands_consumer(settings, self.kafka_kwargs),
+            decisions_consumer_factory=lambda: clients.decisions_consumer(settings, self.kafka_kwargs),
             producer_factory=self._transactional_producer,
             clock=self.clock,
             claims=self.claims,
@@ -143,46 +145,16 @@ class Worker:
 
     def _transactional_producer(self, transactional_id: str) -> TxnProducer:
         """One per owned command partition (ownership.py): starting it fences the previous owner's."""
-        producer: TxnProducer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            transactional_id=transactional_id,
-            transaction_timeout_ms=60_000,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=2,
-            max_batch_size=256 * 1024,
-            request_timeout_ms=30_000,
-            client_id="ecash-worker",
-            **self.kafka_kwargs,
+        producer: TxnProducer = clients.transactional_producer(
+            self.settings, self.kafka_kwargs, transactional_id
         )
         return producer
 
     def _journal_consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            group_id=None,
-            isolation_level="read_committed",  # only what owners committed: never a fenced zombie's writes
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_bytes=16 * 1024 * 1024,
-            **self.kafka_kwargs,
-        )
+        return clients.restore_consumer(self.settings, self.kafka_kwargs)
 
     def _claims_consumer(self) -> AIOKafkaConsumer:
-        """The whole claims topic, followed closely: a claim waits for it before any money call."""
-        return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            group_id=None,
-            isolation_level="read_committed",
-            fetch_max_wait_ms=CLAIMS_FETCH_WAIT_MS,
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_bytes=16 * 1024 * 1024,
-            client_id="ecash-worker-claims",
-            **self.kafka_kwargs,
-        )
+        return clients.claims_consumer(self.settings, self.kafka_kwargs)
 
     async def run(self) -> int:
         """Run until ``stop()``; returns the process exit code."""
@@ -217,7 +189,7 @@ class Worker:
     async def _ensure_topics(self) -> None:
         """Check every topic (creating or repairing what ``ECASH_CREATE_TOPICS`` allows); ride out a
         broker that is briefly away (a restart) for ``ECASH_KAFKA_START_TIMEOUT_S``. See
-        ``worker.topic_check``."""
+        ``worker.kafka.topics``."""
         patience_s = self.settings.kafka_start_timeout_s
         await prepare_topics(self.settings, self.kafka_kwargs, clock=self.clock, patience_s=patience_s)
 

@@ -37,7 +37,7 @@ from ecash_dev.kafka import LocalKafka, scratch_broker
 from ecash_dev.sandbox.state import demo_msisdn
 from ecash_dev.stack import CommandProducer, SandboxProcess, WorkerProcess, free_port, namespaced
 from worker.clock import Clock, SystemClock
-from worker.kafka_admin import ensure_topics, worker_topic_specs
+from worker.kafka.admin import ensure_topics, worker_topic_specs
 from worker.settings import SANDBOX_API_IDENTITY, Settings, load_settings
 
 JOB = "ecash-worker"  # the job name in deploy/prometheus/prometheus.yml; the dashboard selects on it

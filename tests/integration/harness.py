@@ -18,7 +18,7 @@ from ecash_dev import stack
 from ecash_dev.stack import WorkerProcess as WorkerProcess
 from ecash_dev.stack import namespaced  # re-exported for tests
 from ecash_dev.stack import settings_env as settings_env
-from worker.kafka_admin import ensure_topics, worker_topic_specs
+from worker.kafka.admin import ensure_topics, worker_topic_specs
 from worker.service import Worker
 from worker.settings import SANDBOX_API_IDENTITY, Settings, load_settings
 

@@ -33,7 +33,7 @@ from cryptography.x509.oid import NameOID
 from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from ecash_dev.stack import child_environ, free_port, namespaced
 from tests.kafka_fixtures import KafkaTopics
-from worker.kafka_admin import (
+from worker.kafka.admin import (
     TopicSpec,
     broker_answers,
     diagnose_connection,

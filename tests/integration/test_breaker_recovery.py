@@ -27,7 +27,7 @@ pytestmark = pytest.mark.kafka
 OUTAGE = ["*:http_5xx_before_commit:status=503"]  # every call, Login included: nothing moves
 COMMANDS = 40
 OPEN_S = 1.0
-MAX_OPEN_S = 8 * OPEN_S  # BreakerPolicy.from_settings: a failed probe doubles the open time up to this
+MAX_OPEN_S = 8 * OPEN_S  # worker.policies.breaker_policy: a failed probe doubles the open time up to this
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from ecash_dev.kafka import BrokerError, ExternalKafka, LocalKafka, ensure_broker, free_ports, local_config
 from ecash_dev.kafka.jvm_files import fetch_jars
 from tests.kafka_fixtures import KafkaTopics, LocalKafkaFactory, unique_prefix
-from worker.kafka_admin import TopicError, TopicSpec, journal_topic_spec, review_topic_spec
+from worker.kafka.admin import TopicError, TopicSpec, journal_topic_spec, review_topic_spec
 
 pytestmark = pytest.mark.kafka
 

@@ -18,7 +18,7 @@ from worker.ecash.transport import (
     split_proxy_url,
     without_passwords,
 )
-from worker.kafka_admin import FileTokenProvider, kafka_client_kwargs
+from worker.kafka.admin import FileTokenProvider, kafka_client_kwargs
 from worker.preflight import check_api_tls, check_kafka_oauth_token
 from worker.settings import SettingsError, TransportKind, load_settings, masked_url
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from worker.clock import Clock
-from worker.settings import Settings
 
 LOGIN_FAILURE = "login"
 
@@ -60,18 +59,6 @@ class BreakerPolicy:
             raise ValueError("failure_ratio must be in (0, 1]")
         if self.open_pace_factor < 1:
             raise ValueError("open_pace_factor must be >= 1")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> BreakerPolicy:
-        return cls(
-            window_s=settings.breaker_window_s,
-            min_calls=settings.breaker_min_calls,
-            failure_ratio=settings.breaker_failure_ratio,
-            open_s=settings.breaker_open_s,
-            max_open_s=8 * settings.breaker_open_s,
-            probe_timeout_s=3 * settings.request_timeout_s,
-            consecutive_failures_to_open=settings.breaker_min_calls,
-        )
 
 
 class CircuitBreaker:

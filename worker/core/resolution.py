@@ -20,8 +20,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
-from worker.settings import NotFoundPolicy, Settings
-
 AnswerKind = Literal["processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous"]
 ConcludeOutcome = Literal["succeeded", "failed", "unresolved", "resubmit"]
 NotFoundPolicyName = Literal["fail", "resubmit"]
@@ -38,7 +36,7 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True)
 class ResolutionPolicy:
-    """The schedule and the rules, as data. Build it with ``from_settings`` in production."""
+    """The schedule and the rules, as data (built from the settings by ``worker.policies``)."""
 
     first_inquiry_after_s: float = 15.0
     schedule_s: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0, 60.0)
@@ -61,21 +59,6 @@ class ResolutionPolicy:
             raise ValueError("not_found_policy must be 'fail' or 'resubmit'")
         if self.resubmit_max < 0:
             raise ValueError("resubmit_max must be >= 0")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ResolutionPolicy:
-        policy: NotFoundPolicyName = (
-            "resubmit" if settings.not_found_policy is NotFoundPolicy.RESUBMIT else "fail"
-        )
-        return cls(
-            first_inquiry_after_s=settings.request_timeout_s + settings.resolution_grace_s,
-            schedule_s=tuple(settings.resolution_schedule_s),
-            deadline_s=settings.resolution_deadline_s,
-            not_found_codes=frozenset(code.strip().upper() for code in settings.not_found_codes),
-            not_found_confirmations=settings.not_found_confirmations,
-            not_found_policy=policy,
-            resubmit_max=settings.resubmit_max,
-        )
 
     def delay_after_s(self, inquiries: int) -> float:
         """The wait after the ``inquiries``-th inquiry (1-based); the last step repeats forever."""

@@ -22,17 +22,14 @@ from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass, describe, lookup
 from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
 from worker.ecash.models import HistoryEntry
-from worker.ops import (
+from worker.ops.arguments import amount, day, page_number, positive_int
+from worker.ops.command import (
     EXIT_CONFIG,
     EXIT_NOT_OK,
     EXIT_OK,
     EXIT_UNREACHABLE,
     OpsError,
-    amount,
-    day,
     invalid,
-    page_number,
-    positive_int,
     run_command,
 )
 from worker.ops.output import Console, Format, add_output_option, help_text, secret_text

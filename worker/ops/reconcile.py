@@ -29,19 +29,12 @@ from worker.ecash.client import EcashClient
 from worker.ecash.codes import canonical
 from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
 from worker.ecash.models import WIB, HistoryEntry
-from worker.ops import (
-    EXIT_CONFIG,
-    EXIT_NOT_OK,
-    EXIT_OK,
-    OpsError,
-    day,
-    parse_result,
-    positive_int,
-    read_topic,
-    run_command,
-)
 from worker.ops.api_cli import api_failure
+from worker.ops.arguments import day, positive_int
+from worker.ops.awaiting import parse_result
+from worker.ops.command import EXIT_CONFIG, EXIT_NOT_OK, EXIT_OK, OpsError, run_command
 from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
+from worker.ops.reading import read_topic
 from worker.settings import Settings
 
 

@@ -35,20 +35,19 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from worker.contracts import ResolvedBy, ReviewDecision, ReviewRecord, review_item_key
-from worker.ops import (
+from worker.ops.arguments import seconds
+from worker.ops.awaiting import Delivery, produce_and_await_result
+from worker.ops.command import (
     EXIT_CONFIG,
     EXIT_NO_RESULT,
     EXIT_NOT_OK,
     EXIT_OK,
-    Delivery,
     OpsError,
     invalid,
-    produce_and_await_result,
-    read_topic,
     run_command,
-    seconds,
 )
 from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
+from worker.ops.reading import read_topic
 from worker.ops.send import DEFAULT_WAIT_S, result_record
 from worker.settings import Settings
 

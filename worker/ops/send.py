@@ -23,17 +23,9 @@ from pydantic import ValidationError
 
 from worker.clock import Clock, SystemClock
 from worker.contracts import Command, CommandType, Outcome, Result
-from worker.ops import (
-    EXIT_NO_RESULT,
-    EXIT_NOT_OK,
-    EXIT_OK,
-    EXIT_UNRESOLVED,
-    Delivery,
-    invalid,
-    produce_and_await_result,
-    run_command,
-    seconds,
-)
+from worker.ops.arguments import seconds
+from worker.ops.awaiting import Delivery, produce_and_await_result
+from worker.ops.command import EXIT_NO_RESULT, EXIT_NOT_OK, EXIT_OK, EXIT_UNRESOLVED, invalid, run_command
 from worker.ops.output import Console, add_output_option, help_text
 from worker.settings import Settings
 

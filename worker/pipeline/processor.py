@@ -27,7 +27,6 @@ from worker.core.lifecycle import (
     GiveUpNotSent,
     Known,
     MoneyAnswer,
-    NotSentRetry,
     OffsetOnly,
     RejectReused,
     Resolve,
@@ -38,7 +37,6 @@ from worker.core.lifecycle import (
     on_money_answer,
 )
 from worker.core.ratelimit import RateLimiter
-from worker.core.resolution import ResolutionPolicy
 from worker.ecash.client import EcashClient, MoneyCallResult
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
@@ -56,6 +54,7 @@ from worker.pipeline.publisher import Outbox
 from worker.pipeline.resolving import InheritedBound, Resolver
 from worker.pipeline.results import duplicate_result, rejection_result, trace_reused_result
 from worker.pipeline.review_decisions import ReviewDecisions
+from worker.policies import not_sent_retry, resolution_policy
 from worker.settings import Settings
 
 __all__ = ["Job", "Processor", "ambiguity_reason"]
@@ -84,12 +83,8 @@ class Processor:
         self.effects = Effects(
             journal=journal, outbox=outbox, claims=claims, clock=clock, sink=sink, topic=topic
         )
-        policy = ResolutionPolicy.from_settings(settings)
-        self._not_sent = NotSentRetry(
-            initial_s=settings.not_sent_backoff_initial_s,
-            max_s=settings.not_sent_backoff_max_s,
-            deadline_s=settings.not_sent_deadline_s,
-        )
+        policy = resolution_policy(settings)
+        self._not_sent = not_sent_retry(settings)
         self._resolver = Resolver(
             effects=self.effects,
             client=client,

@@ -42,8 +42,8 @@ from ecash_dev.stack import (
     produce,
 )
 from worker.clock import Clock, SystemClock
-from worker.kafka_admin import ensure_topics, worker_topic_specs
-from worker.ops import quiet_kafka_logs
+from worker.kafka.admin import ensure_topics, worker_topic_specs
+from worker.ops.command import quiet_kafka_logs
 from worker.settings import Settings, load_settings
 
 Say = Callable[[str], None]

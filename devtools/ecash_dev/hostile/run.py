@@ -46,8 +46,8 @@ from ecash_dev.kafka import (
 from ecash_dev.stack import SandboxProcess, StackError, WorkerProcess, cancelled_by_sigterm
 from worker.clock import Clock, SystemClock
 from worker.contracts import event_id_for
-from worker.kafka_admin import ensure_topics, worker_topic_specs
-from worker.ops import quiet_kafka_logs
+from worker.kafka.admin import ensure_topics, worker_topic_specs
+from worker.ops.command import quiet_kafka_logs
 from worker.settings import Settings, load_settings
 
 Say = Callable[[str], None]

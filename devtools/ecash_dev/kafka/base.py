@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from worker.clock import Clock
-from worker.kafka_admin import ClientKwargs, broker_answers
+from worker.kafka.admin import ClientKwargs, broker_answers
 
 KAFKA_VERSION = "4.1.1"  # keep in step with deploy/kafka/pom.xml
 DEFAULT_PORT = 19092

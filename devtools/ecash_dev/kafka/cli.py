@@ -24,7 +24,7 @@ from ecash_dev.kafka.jvm import LocalKafka
 from ecash_dev.kafka.jvm_files import fetch_jars
 from ecash_dev.kafka.selection import BOOTSTRAP_ENV, ensure_broker, local_broker, local_config
 from ecash_dev.kafka.state import StartedBroker, forget_started, record_started, state_file
-from worker.kafka_admin import ClientKwargs, kafka_client_kwargs
+from worker.kafka.admin import ClientKwargs, kafka_client_kwargs
 from worker.settings import SettingsError, load_settings_without_api
 
 ACTIONS = ("start", "stop", "status", "restart", "fetch")  # fetch: only download the jars (CI warm-up)

@@ -13,7 +13,7 @@ from ecash_dev.kafka.docker import DockerKafka, docker_engine_answers
 from ecash_dev.kafka.jvm import LocalKafka, free_ports
 from ecash_dev.kafka.jvm_files import LocalKafkaConfig
 from ecash_dev.kafka.state import read_started
-from worker.kafka_admin import ClientKwargs
+from worker.kafka.admin import ClientKwargs
 
 Runtime = Literal["auto", "jvm", "docker"]
 BOOTSTRAP_ENV = "ECASH_KAFKA_BOOTSTRAP_SERVERS"

@@ -6,7 +6,6 @@ import pytest
 
 from worker.clock import FakeClock
 from worker.core.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from worker.settings import Settings
 
 POLICY = BreakerPolicy(window_s=30, min_calls=20, failure_ratio=0.5, open_s=15, max_open_s=120)
 
@@ -27,12 +26,6 @@ def trip(breaker: CircuitBreaker) -> None:
     for _ in range(POLICY.min_calls):
         breaker.record_failure("not_sent")
     assert state_of(breaker) is BreakerState.OPEN
-
-
-def test_policy_comes_from_settings() -> None:
-    policy = BreakerPolicy.from_settings(Settings())
-    assert (policy.window_s, policy.min_calls, policy.failure_ratio, policy.open_s) == (30.0, 20, 0.5, 15.0)
-    assert (policy.max_open_s, policy.probe_timeout_s) == (120.0, 30.0)
 
 
 def test_closed_allows_work_and_does_not_trip_below_min_calls() -> None:

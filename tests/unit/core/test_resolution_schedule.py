@@ -16,37 +16,12 @@ from worker.core.resolution import (
     apply_answer,
     next_step,
 )
-from worker.settings import Settings
 
 DEFAULT_TIMES_S = [15, 20, 30, 50, 90, *range(150, 900, 60), 900]
 
 
 def default_policy() -> ResolutionPolicy:
-    return ResolutionPolicy.from_settings(Settings())
-
-
-def test_default_policy_comes_from_settings() -> None:
-    policy = default_policy()
-    assert policy.first_inquiry_after_s == 15.0  # request_timeout_s 10 + resolution_grace_s 5
-    assert policy.schedule_s == (5.0, 10.0, 20.0, 40.0, 60.0)
-    assert policy.deadline_s == 900.0
-    assert policy.not_found_codes == frozenset({"PAYMENT_NOT_FOUND", "NO_TRANSACTION"})
-    assert (policy.not_found_confirmations, policy.not_found_policy, policy.resubmit_max) == (2, "fail", 1)
-
-
-def test_resubmit_policy_and_custom_schedule_come_from_settings() -> None:
-    settings = Settings(
-        not_found_policy="resubmit",
-        resolution_schedule_s="2,4",
-        request_timeout_s=3,
-        resolution_grace_s=1,
-    )
-    policy = ResolutionPolicy.from_settings(settings)
-    assert (policy.not_found_policy, policy.schedule_s, policy.first_inquiry_after_s) == (
-        "resubmit",
-        (2.0, 4.0),
-        4.0,
-    )
+    return ResolutionPolicy()  # the settings' defaults (tests/unit/test_policies.py)
 
 
 def test_default_schedule_inquires_at_exact_times_then_gives_up_at_the_deadline() -> None:

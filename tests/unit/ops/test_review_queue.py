@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 
 from worker.contracts import Attempt, Command, Outcome, ReviewDecision, ReviewRecord
-from worker.ops import EXIT_CONFIG, EXIT_NO_RESULT, Delivery, OpsError
+from worker.ops.awaiting import Delivery
+from worker.ops.command import EXIT_CONFIG, EXIT_NO_RESULT, OpsError
 from worker.ops.output import Console, Format
 from worker.ops.review import (
     configure_parser,

@@ -16,7 +16,8 @@ import pytest
 
 from worker.clock import FakeClock
 from worker.contracts import TRACE_NUMBER_PATTERN, DeadLetter, Outcome, ResolvedBy, Result
-from worker.ops import EXIT_CONFIG, Delivery, OpsError
+from worker.ops.awaiting import Delivery
+from worker.ops.command import EXIT_CONFIG, OpsError
 from worker.ops.output import Console, Format
 from worker.ops.send import build_command, configure_parser, report
 

@@ -17,7 +17,7 @@ from tests.fakes.txn_producer import Committed, FakeTxnProducer, TxnBroker
 from tests.unit.ecash.fake_api import FakeApi, make_settings
 from worker.clock import FakeClock
 from worker.contracts import Command, Outcome, ResolvedBy, Result
-from worker.core.breaker import BreakerPolicy, CircuitBreaker
+from worker.core.breaker import CircuitBreaker
 from worker.core.fingerprint import fingerprint
 from worker.core.ratelimit import RateLimiter
 from worker.ecash.client import EcashClient
@@ -33,6 +33,7 @@ from worker.pipeline.ownership import DECISIONS, PartitionWriter, WriterPolicy
 from worker.pipeline.processor import Job, Processor
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.results import command_result
+from worker.policies import breaker_policy
 from worker.settings import Settings
 
 RICH = "08131234567"
@@ -203,7 +204,7 @@ async def rig(
         on_lost=lambda _partition, reason: lost.append(reason),
     )
     await writer.start()
-    gate = Gate(CircuitBreaker(BreakerPolicy.from_settings(settings), clock), clock)
+    gate = Gate(CircuitBreaker(breaker_policy(settings), clock), clock)
     processor = Processor(
         settings=settings,
         client=client,

@@ -14,12 +14,13 @@ import pytest
 
 from tests.unit.ecash.fake_api import FakeApi, make_settings
 from worker.clock import FakeClock
-from worker.core.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from worker.core.breaker import BreakerState, CircuitBreaker
 from worker.ecash import wire
 from worker.ecash.client import EcashClient
 from worker.observability.events import BreakerProbed, FanOut, Recorder
 from worker.pipeline.gate import Gate
 from worker.pipeline.probe import BreakerProber, ProbeResult, probe_wait_s
+from worker.policies import breaker_policy
 from worker.service import breaker_hook
 
 OPEN_S = 15.0
@@ -60,7 +61,7 @@ async def world() -> World:
     settings = make_settings(breaker_open_s=OPEN_S)
     clock = FakeClock()
     api = FakeApi()
-    breaker = CircuitBreaker(BreakerPolicy.from_settings(settings), clock)
+    breaker = CircuitBreaker(breaker_policy(settings), clock)
     gate = Gate(breaker, clock)
     events = Recorder()
     sink = FanOut([breaker_hook(breaker), events.emit])

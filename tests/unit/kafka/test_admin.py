@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from worker.kafka_admin import kafka_client_kwargs, worker_topic_specs
+from worker.kafka.admin import kafka_client_kwargs, worker_topic_specs
 from worker.settings import Settings
 
 

@@ -35,7 +35,7 @@ from aiokafka.errors import (
 )
 
 from worker.clock import Clock
-from worker.kafka_admin import (
+from worker.kafka.admin import (
     ClientKwargs,
     TopicError,
     TopicSpec,

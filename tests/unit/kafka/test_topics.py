@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import pytest
 
+from worker.kafka.topics import TopicState, check_topic, creation_problem, topic_roles
 from worker.settings import Settings, load_settings
-from worker.topic_check import TopicState, check_topic, creation_problem, topic_roles
 
 GOOD_JOURNAL = {"cleanup.policy": "compact", "message.timestamp.type": "LogAppendTime"}
 

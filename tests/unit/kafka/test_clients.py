@@ -1,0 +1,57 @@
+"""worker/kafka/clients.py is where the product builds its Kafka clients (aiokafka keeps its options in
+private attributes: the checks read them)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from worker.kafka import clients
+from worker.settings import Settings
+
+WORKER = Path(__file__).parents[3] / "worker"
+# Development tooling on its way out of the product package (issue 15): it builds its own clients.
+TOOLING = ("sandbox", "devkafka", "stack", "chaos", "demo", "hostile", "agreement")
+
+
+def _builds_a_client(node: ast.Call) -> bool:
+    name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+    return str(name).startswith("AIOKafka")
+
+
+def test_only_worker_kafka_builds_kafka_clients() -> None:
+    builders = []
+    for path in sorted(WORKER.rglob("*.py")):
+        relative = path.relative_to(WORKER)
+        if relative.parts[0] == "kafka" or relative.parts[0].split(".")[0].startswith(TOOLING):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        builders += [
+            f"{relative}:{n.lineno}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and _builds_a_client(n)
+        ]
+    assert builders == []
+
+
+async def test_the_worker_reads_only_committed_records_and_commits_no_offsets_itself() -> None:
+    settings = Settings(group_id="g", kafka_group_instance_id="w-1")
+    kwargs: dict[str, object] = {}
+    consumers = {
+        "commands": clients.commands_consumer(settings, kwargs),
+        "decisions": clients.decisions_consumer(settings, kwargs),
+        "restore": clients.restore_consumer(settings, kwargs),
+        "claims": clients.claims_consumer(settings, kwargs),
+    }
+    for name, consumer in consumers.items():
+        assert consumer._isolation_level == "read_committed", name
+        assert consumer._enable_auto_commit is False, name
+    assert consumers["commands"]._group_id == "g"
+    assert consumers["commands"]._group_instance_id == "w-1"
+    assert all(consumers[name]._group_id is None for name in ("decisions", "restore", "claims"))
+    assert consumers["claims"]._fetch_max_wait_ms == clients.CLAIMS_FETCH_WAIT_MS
+
+
+async def test_a_transactional_producer_per_partition() -> None:
+    producer = clients.transactional_producer(Settings(), {}, "g.commands.3")
+    assert producer._txn_manager.transactional_id == "g.commands.3"

@@ -1,0 +1,153 @@
+"""Every Kafka consumer and producer the product builds, one factory per use (none is started here).
+
+Each takes the settings and the client options of ``worker.kafka.admin.kafka_client_kwargs`` (TLS, SASL:
+built once at start, and never logged: they hold the SASL password). The worker's own clients:
+
+- ``commands_consumer``: the group member that owns command partitions (sticky assignment, static
+  membership with ``ECASH_KAFKA_GROUP_INSTANCE_ID``, ``read_committed``, offsets only in transactions);
+- ``decisions_consumer``: the review decisions, assigned by hand alongside the owned command partitions;
+- ``restore_consumer``: a journal partition read to its end before a partition is taken;
+- ``claims_consumer``: the whole claims topic, followed closely;
+- ``transactional_producer``: one per owned command partition (starting it fences the previous owner).
+
+The operator's commands (``worker.ops``): ``reader_consumer``, ``acks_all_producer`` and ``admin_client``.
+(The start-up's own admin clients are in ``worker.kafka.admin`` and ``worker.kafka.topics``.)
+"""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+
+from worker.kafka.admin import ClientKwargs
+from worker.settings import Settings
+
+__all__ = [
+    "CLAIMS_FETCH_WAIT_MS",
+    "acks_all_producer",
+    "admin_client",
+    "claims_consumer",
+    "commands_consumer",
+    "decisions_consumer",
+    "reader_consumer",
+    "restore_consumer",
+    "transactional_producer",
+]
+
+CLAIMS_FETCH_WAIT_MS = 10  # how long the broker may hold a claims fetch: a claim waits for its own record
+WORKER_CLIENT_ID = "ecash-worker"
+
+
+def commands_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafkaConsumer:
+    """The worker's group member on the commands topic (the runner subscribes it)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.group_id,
+        group_instance_id=settings.kafka_group_instance_id,
+        partition_assignment_strategy=(StickyPartitionAssignor,),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
+        heartbeat_interval_ms=max(1000, int(settings.kafka_session_timeout_s * 1000 / 3)),
+        rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
+        max_poll_interval_ms=max(300_000, int(settings.kafka_rebalance_timeout_s * 1000)),
+        max_partition_fetch_bytes=1024 * 1024,
+        metadata_max_age_ms=int(settings.kafka_metadata_max_age_s * 1000),
+        client_id=WORKER_CLIENT_ID,
+        **client_kwargs,
+    )
+
+
+def decisions_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafkaConsumer:
+    """The review decisions: no group (partitions assigned by the runner, offsets in its transactions)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=int(settings.kafka_metadata_max_age_s * 1000),
+        client_id="ecash-worker-decisions",
+        **client_kwargs,
+    )
+
+
+def restore_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafkaConsumer:
+    """A journal partition's restore: only what owners committed, never a fenced zombie's writes."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+        **client_kwargs,
+    )
+
+
+def claims_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafkaConsumer:
+    """The whole claims topic, followed closely: a claim waits for it before any money call."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        group_id=None,
+        isolation_level="read_committed",
+        fetch_max_wait_ms=CLAIMS_FETCH_WAIT_MS,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+        client_id="ecash-worker-claims",
+        **client_kwargs,
+    )
+
+
+def transactional_producer(
+    settings: Settings, client_kwargs: ClientKwargs, transactional_id: str
+) -> AIOKafkaProducer:
+    """One per owned command partition (worker/pipeline/ownership.py)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        transactional_id=transactional_id,
+        transaction_timeout_ms=60_000,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+        client_id=WORKER_CLIENT_ID,
+        **client_kwargs,
+    )
+
+
+def reader_consumer(settings: Settings, client_kwargs: ClientKwargs, *, client_id: str) -> AIOKafkaConsumer:
+    """A consumer without a group for the operator's commands: it assigns partitions itself, commits
+    nothing. (Default isolation, as the commands have always read.)"""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id=client_id,
+        **client_kwargs,
+    )
+
+
+def acks_all_producer(settings: Settings, client_kwargs: ClientKwargs, *, client_id: str) -> AIOKafkaProducer:
+    """An idempotent ``acks=all`` producer for one message at a time (``send``, ``review resolve``)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        client_id=client_id,
+        **client_kwargs,
+    )
+
+
+def admin_client(settings: Settings, client_kwargs: ClientKwargs, *, client_id: str) -> AIOKafkaAdminClient:
+    """An admin client, to ask which partitions a topic has (nothing is created with it)."""
+    return AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, client_id=client_id, **client_kwargs
+    )
