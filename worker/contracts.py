@@ -178,7 +178,8 @@ PUBLISHED = ConfigDict(extra="ignore", frozen=True, json_schema_serialization_de
 
 class Result(BaseModel):
     """The one outcome of a command message (topic ``ecash.results``, key = MSISDN, or the trace number when
-    the command had no usable MSISDN)."""
+    the command had no usable MSISDN). ``type`` is absent when the command's type was not charge or credit;
+    ``msisdn`` and ``amount`` are null when they were not valid."""
 
     model_config = PUBLISHED
 
@@ -188,9 +189,7 @@ class Result(BaseModel):
         "a new one for a duplicate command"
     )
     trace_number: str = Field(description="The command's trace number: correlate by it")
-    type: CommandType | None = Field(
-        None, exclude_if=_is_none, description="Absent when the command's type was not charge or credit"
-    )
+    type: CommandType | None = Field(None, exclude_if=_is_none)
     msisdn: str | None = Field(description="null when the command had no valid MSISDN")
     amount: Annotated[
         Decimal | None,
@@ -286,7 +285,7 @@ class ReviewRecord(BaseModel):
     last_known_state: str
     opened_at: datetime
     closed_at: datetime | None = None
-    closed_outcome: Outcome | None = Field(None, exclude_if=_is_none, description="Absent while open")
+    closed_outcome: Outcome | None = Field(None, exclude_if=_is_none)  # absent while open
     closed_by: str | None = None
     close_reason: str | None = None
 

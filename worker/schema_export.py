@@ -43,7 +43,10 @@ class ContractSchema(GenerateJsonSchema):
     def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
         generated = super().generate(schema, mode)
         renames = RENAMED_DEFINITIONS.get(self.contract, {})
-        definitions = {renames.get(name, name): body for name, body in generated.pop("$defs", {}).items()}
+        definitions = {
+            renames.get(name, name): {**body, "title": renames[name]} if name in renames else body
+            for name, body in generated.pop("$defs", {}).items()
+        }
         closed = self.contract in READ_BY_THE_WORKER
         out: dict[str, Any] = {"$schema": DIALECT, "$id": SCHEMA_ID.format(name=self.contract)}
         out.update(_rewrite(generated, renames, closed))
@@ -61,7 +64,9 @@ def _rewrite(node: Any, renames: dict[str, str], closed: bool) -> Any:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
         name = ref.removeprefix("#/$defs/")
-        node["$ref"] = "#/definitions/" + renames.get(name, name)
+        # draft-07 ignores whatever stands beside a $ref (and quicktype would give a description here
+        # to the named type): the reference alone
+        return {"$ref": "#/definitions/" + renames.get(name, name)}
     if not closed and node.get("additionalProperties") is False:
         del node["additionalProperties"]
     properties = node.get("properties")
@@ -86,7 +91,7 @@ def _nullable(node: dict[str, Any]) -> dict[str, Any]:
         return {**other, **rest, "type": [other["type"], "null"]}
     # A nullable named type: the model leaves it out rather than writing null (``exclude_if``), so the
     # property is the plain reference, and not required (the tests check every such field does).
-    return {**other, **{key: value for key, value in rest.items() if key != "default"}}
+    return dict(other)
 
 
 def schema_of(name: str) -> dict[str, Any]:
