@@ -27,11 +27,11 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from worker.contracts import CONTRACTS, READ_BY_THE_WORKER
+from worker.contracts import CONTRACTS, READ_BY_THE_WORKER, SCHEMA_VERSION
+from worker.schema_compat import breaking_changes
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "schemas"
 DIALECT = "http://json-schema.org/draft-07/schema#"
-SCHEMA_ID = "https://ecash-worker.invalid/schemas/{name}.schema.json"
 RENAMED_DEFINITIONS: dict[str, dict[str, str]] = {"review_record": {"Command": "ReviewedCommand"}}
 
 
@@ -48,7 +48,8 @@ class ContractSchema(GenerateJsonSchema):
             for name, body in generated.pop("$defs", {}).items()
         }
         closed = self.contract in READ_BY_THE_WORKER
-        out: dict[str, Any] = {"$schema": DIALECT, "$id": SCHEMA_ID.format(name=self.contract)}
+        # No $id: Modelina would name the type after it (HttpsColonSlashSlash...) rather than its title
+        out: dict[str, Any] = {"$schema": DIALECT}
         out.update(_rewrite(generated, renames, closed))
         if definitions:
             out["definitions"] = {name: _rewrite(body, renames, closed) for name, body in definitions.items()}
@@ -116,16 +117,38 @@ def drift(directory: Path) -> list[str]:
     return problems
 
 
+def incompatibilities(released: Path | None = None) -> list[str]:
+    """What in the models' schemas breaks the released version (``schemas/released/v<SCHEMA_VERSION>``)."""
+    released = released or DEFAULT_DIR / "released" / f"v{SCHEMA_VERSION}"
+    problems = []
+    for name in CONTRACTS:
+        path = released / f"{name}.schema.json"
+        if not path.exists():
+            problems.append(f"{path} is missing: a contract is released before it is published")
+            continue
+        for change in breaking_changes(
+            json.loads(path.read_text()), schema_of(name), published=name not in READ_BY_THE_WORKER
+        ):
+            problems.append(
+                f"{name}: {change} (breaks {path.parent.name}; docs/contracts.md, 'Versions and evolution')"
+            )
+    return problems
+
+
 def configure_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("schemas", help="write or check schemas/*.schema.json from the contracts")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the files drifted from the models")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if the files drifted from the models, or the models break the released version",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.check:
-        problems = drift(args.dir)
+        problems = drift(args.dir) + incompatibilities()
         for problem in problems:
             print(problem, file=sys.stderr)
         return 1 if problems else 0

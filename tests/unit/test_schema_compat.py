@@ -11,7 +11,7 @@ import pytest
 
 from worker.contracts import CONTRACTS, READ_BY_THE_WORKER, SCHEMA_VERSION
 from worker.schema_compat import breaking_changes
-from worker.schema_export import DEFAULT_DIR, render
+from worker.schema_export import DEFAULT_DIR, incompatibilities, render
 
 RELEASED = DEFAULT_DIR / "released"
 
@@ -119,3 +119,16 @@ def test_the_released_schemas_are_never_edited_in_place() -> None:
         text = path.read_text()
         assert text == json.dumps(json.loads(text), indent=2) + "\n", path
     assert Path(RELEASED / f"v{SCHEMA_VERSION}" / "README.md").exists()
+
+
+def test_schemas_check_reports_a_break_against_the_release(tmp_path: Path) -> None:
+    for path in (RELEASED / f"v{SCHEMA_VERSION}").glob("*.schema.json"):
+        (tmp_path / path.name).write_text(path.read_text())
+    released = json.loads((tmp_path / "result.schema.json").read_text())
+    released["definitions"]["Outcome"]["enum"].remove("unresolved")  # as if `unresolved` were new
+    (tmp_path / "result.schema.json").write_text(json.dumps(released))
+    assert incompatibilities(tmp_path) == [
+        "result: outcome: may now be 'unresolved', a value readers do not know "
+        f"(breaks {tmp_path.name}; docs/contracts.md, 'Versions and evolution')"
+    ]
+    assert incompatibilities() == []
