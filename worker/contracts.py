@@ -289,6 +289,14 @@ class ReviewRecord(BaseModel):
     closed_by: str | None = None
     close_reason: str | None = None
 
+    @field_validator("command", mode="before")
+    @classmethod
+    def _known_command_fields(cls, value: object) -> object:
+        """A reader ignores fields it does not know, in the record's command too (a later worker's)."""
+        if isinstance(value, dict):
+            return {key: item for key, item in value.items() if key in Command.model_fields}
+        return value
+
 
 class ReviewDecision(BaseModel):
     """An operator's verdict on an unresolved command (topic ``ecash.review.decisions``, key = MSISDN).
