@@ -249,6 +249,32 @@ def test_every_documented_example_round_trips(lang: str, request: pytest.Fixture
     assert failures == [], "\n".join(failures)
 
 
+@pytest.mark.parametrize("lang", ["go", "ts"])
+def test_a_result_of_a_later_minor_version_is_read_by_version_1_code(
+    lang: str, request: pytest.FixtureRequest
+) -> None:
+    """The evolution rule, as a consumer's generated code meets it: one more field is no error."""
+    binary = request.getfixturevalue(f"{lang}_roundtrip")
+    later = [e for e in examples() if e.contract in ("result", "dead_letter", "review_record")]
+    lines = [
+        json.dumps(
+            {
+                "id": f"{generator}/{case.id}",
+                "contract": f"{generator}/{case.contract}",
+                "lenient": True,
+                "message": {**case.message, "added_in_1_1": {"any": ["shape", 1]}},
+            }
+        )
+        + "\n"
+        for case in later
+        for generator in GENERATORS
+    ]
+    argv = [str(binary)] if lang == "go" else [_tool("node"), str(binary)]
+    answers = list(map(json.loads, _run(argv, cwd=ROOT, stdin="".join(lines)).splitlines()))
+    assert len(answers) == len(lines)
+    assert [a for a in answers if "error" in a] == []
+
+
 # --- the amount pattern in RE2 and ECMA-262 ---------------------------------------------------------------
 
 
