@@ -167,7 +167,7 @@ def self_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# --- processes (worker.stack) ------------------------------------------------------------------------------
+# --- processes (ecash_dev.stack) ------------------------------------------------------------------------------
 
 
 class DesignProcess(ChildProcess):

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bash ./ensure-promtool.sh
+bash ./ensure-codegen-tools.sh
 if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "ensure-test-tools: docker-compose is missing and installing it needs root" >&2

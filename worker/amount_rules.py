@@ -26,13 +26,38 @@ AMOUNT_RULES_SUMMARY = (
     "at most 2 decimals; no sign, no exponent, no float, no NaN/Infinity"
 )
 
-AMOUNT_TEXT_PATTERN = r"^[0-9]{1,9}(\.[0-9]{1,2})?$"
+
+def _amount_pattern() -> str:
+    """Exactly the strings ``command_amount`` accepts, as one regular expression (RE2 and ECMA-262 alike).
+
+    No lookahead, so "greater than zero" is spelled out: an integer part of 1 to 9 digits with a non-zero
+    digit (``0{k}[1-9][0-9]{0,8-k}``: leading zeros count towards the 9) and an optional 1-2 decimals; or
+    an integer part of zeros and decimals that are not all zero. ``tests/unit/test_amount_pattern.py``
+    checks it against the runtime on arbitrary strings."""
+    nonzero_integer = "|".join(
+        "0" * k + "[1-9]" + (f"[0-9]{{0,{MAX_INTEGER_DIGITS - 1 - k}}}" if k < MAX_INTEGER_DIGITS - 1 else "")
+        for k in range(MAX_INTEGER_DIGITS)
+    )
+    zero_integer = f"0{{1,{MAX_INTEGER_DIGITS}}}"
+    return (
+        f"^(?:(?:{nonzero_integer})(?:\\.[0-9]{{1,{MAX_DECIMALS}}})?"
+        f"|{zero_integer}\\.(?:[1-9][0-9]?|0[1-9]))$"
+    )
+
+
+AMOUNT_TEXT_PATTERN = _amount_pattern()
+AMOUNT_DESCRIPTION = (
+    "A decimal string: ASCII digits, at most 9 before the point, optionally a point and 1 or 2 decimals "
+    '("100000", "1500.50", "0.01"); greater than 0, at most 999999999.99; no sign, no exponent, no spaces. '
+    "The worker also reads a JSON integer (1 to 999999999) from producers written before version 1; "
+    "never a JSON number with a point."
+)
 AMOUNT_JSON_SCHEMA = {
-    "anyOf": [
-        {"type": "string", "pattern": AMOUNT_TEXT_PATTERN, "maxLength": MAX_AMOUNT_CHARS},
-        {"type": "integer", "minimum": 1, "maximum": 999999999},
-    ],
-    "description": AMOUNT_RULES_SUMMARY + " (and not 0, 0.00)",
+    "type": "string",
+    "pattern": AMOUNT_TEXT_PATTERN,
+    "maxLength": MAX_AMOUNT_CHARS,
+    "description": AMOUNT_DESCRIPTION,
+    "examples": ["100000", "1500.50"],
 }
 
 _AMOUNT_TEXT = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from worker.contracts import Command, event_id_for, format_amount
+from tests.contract_examples import Example, examples, unmarked_json_blocks
+from worker.contracts import (
+    CONTRACTS,
+    READ_BY_THE_WORKER,
+    Command,
+    DeadLetter,
+    Result,
+    ReviewRecord,
+    event_id_for,
+    format_amount,
+)
+from worker.pipeline.intake import Decision, Parsed, parse_command
 from worker.schema_export import DEFAULT_DIR, drift
 
 BASE = {"type": "charge", "trace_number": "2016041312050101", "msisdn": "08131234567", "amount": "100000"}
@@ -141,3 +155,107 @@ def test_asyncapi_names_every_schema_file_and_each_exists() -> None:
     assert addresses == {
         "ecash.commands", "ecash.review.decisions", "ecash.results", "ecash.commands.dlq", "ecash.review",
     }  # fmt: skip
+
+
+# --- the documented examples, the schemas' shape -----------------------------------------------------------
+
+EXAMPLES = examples()
+
+
+def test_every_json_block_of_the_contracts_page_is_a_checked_example() -> None:
+    assert unmarked_json_blocks() == 0, (
+        "mark each ```json block of docs/contracts.md with <!-- example: NAME -->"
+    )
+    assert {e.contract for e in EXAMPLES} == set(CONTRACTS)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.id)
+def test_each_example_is_valid_under_its_schema_and_its_model(example: Example) -> None:
+    schema = json.loads((DEFAULT_DIR / f"{example.contract}.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(example.message)]
+    assert errors == []
+    model = CONTRACTS[example.contract].model_validate(example.message)
+    if example.contract in READ_BY_THE_WORKER:
+        # what the worker reads: the intake takes it as it is (a command or a decision, never a rejection)
+        intake = parse_command(json.dumps(example.message).encode(), max_bytes=65536)
+        assert isinstance(intake, Parsed | Decision), intake
+    else:
+        # what the worker writes: the example is exactly what it publishes for that model
+        assert model.model_dump(mode="json") == example.message
+
+
+@pytest.mark.parametrize("name", list(CONTRACTS))
+def test_the_schemas_are_draft_07_without_any_of_and_with_a_version(name: str) -> None:
+    text = (DEFAULT_DIR / f"{name}.schema.json").read_text()
+    schema = json.loads(text)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert "anyOf" not in text
+    assert "$defs" not in text
+    assert "prefixItems" not in text
+    assert schema["properties"]["schema_version"]["type"] == "integer"
+    assert ("additionalProperties" in schema) == (name in READ_BY_THE_WORKER)
+
+
+def test_a_nullable_named_type_is_left_out_rather_than_written_as_null() -> None:
+    """The schemas give a nullable enum as a plain reference, not required: the model never writes null."""
+    assert Result.model_fields["type"].exclude_if is not None
+    assert ReviewRecord.model_fields["closed_outcome"].exclude_if is not None
+    assert "type" not in Result.model_validate(_rejected_without_type()).model_dump(mode="json")
+
+
+def _rejected_without_type() -> dict[str, Any]:
+    return {
+        "event_id": "e",
+        "trace_number": "T1",
+        "type": None,
+        "msisdn": None,
+        "amount": None,
+        "outcome": "rejected",
+        "resolved_by": "response",
+        "detail": "d",
+        "completed_at": "2026-01-01T00:00:00Z",
+    }
+
+
+def test_metadata_values_come_back_as_strings_and_valid_commands_keep_their_meaning() -> None:
+    command = Command.model_validate({**BASE, "metadata": {"n": 1, "s": "x", "o": {"a": [1, None]}}})
+    assert command.metadata == {"n": 1, "s": "x", "o": {"a": [1, None]}}  # accepted as before version 1
+    assert command.model_dump(mode="json")["metadata"] == {"n": "1", "s": "x", "o": '{"a":[1,null]}'}
+
+
+def test_a_command_of_another_version_is_refused_naming_the_rule() -> None:
+    with pytest.raises(ValidationError) as info:
+        Command.model_validate({**BASE, "schema_version": 2})
+    assert info.value.errors()[0]["type"] == "schema_version_unsupported"
+    assert Command.model_validate({**BASE, "schema_version": 1}) == Command.model_validate(BASE)
+
+
+def test_dead_letter_headers_are_objects_and_old_pairs_are_still_read() -> None:
+    letter = DeadLetter.model_validate(
+        {
+            "reason": "not_json: x",
+            "topic": "t",
+            "partition": 0,
+            "offset": 1,
+            "key_b64": None,
+            "value_b64": None,
+            "headers": [["h", "dg=="]],
+            "dead_lettered_at": "2026-01-01T00:00:00Z",
+        }
+    )
+    assert letter.model_dump(mode="json")["headers"] == [{"name": "h", "value_b64": "dg=="}]
+
+
+def test_published_contracts_ignore_unknown_fields() -> None:
+    result = Result.model_validate({**_rejected_without_type(), "added_in_1_1": "x"})
+    assert "added_in_1_1" not in result.model_dump()
+
+
+def test_a_review_record_from_a_later_minor_version_is_still_read() -> None:
+    (example,) = [e for e in EXAMPLES if e.contract == "review_record"]
+    later = {**example.message, "added_in_1_1": 1}
+    later["command"] = {**later["command"], "added_in_1_1": "x"}
+    record = ReviewRecord.model_validate(later)
+    assert record.model_dump(mode="json") == example.message

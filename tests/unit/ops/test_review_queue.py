@@ -114,6 +114,7 @@ def test_a_decision_carries_the_command_msisdn_and_the_operator_evidence() -> No
     )
     decision = decision_for({"T1": record("T1")}, args)
     assert decision.model_dump() == {
+        "schema_version": 1,
         "type": "review_decision",
         "trace_number": "T1",
         "msisdn": "08131234567",

@@ -171,6 +171,7 @@ FRAGMENT = st.recursive(
 )
 
 VALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "schema_version": st.just(1),
     "type": st.sampled_from(["charge", "credit"]),
     "trace_number": st.text(ALPHANUMERIC, min_size=1, max_size=32),
     "msisdn": st.text(DIGITS, min_size=9, max_size=15),

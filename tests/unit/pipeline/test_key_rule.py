@@ -124,7 +124,7 @@ def test_a_rejection_for_the_processor_builds_a_rejected_result() -> None:
     assert (result.trace_number, result.msisdn, str(result.amount)) == ("T1", MSISDN, "1500.50")
     assert result.type is not None
     assert result.type.value == "charge"
-    assert result.metadata == {"a": 1}
+    assert result.metadata == {"a": "1"}  # metadata values are strings in the contract: others as JSON text
     assert result.detail.startswith("key: the record key must be the command's MSISDN")
     assert '"08999" [key_mismatch]; nothing was sent to the API' in result.detail
 

@@ -42,7 +42,8 @@ def test_hostile_metadata_is_echoed_only_when_it_is_an_object() -> None:
         b'{"type":"charge","trace_number":"T1","msisdn":"08131234567","amount":"5","x":1,'
         b'"metadata":{"big":123456789012345678901234567890,"s":"\\u0000\\u202e"}}'
     )
-    assert result.metadata == {"big": 123456789012345678901234567890, "s": "\x00\u202e"}
+    # metadata values are strings in the contract: others come back as their JSON text
+    assert result.metadata == {"big": "123456789012345678901234567890", "s": "\x00\u202e"}
     listed = rejected(
         b'{"type":"charge","trace_number":"T1","msisdn":"08131234567","amount":"5","metadata":[1]}'
     )
