@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` (the main job on embedded defaults) and `make test`.
 # Both install what they need on a fresh machine: a venv from PyPI, the Kafka broker's jars from Maven
-# Central (through Maven), promtool from Debian's packages.
+# Central (through Maven), promtool and prometheus from Debian's packages.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
