@@ -2,7 +2,8 @@
 
 The run: real Kafka, the sandbox, one worker; Prometheus (Debian's package) scrapes it every second and
 evaluates deploy/prometheus/alerts.yml. Commands of every kind flow (succeeded, declined, one ambiguous
-that Status Inquiry resolves, a dead letter, a rejected one), then the API fails until the breaker opens,
+that Status Inquiry resolves, a dead letter, a rejected one); a second worker joins the group and leaves
+(partitions move away and back, their journals are restored); then the API fails until the breaker opens,
 then it comes back and everything is answered.
 
 - Every dashboard panel's expression, as Grafana sends it, returns data over the run, with at least one
@@ -35,7 +36,15 @@ from bench.dashboard_snapshot.prometheus import (
     Series,
     grafana_to_promql,
 )
-from tests.integration.harness import command, create_topics, eventually, fast_settings, produce, wait_results
+from tests.integration.harness import (
+    command,
+    create_topics,
+    eventually,
+    fast_settings,
+    produce,
+    running_worker,
+    wait_results,
+)
 from tests.unit.deploy.keda import desired_replicas
 from tests.unit.observability.promql import alert_rules, dashboard, metric_names
 from worker.devkafka import free_ports
@@ -126,10 +135,11 @@ async def test_a_real_prometheus_answers_every_dashboard_alert_and_keda_expressi
     kafka_bootstrap: str, sandbox: RunningSandbox, prometheus: tuple[PrometheusServer, int], tmp_path: Path
 ) -> None:
     server, port = prometheus
+    prefix = f"prom{uuid.uuid4().hex[:8]}"
     settings = fast_settings(
         kafka_bootstrap,
         sandbox.base_url,
-        f"prom{uuid.uuid4().hex[:8]}",
+        prefix,
         tmp_path,
         metrics_host="127.0.0.1",
         metrics_port=port,
@@ -150,6 +160,20 @@ async def test_a_real_prometheus_answers_every_dashboard_alert_and_keda_expressi
         good += [command("PDEC", POOR, 5000), command(AMBIGUOUS, RICH, 700)]
         await produce(settings, [*good, b"not json", command("PNEG", RICH, -5)])
         await wait_results(settings, {c["trace_number"] for c in good} | {"PNEG"}, timeout_s=30)
+
+        # A second worker joins and leaves: partitions move away and come back, and the scraped worker
+        # restores their journals while Prometheus watches (its first restore may fall before the first
+        # scrape that answered, and one sample is not a rate).
+        partitions = settings.topic_partitions
+        visitor = fast_settings(kafka_bootstrap, sandbox.base_url, prefix, tmp_path / "visitor")
+        async with running_worker(visitor):
+            await eventually(
+                lambda: len(worker.runner.snapshot().assigned_partitions) < partitions, timeout_s=30
+            )
+        await eventually(
+            lambda: len(worker.runner.snapshot().assigned_partitions) == partitions, timeout_s=30
+        )
+        await asyncio.sleep(2 * server.scrape_interval_s)
 
         await set_faults(sandbox, ["*:http_5xx_before_commit"])
         outage = [command(f"PO{i}", f"08172{i:08d}", 100, "credit") for i in range(20)]
