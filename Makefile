@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` (the main job on embedded defaults) and `make test`.
 # Both install what they need on a fresh machine: a venv from PyPI, the Kafka broker's jars from Maven
-# Central (through Maven), promtool from Debian's packages.
+# Central (through Maven), promtool and prometheus from Debian's packages.
 # Two packages, one repository: worker/ (the product, ./pyproject.toml) and devtools/ecash_dev/ (the
 # sandbox, the local broker, the process stack, the chaos, demo and hostile runs: devtools/pyproject.toml).
 # The venv has both, editable; a production install (deploy/Dockerfile) has only the first.

@@ -167,7 +167,7 @@ def self_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# --- processes (ecash_dev.stack) ------------------------------------------------------------------------------
+# --- processes (ecash_dev.stack) ----------------------------------------------------------------------------
 
 
 class DesignProcess(ChildProcess):

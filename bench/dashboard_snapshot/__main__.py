@@ -12,9 +12,9 @@ from typing import Any
 
 import bench.dashboard_snapshot as package
 from bench.dashboard_snapshot.draw import render, require_matplotlib
-from bench.dashboard_snapshot.panels import RATE_INTERVAL_SCRAPES, REPO, clock_label, story
-from bench.dashboard_snapshot.promql import read_samples, until_last_up, write_samples
-from bench.dashboard_snapshot.run import RunOptions, record_run, say
+from bench.dashboard_snapshot.panels import REPO, clock_label, story
+from bench.dashboard_snapshot.prometheus import prometheus_binary
+from bench.dashboard_snapshot.run import Recording, RunOptions, record_run, say
 from ecash_dev.stack import cancelled_by_sigterm
 
 DEFAULT_OUT = REPO / "docs" / "dashboard.png"
@@ -28,13 +28,13 @@ def about(meta: Mapping[str, Any]) -> list[str]:
     if "API cut" in events and "API back" in events:
         cut, back = clock_label(events["API cut"]), clock_label(events["API back"])
         outage = f"; the API unreachable from {cut} to {back}"
-    window_s = RATE_INTERVAL_SCRAPES * float(options["scrape_interval_s"])
+    window_s = float(meta["rate_interval_s"])
     return [
         f"A real run: {options['rate_per_s']:.0f} commands/s for {clock_label(options['duration_s'])} over "
         f"{options['msisdns']:,} MSISDNs, one worker, the sandbox with faults{outage} (shaded).",
-        "Drawn by bench/dashboard_snapshot.py from the worker's /metrics scraped every second, "
-        f"with the dashboard's queries ($__rate_interval = {window_s:g} s); not a Grafana screenshot. "
-        "Time axis: minutes since the worker started.",
+        "Drawn by bench/dashboard_snapshot from a real Prometheus that scraped the worker every second, "
+        f"answering the dashboard's own queries ($__rate_interval = {window_s:g} s); not a Grafana "
+        "screenshot. Time axis: minutes since the worker started.",
     ]
 
 
@@ -51,10 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
-        "--workdir", type=Path, default=None, help="logs and samples (default: a new temp dir)"
+        "--workdir",
+        type=Path,
+        default=None,
+        help="logs, Prometheus' data and answers.json (default: a new temp dir)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the PNG (default: docs/dashboard.png)")
-    parser.add_argument("--from-samples", type=Path, default=None, help="draw a saved samples.jsonl; no run")
+    parser.add_argument(
+        "--from-answers", type=Path, default=None, help="draw a saved answers.json again; no run"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     require_matplotlib()
-    if args.from_samples is not None:
-        meta, scrapes = read_samples(args.from_samples)
+    if args.from_answers is not None:
+        recording = Recording.load(args.from_answers)
     else:
+        if prometheus_binary() is None:
+            say("dashboard: prometheus is not installed: bash scripts/ensure-prometheus.sh")
+            return 2
         options = RunOptions(
             rate_per_s=args.rate,
             duration_s=args.duration_s,
@@ -89,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         except (KeyboardInterrupt, asyncio.CancelledError):
             say("dashboard: interrupted; everything it started is stopped")
             return 130
-        meta, scrapes = recording.meta, recording.scrapes
-        samples = Path(meta["workdir"]) / "samples.jsonl"
-        write_samples(samples, meta, scrapes)
-        say(f"dashboard: {len(scrapes)} scrapes in {samples}")
-    scrapes = until_last_up(scrapes)
-    render(meta, scrapes, args.out, about(meta))
-    print("\n".join(story(meta, scrapes)))
+        saved = Path(recording.meta["workdir"]) / "answers.json"
+        recording.save(saved)
+        say(f"dashboard: {len(recording.answers)} expressions answered by Prometheus, saved in {saved}")
+    meta = recording.meta
+    render(meta, recording.answers, recording.grid, args.out, about(meta))
+    rate_interval_s = float(meta["rate_interval_s"])
+    print("\n".join(story(meta, recording.answers, recording.final, recording.grid, rate_interval_s)))
     say(f"dashboard: wrote {args.out}")
     return 0 if meta.get("agreement", {}).get("ok", True) else 1
 

@@ -21,19 +21,20 @@ from typing import Any
 from bench.dashboard_snapshot.panels import (
     ROWS,
     STATS,
+    Answers,
+    Grid,
     Line,
+    Values,
     clock_label,
     dashboard_panels,
-    evaluate,
-    evaluator,
     format_value,
     last_not_null,
     mapped,
     max_not_null,
+    panel_lines,
     scale_for,
     tick_text,
 )
-from bench.dashboard_snapshot.promql import Scrape, Values
 
 WIDTH_PX, HEIGHT_PX, DPI = 1600, 1200, 100
 BACKGROUND = "#111217"
@@ -325,29 +326,34 @@ def _header(canvas: Canvas, meta: Mapping[str, Any], frame: Frame, about: Sequen
         canvas.text(12, 38 + i * 15, line, fontsize=8.5, color=MUTED)
 
 
-def render(meta: Mapping[str, Any], scrapes: Sequence[Scrape], out: Path, about: Sequence[str]) -> None:
+def render(meta: Mapping[str, Any], answers: Answers, grid: Grid, out: Path, about: Sequence[str]) -> None:
     """Draw the stats and the grid of panels into ``out`` (PNG, WIDTH_PX x HEIGHT_PX)."""
     canvas = Canvas()
     panels = dashboard_panels()
-    ev = evaluator(meta, scrapes)
+    rate_interval_s = float(meta["rate_interval_s"])
+
+    def lines(title: str) -> list[Line]:
+        return panel_lines(panels[title], answers, grid, rate_interval_s)
+
     events = {e["event"]: float(e["at_s"]) for e in meta.get("events", [])}
     outage = (events["API cut"], events["API back"]) if {"API cut", "API back"} <= events.keys() else None
-    frame = Frame(ev.times, ev.times[-1], outage)
+    times = grid.times
+    frame = Frame(times, times[-1], outage)
     _header(canvas, meta, frame, about)
     margin, gap, y = 10.0, 8.0, 76.0
     stat_w = (WIDTH_PX - 2 * margin - (len(STATS) - 1) * gap) / len(STATS)
-    for i, spec in enumerate(STATS):
+    for i, title in enumerate(STATS):
         box = Box(margin + i * (stat_w + gap), y, stat_w, 92)
-        draw_stat(canvas, box, panels[spec.title], evaluate(spec, ev), frame)
+        draw_stat(canvas, box, panels[title], lines(title), frame)
     y += 92 + 4
     row_h = (HEIGHT_PX - y - 6) / len(ROWS)
-    for row_title, specs in ROWS:
+    for row_title, titles in ROWS:
         canvas.text(margin + 2, y + 6, f"⌄  {row_title}", fontsize=10, fontweight="bold")
-        panel_w = (WIDTH_PX - 2 * margin - (len(specs) - 1) * gap) / len(specs)
-        for i, spec in enumerate(specs):
+        panel_w = (WIDTH_PX - 2 * margin - (len(titles) - 1) * gap) / len(titles)
+        for i, title in enumerate(titles):
             box = Box(margin + i * (panel_w + gap), y + 24, panel_w, row_h - 24 - gap)
-            panel = panels[spec.title]
+            panel = panels[title]
             draw = draw_state_timeline if panel["type"] == "state-timeline" else draw_timeseries
-            draw(canvas, box, panel, evaluate(spec, ev), frame)
+            draw(canvas, box, panel, lines(title), frame)
         y += row_h
     canvas.save(out)

@@ -1,58 +1,70 @@
-"""Which of the dashboard's panels are drawn, how each is computed, and how Grafana writes its values. Pure.
+"""Which of the dashboard's panels are drawn, their lines from Prometheus' answers, how Grafana writes values.
 
-Each ``PanelSpec`` mirrors the panel of the same title in ``deploy/grafana/dashboards/ecash-worker.json``:
-its targets in order, their metrics, groupings and legendFormats (a unit test holds the two together).
-Units, stacking, thresholds and value mappings are read from the JSON itself when drawing.
+The panels are named by title; what each draws is the dashboard's own targets (``deploy/grafana/dashboards/
+ecash-worker.json``): their expressions sent to a real Prometheus as Grafana sends them
+(``prometheus.grafana_to_promql``), their legendFormats naming the lines. Units, stacking, thresholds and
+value mappings are read from the JSON too. Pure: the answers are given.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from bench.dashboard_snapshot.promql import Evaluator, Labels, Matchers, Scrape, Values, project
+from bench.dashboard_snapshot.prometheus import Series, grafana_to_promql
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD_JSON = REPO / "deploy" / "grafana" / "dashboards" / "ecash-worker.json"
-RATE_INTERVAL_SCRAPES = 4  # Grafana: $__rate_interval = max($__interval + scrape, 4 x scrape interval)
-DAY_S = 86_400.0
 
-QueryKind = Literal["rate", "increase", "quantile", "gauge", "breaker", "since_last_result", "up"]
+Values = list[float | None]  # one value per step of the grid; None: no data (Grafana draws a gap)
+Answers = Mapping[str, list[Series]]  # a query_range's answer by the expression sent
+
+STATS: tuple[str, ...] = (
+    "Workers up",
+    "Commands / s",
+    "Results / s",
+    "Unresolved (24 h)",
+    "Breaker",
+    "Fatal configuration",
+)
+ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "Commands (rate, errors, duration)",
+        (
+            "Commands consumed and results published",
+            "Results by outcome",
+            "End-to-end latency (command timestamp to result)",
+            "Rejected and dead-lettered",
+        ),
+    ),
+    (
+        "E-Cash API (rate, errors, duration)",
+        ("Response codes", "API latency: charge and credit", "API latency: status and login", "Logins"),
+    ),
+    (
+        "Backlog",
+        (
+            "Consumer lag (messages) by partition",
+            "Consumer lag (age of oldest waiting message)",
+            "In flight, waiting, resolving",
+            "Seconds since the last result",
+        ),
+    ),
+    (
+        "Resolution (ambiguous outcomes) · Health · Process",
+        ("Resolutions started / finished", "Circuit breaker state", "CPU (cores)", "Resident memory"),
+    ),
+)
+BREAKER_PANEL = "Circuit breaker state"
 
 
-@dataclass(frozen=True)
-class Query:
-    """One target of a panel, as evaluated here; ``legend`` is the target's legendFormat."""
-
-    kind: QueryKind
-    metric: str = ""
-    by: tuple[str, ...] = ()
-    where: Matchers = ()
-    legend: str = ""
-    q: float = 0.0
-    agg: Literal["sum", "max"] = "sum"
-    window_s: float | None = None  # None: $__rate_interval
-
-    def metric_names(self) -> set[str]:
-        """The metric names the dashboard's expression for this target selects."""
-        fixed = {
-            "breaker": {"ecash_breaker_state"},
-            "since_last_result": {"ecash_last_processed_timestamp_seconds"},
-            "up": {"up"},
-        }
-        if self.kind in fixed:
-            return fixed[self.kind]
-        return {f"{self.metric}_bucket"} if self.kind == "quantile" else {self.metric}
-
-
-@dataclass(frozen=True)
-class PanelSpec:
-    title: str  # exactly the dashboard panel's title
-    queries: tuple[Query, ...]
+def drawn_titles() -> tuple[str, ...]:
+    return STATS + tuple(title for _, titles in ROWS for title in titles)
 
 
 @dataclass(frozen=True)
@@ -61,116 +73,40 @@ class Line:
     values: Values
 
 
-def rate(metric: str, by: tuple[str, ...] = (), legend: str = "") -> Query:
-    return Query("rate", metric, by, legend=legend)
+@dataclass(frozen=True)
+class Grid:
+    """The instants of a range query: ``start_unix_s + k * step_s``, ``count`` of them."""
+
+    start_unix_s: float
+    step_s: float
+    count: int
+
+    @property
+    def times(self) -> list[float]:
+        """Seconds since the start, one per step (the time axis)."""
+        return [k * self.step_s for k in range(self.count)]
+
+    @property
+    def end_unix_s(self) -> float:
+        return self.start_unix_s + (self.count - 1) * self.step_s
+
+    def on_grid(self, points: Iterable[tuple[float, float]]) -> Values:
+        """A series' points at the grid's steps; None where Prometheus had no value or answered NaN."""
+        values: Values = [None] * self.count
+        for t, v in points:
+            k = round((t - self.start_unix_s) / self.step_s)
+            if 0 <= k < self.count and math.isfinite(v):
+                values[k] = v
+        return values
 
 
-def gauge(
-    metric: str, by: tuple[str, ...] = (), legend: str = "", agg: Literal["sum", "max"] = "sum"
-) -> Query:
-    return Query("gauge", metric, by, legend=legend, agg=agg)
-
-
-def quantiles(metric: str, legend: str, operations: str = "") -> tuple[Query, ...]:
-    """p50, p95, p99; by operation when ``operations`` (a regex) is given."""
-    by, where = (("operation",), (("operation", operations),)) if operations else ((), ())
-    return tuple(
-        Query("quantile", metric, by, where, legend.replace("{p}", name), q=q)
-        for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))
-    )
-
-
-STATS: tuple[PanelSpec, ...] = (
-    PanelSpec("Workers up", (Query("up"),)),
-    PanelSpec("Commands / s", (rate("ecash_commands_consumed_total"),)),
-    PanelSpec("Results / s", (rate("ecash_results_total"),)),
-    PanelSpec(
-        "Unresolved (24 h)",
-        (Query("increase", "ecash_results_total", where=(("outcome", "unresolved"),), window_s=DAY_S),),
-    ),
-    PanelSpec("Breaker", (Query("breaker"),)),
-    PanelSpec("Fatal configuration", (gauge("ecash_fatal_configuration", agg="max"),)),
-)
-
-_COMMANDS = (
-    PanelSpec(
-        "Commands consumed and results published",
-        (
-            rate("ecash_commands_consumed_total", legend="consumed"),
-            rate("ecash_results_total", legend="results"),
-        ),
-    ),
-    PanelSpec("Results by outcome", (rate("ecash_results_total", ("outcome",), "{{outcome}}"),)),
-    PanelSpec(
-        "End-to-end latency (command timestamp to result)",
-        quantiles("ecash_end_to_end_duration_seconds", "{p}"),
-    ),
-    PanelSpec(
-        "Rejected and dead-lettered",
-        (
-            rate("ecash_commands_rejected_total", ("reason",), "rejected {{reason}}"),
-            rate("ecash_dead_letters_total", ("reason",), "dead letter {{reason}}"),
-        ),
-    ),
-)
-_API = (
-    PanelSpec("Response codes", (rate("ecash_api_calls_total", ("code",), "{{code}}"),)),
-    PanelSpec(
-        "API latency: charge and credit",
-        quantiles("ecash_api_call_duration_seconds", "{p} {{operation}}", "charge|credit"),
-    ),
-    PanelSpec(
-        "API latency: status and login",
-        quantiles("ecash_api_call_duration_seconds", "{p} {{operation}}", "status|login"),
-    ),
-    PanelSpec(
-        "Logins", (Query("increase", "ecash_logins_total", ("kind", "result"), legend="{{kind}} {{result}}"),)
-    ),
-)
-_BACKLOG = (
-    PanelSpec(
-        "Consumer lag (messages) by partition",
-        (gauge("ecash_consumer_lag_messages", ("partition",), "p{{partition}}"),),
-    ),
-    PanelSpec(
-        "Consumer lag (age of oldest waiting message)",
-        (gauge("ecash_consumer_lag_seconds", ("partition",), "p{{partition}}", agg="max"),),
-    ),
-    PanelSpec(
-        "In flight, waiting, resolving",
-        (
-            gauge("ecash_commands_in_flight", legend="in flight"),
-            gauge("ecash_commands_waiting", legend="waiting behind their MSISDN"),
-            gauge("ecash_commands_resolving", legend="resolving"),
-        ),
-    ),
-    PanelSpec("Seconds since the last result", (Query("since_last_result", legend="{{instance}}"),)),
-)
-_RESOLUTION_HEALTH_PROCESS = (
-    PanelSpec(
-        "Resolutions started / finished",
-        (
-            rate("ecash_resolutions_started_total", ("reason",), "started {{reason}}"),
-            rate("ecash_resolutions_finished_total", ("outcome",), "finished {{outcome}}"),
-        ),
-    ),
-    PanelSpec("Circuit breaker state", (Query("breaker", legend="{{instance}}"),)),
-    PanelSpec("CPU (cores)", (rate("process_cpu_seconds_total", legend="{{instance}}"),)),
-    PanelSpec("Resident memory", (gauge("process_resident_memory_bytes", legend="{{instance}}"),)),
-)
-ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
-    ("Commands (rate, errors, duration)", _COMMANDS),
-    ("E-Cash API (rate, errors, duration)", _API),
-    ("Backlog", _BACKLOG),
-    ("Resolution (ambiguous outcomes) · Health · Process", _RESOLUTION_HEALTH_PROCESS),
-)
-
-
-def every_panel() -> tuple[PanelSpec, ...]:
-    return STATS + tuple(spec for _, specs in ROWS for spec in specs)
-
-
-# --- evaluation -----------------------------------------------------------------------------------------
+def panel_queries(panel: Mapping[str, Any], rate_interval_s: float) -> list[tuple[str, str]]:
+    """(the expression Prometheus is asked, the legendFormat) for each target of a dashboard panel."""
+    return [
+        (grafana_to_promql(target["expr"], rate_interval_s), target.get("legendFormat", ""))
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
 
 
 def legend_text(legend: str, labels: Mapping[str, str]) -> str:
@@ -178,32 +114,20 @@ def legend_text(legend: str, labels: Mapping[str, str]) -> str:
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), legend).strip()
 
 
-def _query_values(query: Query, ev: Evaluator) -> dict[Labels, Values]:
-    if query.kind in ("rate", "increase"):
-        per_second = query.kind == "rate"
-        return ev.rate(query.metric, query.by, query.where, per_second=per_second, window_s=query.window_s)
-    if query.kind == "quantile":
-        return ev.quantile(query.q, query.metric, query.by, query.where)
-    if query.kind == "gauge":
-        return ev.gauge(query.metric, query.by, query.where, query.agg)
-    single = {"breaker": ev.breaker, "since_last_result": ev.since_last_result, "up": ev.up}[query.kind]()
-    return {project(ev.target, ("instance",)): single}
-
-
-def _label_order(labels: Labels) -> tuple[tuple[str, int, int, str], ...]:
+def _label_order(labels: Mapping[str, str]) -> tuple[tuple[str, int, int, str], ...]:
     """Label values in order, numbers by value (partition 2 before partition 10)."""
     return tuple(
-        (name, 0, int(value), "") if value.isdigit() else (name, 1, 0, value) for name, value in labels
+        (name, 0, int(value), "") if value.isdigit() else (name, 1, 0, value)
+        for name, value in sorted(labels.items())
     )
 
 
-def evaluate(panel: PanelSpec, ev: Evaluator) -> list[Line]:
+def panel_lines(panel: Mapping[str, Any], answers: Answers, grid: Grid, rate_interval_s: float) -> list[Line]:
     """The panel's series, named by their legends, target by target, in label order."""
     lines: list[Line] = []
-    for query in panel.queries:
-        groups = _query_values(query, ev)
-        for labels in sorted(groups, key=_label_order):
-            lines.append(Line(legend_text(query.legend, {**dict(ev.target), **dict(labels)}), groups[labels]))
+    for expr, legend in panel_queries(panel, rate_interval_s):
+        for series in sorted(answers[expr], key=lambda s: _label_order(s.labels)):
+            lines.append(Line(legend_text(legend, series.labels), grid.on_grid(series.points)))
     return lines
 
 
@@ -214,12 +138,6 @@ def last_not_null(values: Values) -> float | None:
 def max_not_null(values: Values) -> float | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
-
-
-def evaluator(meta: Mapping[str, Any], scrapes: Sequence[Scrape]) -> Evaluator:
-    """$__rate_interval from the run's scrape interval; the run's target labels."""
-    window_s = RATE_INTERVAL_SCRAPES * float(meta["options"]["scrape_interval_s"])
-    return Evaluator(scrapes, window_s, meta["target"])
 
 
 # --- the dashboard JSON -----------------------------------------------------------------------------------
@@ -294,7 +212,6 @@ def clock_label(t_s: float) -> str:
 
 # --- what the run showed, in numbers (for docs/dashboard.md) --------------------------------------------
 
-
 COUNTED = (
     "ecash_results",
     "ecash_resolutions",
@@ -303,41 +220,59 @@ COUNTED = (
     "ecash_logins",
     "ecash_breaker_transitions",
 )
+TOTALS_QUERY = f'{{__name__=~"({"|".join(COUNTED)})_.*total"}} > 0'
 
 
-def story(meta: Mapping[str, Any], scrapes: Sequence[Scrape]) -> list[str]:
-    """The events, the final counters, the breaker's changes and the peaks, one per line."""
-    ev = evaluator(meta, scrapes)
-    lines = [f"{e['event']} at {clock_label(e['at_s'])}" for e in meta["events"]]
-    totals: dict[str, float] = {}
-    for (name, labels), value in scrapes[-1].values.items():
-        if value and name.endswith("_total") and name.startswith(COUNTED):
-            key = f"{name.removeprefix('ecash_').removesuffix('_total')} " + " ".join(
-                v for k, v in labels if k not in ("type", "resolved_by")
-            )
-            totals[key] = totals.get(key, 0.0) + value
-    lines += [f"{key}: {value:.0f}" for key, value in sorted(totals.items())]
-    breaker = ev.breaker()
-    lines += [
-        f"breaker {breaker[i - 1]} -> {breaker[i]} at {clock_label(ev.times[i])}"
-        for i in range(1, len(breaker))
-        if breaker[i] != breaker[i - 1]
-    ]
-    peaks = (
-        ("lag (messages)", ev.gauge("ecash_consumer_lag_messages"), 1.0),
-        ("lag age (s)", ev.gauge("ecash_consumer_lag_seconds", agg="max"), 1.0),
-        ("in flight", ev.gauge("ecash_commands_in_flight"), 1.0),
-        ("waiting", ev.gauge("ecash_commands_waiting"), 1.0),
-        ("resolving", ev.gauge("ecash_commands_resolving"), 1.0),
-        ("results/s", ev.rate("ecash_results_total"), 1.0),
-        ("CPU (cores)", ev.rate("process_cpu_seconds_total"), 1.0),
-        ("RSS (MiB)", ev.gauge("process_resident_memory_bytes"), 2.0**20),
+def peak_queries(rate_interval_s: float) -> tuple[tuple[str, str, float], ...]:
+    """(what, expression, divisor) of the peaks the story tells."""
+    window = f"{rate_interval_s:g}s"
+    return (
+        ("lag (messages)", "sum(ecash_consumer_lag_messages)", 1.0),
+        ("lag age (s)", "max(ecash_consumer_lag_seconds)", 1.0),
+        ("in flight", "sum(ecash_commands_in_flight)", 1.0),
+        ("waiting", "sum(ecash_commands_waiting)", 1.0),
+        ("resolving", "sum(ecash_commands_resolving)", 1.0),
+        ("results/s", f"sum(rate(ecash_results_total[{window}]))", 1.0),
+        ("CPU (cores)", f"sum(rate(process_cpu_seconds_total[{window}]))", 1.0),
+        ("RSS (MiB)", "sum(process_resident_memory_bytes)", 2.0**20),
     )
-    for title, groups, scale in peaks:
-        values = groups.get((), ev.empty())
+
+
+def totals(final: Sequence[Series]) -> dict[str, float]:
+    """The counters at the end of the run, summed over the labels that only split them further."""
+    out: dict[str, float] = {}
+    for series in final:
+        name = series.labels.get("__name__", "")
+        labels = [
+            v
+            for k, v in sorted(series.labels.items())
+            if k not in ("__name__", "type", "resolved_by", "instance", "job")
+        ]
+        key = " ".join([name.removeprefix("ecash_").removesuffix("_total"), *labels])
+        out[key] = out.get(key, 0.0) + series.points[-1][1]
+    return out
+
+
+def story(
+    meta: Mapping[str, Any], answers: Answers, final: Sequence[Series], grid: Grid, rate_interval_s: float
+) -> list[str]:
+    """The events, the final counters, the breaker's changes and the peaks, one per line."""
+    lines = [f"{e['event']} at {clock_label(e['at_s'])}" for e in meta["events"]]
+    lines += [f"{key}: {value:.0f}" for key, value in sorted(totals(final).items())]
+    breaker = panel_lines(dashboard_panels()[BREAKER_PANEL], answers, grid, rate_interval_s)
+    times = grid.times
+    for line in breaker:
+        values = line.values
+        lines += [
+            f"breaker {values[i - 1]:g} -> {values[i]:g} at {clock_label(times[i])}"
+            for i in range(1, len(values))
+            if values[i] != values[i - 1] and None not in (values[i], values[i - 1])
+        ]
+    for title, expr, divisor in peak_queries(rate_interval_s):
+        values = grid.on_grid(answers[expr][0].points) if answers.get(expr) else []
         peak = max_not_null(values)
         if peak is not None:
-            lines.append(f"peak {title}: {peak / scale:.1f} at {clock_label(ev.times[values.index(peak)])}")
+            lines.append(f"peak {title}: {peak / divisor:.1f} at {clock_label(times[values.index(peak)])}")
     lines += [
         f"{key}: {json.dumps(meta[key], sort_keys=True)}" for key in ("sandbox", "agreement") if key in meta
     ]

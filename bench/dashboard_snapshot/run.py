@@ -8,30 +8,40 @@
   refused, live ones reset, as if the API went away. Stopping the sandbox would do that too, but it keeps
   its ledger in memory: a restarted one answers "not found" for money it did move, and the picture would
   show failures the worker never caused.
-- /metrics fetched every second; pages are parsed after the run (parsing in the loop would stall the
-  relay and the producer, and show up in the latency panels).
-- At the end, the results topic is checked against the sandbox's ledger (``ecash_dev.chaos.agreement``).
+- A real Prometheus server (``prometheus.PrometheusServer``, Debian's package) scrapes the worker's
+  /metrics every second, from before the worker starts until it stops.
+- At the end, the results topic is checked against the sandbox's ledger (``ecash_dev.chaos.agreement``), and
+  Prometheus is asked every drawn panel's expressions over the run (``query_range``, one step per scrape):
+  its answers are what is drawn, and are saved (``answers.json``) to draw again without a run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import shutil
 import socket
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
-from bench.dashboard_snapshot.promql import Scrape, parse_exposition
+from bench.dashboard_snapshot.panels import (
+    TOTALS_QUERY,
+    Grid,
+    dashboard_panels,
+    drawn_titles,
+    panel_queries,
+    peak_queries,
+)
+from bench.dashboard_snapshot.prometheus import JOB, PrometheusServer, Series
 from ecash_dev.chaos.report import ledger_check
 from ecash_dev.kafka import LocalKafka, scratch_broker
 from ecash_dev.sandbox.state import demo_msisdn
@@ -40,7 +50,6 @@ from worker.clock import Clock, SystemClock
 from worker.kafka.admin import ensure_topics, worker_topic_specs
 from worker.settings import SANDBOX_API_IDENTITY, Settings, load_settings
 
-JOB = "ecash-worker"  # the job name in deploy/prometheus/prometheus.yml; the dashboard selects on it
 LATENCY_MS = 30
 POOR_WALLETS = 20  # balance 0: every charge to them is declined (NOT_ENOUGH_CREDITS)
 DECLINE_P = 0.02
@@ -230,71 +239,34 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-# --- the scraper ----------------------------------------------------------------------------------------
+# --- what Prometheus is asked while the run goes on ------------------------------------------------------
 
 
-@dataclass
-class RawScrape:
-    t_s: float
-    unix_s: float
-    text: str | None  # None: the target did not answer
+class Watch:
+    """Questions to the Prometheus that scrapes the run (in a thread: its client is synchronous)."""
 
-
-class Scraper:
-    """GET /metrics every ``interval_s`` on a fixed grid; the pages are parsed after the run."""
-
-    def __init__(self, url: str, clock: Clock, interval_s: float) -> None:
-        self.url = url
+    def __init__(self, server: PrometheusServer, clock: Clock) -> None:
+        self.server = server
         self.clock = clock
-        self.interval_s = interval_s
         self.started_s = clock.monotonic_s()
-        self.pages: list[RawScrape] = []
+        self.started_unix_s = clock.now().timestamp()
 
     def elapsed_s(self) -> float:
         return self.clock.monotonic_s() - self.started_s
 
-    async def run(self) -> None:
-        async with httpx.AsyncClient(timeout=self.interval_s * 0.9, trust_env=False) as http:
-            tick = 0
-            while True:
-                tick += 1
-                await self.clock.sleep_s(self.started_s + tick * self.interval_s - self.clock.monotonic_s())
-                t_s, unix_s = self.elapsed_s(), self.clock.now().timestamp()
-                try:
-                    response = await http.get(self.url)
-                    text: str | None = response.text if response.status_code == 200 else None
-                except httpx.HTTPError:
-                    text = None
-                self.pages.append(RawScrape(t_s, unix_s, text))
-
-    def latest_total(self, name: str) -> float | None:
-        """The sum of every sample called ``name`` in the last page that answered (a cheap line scan)."""
-        page = next((p.text for p in reversed(self.pages) if p.text is not None), None)
-        return None if page is None else total_of(page, name)
-
-    def scrapes(self) -> list[Scrape]:
-        return [
-            Scrape(p.t_s, p.unix_s, p.text is not None, parse_exposition(p.text) if p.text else {})
-            for p in self.pages
-        ]
-
-
-def total_of(page: str, name: str) -> float:
-    """The sum of the samples called exactly ``name`` in a /metrics page."""
-    total = 0.0
-    for line in page.splitlines():
-        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    async def value(self, expr: str) -> float | None:
+        """The expression's value now (its first series), None when it has none."""
+        series = await asyncio.to_thread(self.server.query, expr)
+        return series[0].points[-1][1] if series else None
 
 
 @dataclass
 class Timeline:
-    scraper: Scraper
+    watch: Watch
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def note(self, event: str) -> None:
-        self.events.append({"at_s": round(self.scraper.elapsed_s(), 2), "event": event})
+        self.events.append({"at_s": round(self.watch.elapsed_s(), 2), "event": event})
 
 
 # --- orchestration --------------------------------------------------------------------------------------
@@ -307,9 +279,9 @@ async def start_broker(workdir: Path, stack: contextlib.AsyncExitStack) -> Local
     return broker
 
 
-async def wait_until(check: Callable[[], bool], clock: Clock, timeout_s: float) -> bool:
+async def wait_until(check: Callable[[], Awaitable[bool]], clock: Clock, timeout_s: float) -> bool:
     deadline_s = clock.monotonic_s() + timeout_s
-    while not check():
+    while not await check():
         if clock.monotonic_s() >= deadline_s:
             return False
         await clock.sleep_s(0.2)
@@ -345,11 +317,11 @@ async def cut_once(
     say("dashboard: the API is back")
 
 
-async def progress(scraper: Scraper, clock: Clock, expected: int) -> None:
+async def progress(watch: Watch, clock: Clock, expected: int) -> None:
     while True:
         await clock.sleep_s(10.0)
-        results = scraper.latest_total("ecash_results_total") or 0.0
-        say(f"dashboard {scraper.elapsed_s():4.0f} s: {results:.0f} of {expected} commands answered")
+        results = await watch.value("sum(ecash_results_total)") or 0.0
+        say(f"dashboard {watch.elapsed_s():4.0f} s: {results:.0f} of {expected} commands answered")
 
 
 async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
@@ -360,8 +332,57 @@ async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
 
 @dataclass(frozen=True)
 class Recording:
+    """What the picture is drawn from: the run's description, Prometheus' answers, the final counters."""
+
     meta: dict[str, Any]
-    scrapes: list[Scrape]
+    grid: Grid
+    answers: dict[str, list[Series]]
+    final: list[Series]
+
+    def save(self, path: Path) -> None:
+        path.write_bytes(
+            orjson.dumps(
+                {
+                    "meta": self.meta,
+                    "grid": asdict(self.grid),
+                    "answers": {
+                        expr: [_series_json(s) for s in series] for expr, series in self.answers.items()
+                    },
+                    "final": [_series_json(s) for s in self.final],
+                },
+                option=orjson.OPT_INDENT_2,
+            )
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Recording:
+        data = orjson.loads(path.read_bytes())
+        answers = {expr: [_series_from(s) for s in series] for expr, series in data["answers"].items()}
+        return cls(data["meta"], Grid(**data["grid"]), answers, [_series_from(s) for s in data["final"]])
+
+
+def _series_json(series: Series) -> dict[str, Any]:
+    points = [[t, v if math.isfinite(v) else None] for t, v in series.points]
+    return {"labels": series.labels, "points": points}
+
+
+def _series_from(data: dict[str, Any]) -> Series:
+    points = [(float(t), math.nan if v is None else float(v)) for t, v in data["points"]]
+    return Series(dict(data["labels"]), points)
+
+
+def ask_prometheus(server: PrometheusServer, grid: Grid) -> tuple[dict[str, list[Series]], list[Series]]:
+    """Every drawn panel's expressions and the story's peaks over the grid; the counters at its end."""
+    panels = dashboard_panels()
+    exprs = [
+        expr for title in drawn_titles() for expr, _ in panel_queries(panels[title], server.rate_interval_s)
+    ]
+    exprs += [expr for _, expr, _ in peak_queries(server.rate_interval_s)]
+    answers = {
+        expr: server.query_range(expr, grid.start_unix_s, grid.end_unix_s, grid.step_s)
+        for expr in dict.fromkeys(exprs)
+    }
+    return answers, server.query(TOTALS_QUERY, grid.end_unix_s)
 
 
 @dataclass
@@ -373,13 +394,14 @@ class Stack:
     link: ApiLink
     worker: WorkerProcess
     settings: Settings
-    scraper: Scraper
+    prometheus: PrometheusServer
+    watch: Watch
 
 
 async def start_stack(
     options: RunOptions, workdir: Path, exits: contextlib.AsyncExitStack, clock: Clock
 ) -> Stack:
-    """Broker, sandbox (poor wallets seeded), the link, the worker on fresh topics, the scraper running.
+    """Broker, sandbox (poor wallets seeded), the link, Prometheus scraping, the worker on fresh topics.
 
     Each part is registered on ``exits`` as it starts, so whatever started is stopped on any failure.
     """
@@ -397,16 +419,27 @@ async def start_stack(
     )
     settings = load_settings(**values)
     await ensure_topics(broker.bootstrap, worker_topic_specs(settings), client_kwargs={})
+    prometheus = PrometheusServer(
+        workdir / "prometheus", [f"127.0.0.1:{metrics_port}"], scrape_interval_s=options.scrape_interval_s
+    )
+    exits.callback(prometheus.stop)
+    await asyncio.to_thread(prometheus.start)
+    await asyncio.to_thread(prometheus.wait_first_scrape)  # the worker's first seconds are in the data
     worker = WorkerProcess(values, workdir / "worker.log")
     exits.callback(worker.kill_now)
-    scraper = Scraper(f"http://127.0.0.1:{metrics_port}/metrics", clock, options.scrape_interval_s)
+    watch = Watch(prometheus, clock)
     await worker.start()
-    scraping = asyncio.create_task(scraper.run())
-    exits.push_async_callback(_cancel, [scraping])
-    say(f"dashboard: broker {broker.bootstrap}, sandbox {sandbox.url}, worker :{metrics_port}; {workdir}")
-    if not await wait_until(lambda: scraper.latest_total("ecash_consuming") == 1.0, clock, 60.0):
+    say(
+        f"dashboard: broker {broker.bootstrap}, sandbox {sandbox.url}, worker :{metrics_port}, "
+        f"prometheus {prometheus.url}; {workdir}"
+    )
+
+    async def consuming() -> bool:
+        return await watch.value("max(ecash_consuming)") == 1.0
+
+    if not await wait_until(consuming, clock, 60.0):
         raise TimeoutError(f"the worker did not start consuming in 60 s: see {workdir / 'worker.log'}")
-    return Stack(broker.bootstrap, sandbox, link, worker, settings, scraper)
+    return Stack(broker.bootstrap, sandbox, link, worker, settings, prometheus, watch)
 
 
 async def drive(
@@ -418,7 +451,7 @@ async def drive(
     start_s = clock.monotonic_s()
     tasks = [
         asyncio.create_task(cut_once(stack.link, options, clock, start_s, timeline)),
-        asyncio.create_task(progress(stack.scraper, clock, expected)),
+        asyncio.create_task(progress(stack.watch, clock, expected)),
     ]
     try:
         async with CommandProducer(stack.bootstrap, stack.settings.commands_topic) as producer:
@@ -426,8 +459,8 @@ async def drive(
         timeline.note("all sent")
         await tasks[0]
 
-        def answered() -> bool:
-            return (stack.scraper.latest_total("ecash_results_total") or 0.0) >= expected
+        async def answered() -> bool:
+            return (await stack.watch.value("sum(ecash_results_total)") or 0.0) >= expected
 
         timeline.note("all answered" if await wait_until(answered, clock, options.max_tail_s) else "gave up")
         await clock.sleep_s(options.settle_s)
@@ -436,7 +469,7 @@ async def drive(
 
 
 async def record_run(options: RunOptions, clock: Clock | None = None) -> Recording:
-    """Start the stack, drive it, scrape it, check it; stop everything, whatever happens."""
+    """Start the stack, drive it, let Prometheus scrape it, check it, ask Prometheus; stop everything."""
     options.validate()
     clock = clock or SystemClock()
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="ecash-dashboard-"))
@@ -444,19 +477,27 @@ async def record_run(options: RunOptions, clock: Clock | None = None) -> Recordi
     planned = plan_messages(options)
     async with contextlib.AsyncExitStack() as exits:
         stack = await start_stack(options, workdir, exits, clock)
-        timeline = Timeline(stack.scraper)
+        timeline = Timeline(stack.watch)
         await drive(stack, options, planned, timeline, clock)
+        last_up_unix_s = clock.now().timestamp()  # the picture ends with the worker
         timeline.note(f"worker stopped ({await stack.worker.terminate(30.0)})")
         agreement, sandbox_stats = await ledger_check(stack.bootstrap, stack.settings, stack.sandbox.admin)
-    meta = {
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
-        "commands": sum(1 for p in planned if p.answered),
-        "events": timeline.events,
-        "target": {"instance": stack.scraper.url.split("/")[2], "job": JOB},
-        "faults": fault_rules(),
-        "sandbox": {k: sandbox_stats.get(k) for k in ("faults", "calls", "codes", "duplicate_executions")},
-        "agreement": {k: v for k, v in agreement.to_json().items() if k != "unresolved"},
-        "workdir": str(workdir),
-    }
+        step_s = options.scrape_interval_s
+        count = int((last_up_unix_s - stack.watch.started_unix_s) / step_s) + 1
+        grid = Grid(stack.watch.started_unix_s, step_s, count)
+        answers, final = await asyncio.to_thread(ask_prometheus, stack.prometheus, grid)
+        meta = {
+            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+            "commands": sum(1 for p in planned if p.answered),
+            "events": timeline.events,
+            "target": {"instance": stack.prometheus.targets[0], "job": JOB},
+            "rate_interval_s": stack.prometheus.rate_interval_s,
+            "faults": fault_rules(),
+            "sandbox": {
+                k: sandbox_stats.get(k) for k in ("faults", "calls", "codes", "duplicate_executions")
+            },
+            "agreement": {k: v for k, v in agreement.to_json().items() if k != "unresolved"},
+            "workdir": str(workdir),
+        }
     shutil.rmtree(workdir / "kafka", ignore_errors=True)
-    return Recording(meta, stack.scraper.scrapes())
+    return Recording(meta, grid, answers, final)

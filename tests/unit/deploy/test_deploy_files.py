@@ -228,7 +228,8 @@ def test_service_pdb_and_monitor_select_the_workers_pods() -> None:
 
 def scaled_object_checks(docs: list[Doc], config: dict[str, str]) -> None:
     scaled = one(docs, "ScaledObject")["spec"]
-    [trigger] = scaled["triggers"]
+    # The lag trigger; the breaker's and the worker count's: tests/unit/deploy/test_autoscaling.py
+    [trigger] = [t for t in scaled["triggers"] if t["type"] == "kafka"]
     assert (
         1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"] <= int(config["ECASH_TOPIC_PARTITIONS"])
     )
@@ -247,7 +248,7 @@ def test_keda_never_runs_more_workers_than_partitions_and_watches_the_workers_gr
 def test_prod_keda_watches_the_same_cluster_as_the_workers_with_credentials() -> None:
     docs = render("prod")
     scaled_object_checks(docs, rendered_config(docs))
-    trigger = one(docs, "ScaledObject")["spec"]["triggers"][0]
+    [trigger] = [t for t in one(docs, "ScaledObject")["spec"]["triggers"] if t["type"] == "kafka"]
     auth = one(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
     assert {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]} >= {"username", "password", "ca"}
 

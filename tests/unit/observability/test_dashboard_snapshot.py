@@ -1,249 +1,179 @@
-"""The dashboard picture (bench/dashboard_snapshot): its PromQL, its panels and its run plan. No matplotlib.
+"""The dashboard picture (bench/dashboard_snapshot): its panels, Prometheus' answers on the time axis, its
+run plan. No matplotlib, no Prometheus (the real one is run in tests/integration/test_real_prometheus.py).
 
-The numbers drawn in docs/dashboard.png come from these functions: a wrong rate or quantile would put a
-wrong picture in front of the SRE, and a panel that drifted from the dashboard JSON would show something
-Grafana does not.
+What is drawn is what Prometheus answers to the dashboard's own expressions: these tests hold the drawn
+panels to the dashboard JSON, and the answers to the right instants, legends and label order.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pytest
-from prometheus_client import generate_latest
 
 from bench.dashboard_snapshot.draw import _segments, legend_layout, shown_lines
 from bench.dashboard_snapshot.panels import (
+    BREAKER_PANEL,
+    ROWS,
     STATS,
+    TOTALS_QUERY,
+    Grid,
     Line,
-    PanelSpec,
-    Query,
     clock_label,
     dashboard_panels,
-    evaluate,
-    every_panel,
+    drawn_titles,
     format_value,
     legend_text,
     mapped,
+    panel_lines,
+    panel_queries,
+    peak_queries,
+    story,
     tick_text,
+    totals,
 )
-from bench.dashboard_snapshot.promql import (
-    Evaluator,
-    Scrape,
-    Series,
-    extrapolated_rate,
-    histogram_quantile,
-    parse_exposition,
-    read_samples,
-    until_last_up,
-    write_samples,
-)
+from bench.dashboard_snapshot.prometheus import PrometheusServer, Series, grafana_to_promql
 from bench.dashboard_snapshot.run import (
     UNRESOLVED_TRACES,
+    Recording,
     RunOptions,
     fault_rules,
     plan_messages,
     poor_msisdn,
-    total_of,
     worker_values,
 )
-from worker.observability.events import ApiCallFinished, PipelineSnapshot, ResultPublished
-from worker.observability.metrics import Metrics
 from worker.settings import load_settings
 
-from .promql import metric_names
+from .promql import promtool
 
-TARGET = {"instance": "127.0.0.1:9464", "job": "ecash-worker"}
-
-
-def counter(values: list[float], start_s: float = 0.0) -> Series:
-    return Series([start_s + i for i in range(len(values))], values)
+START = 1_767_225_600.0
+GRID = Grid(START, 1.0, 5)
+RATE_INTERVAL_S = 4.0
 
 
-# --- rate and increase, as Prometheus computes them ------------------------------------------------------
+# --- the panels drawn are the dashboard's, asked as Grafana asks ------------------------------------------
 
 
-def test_rate_of_a_steady_counter_is_its_slope() -> None:
-    series = counter([10.0 * i for i in range(10)])
-    assert extrapolated_rate(series, 9.0, 4.0) == pytest.approx(10.0)
-    assert extrapolated_rate(series, 9.0, 4.0, per_second=False) == pytest.approx(40.0)
-
-
-def test_a_counter_reset_does_not_make_the_rate_negative() -> None:
-    # 0, 10, 20, then the process restarted and counted 5 more: 25 counted, none before the first 0.
-    series = counter([0.0, 10.0, 20.0, 5.0])
-    assert extrapolated_rate(series, 3.0, 4.0, per_second=False) == pytest.approx(25.0)
-
-
-def test_a_counter_is_not_extrapolated_below_zero_at_its_start() -> None:
-    # Exported at zero from the start, then 10 in a second: the increase is 10, not an invented 15.
-    series = counter([0.0, 10.0], start_s=10.0)
-    assert extrapolated_rate(series, 11.0, 4.0, per_second=False) == pytest.approx(10.0)
-
-
-def test_rate_needs_two_samples_in_the_window() -> None:
-    series = counter([1.0, 2.0, 3.0])
-    assert extrapolated_rate(series, 2.0, 0.5) is None
-    assert extrapolated_rate(series, 10.0, 4.0) is None
-
-
-# --- histogram_quantile ---------------------------------------------------------------------------------
-
-
-BUCKETS = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (math.inf, 100.0)]
-
-
-@pytest.mark.parametrize(("q", "expected"), [(0.5, 0.1), (0.9, 0.5), (0.95, 0.75), (0.25, 0.05)])
-def test_quantile_interpolates_inside_its_bucket(q: float, expected: float) -> None:
-    assert histogram_quantile(q, BUCKETS) == pytest.approx(expected)
-
-
-def test_quantile_in_the_inf_bucket_is_the_highest_finite_bound() -> None:
-    assert histogram_quantile(0.99, [(0.1, 0.0), (1.0, 0.0), (math.inf, 10.0)]) == 1.0
-
-
-def test_quantile_without_observations_or_without_inf_is_no_data() -> None:
-    assert histogram_quantile(0.5, [(0.1, 0.0), (math.inf, 0.0)]) is None
-    assert histogram_quantile(0.5, [(0.1, 3.0), (1.0, 5.0)]) is None
-
-
-# --- from the worker's real /metrics page to the panels -----------------------------------------------
-
-
-def worker_pages(snapshot: PipelineSnapshot, seconds: int) -> list[Scrape]:
-    """One scrape a second of a real ``Metrics`` registry: 5 succeeded and 1 declined result a second."""
-    metrics = Metrics()
-    metrics.set_snapshot_source(lambda: snapshot)
-    scrapes = []
-    for second in range(seconds):
-        for outcome in ["succeeded"] * 5 + ["declined"]:
-            metrics.hook(ResultPublished("T", "0813", "charge", outcome, "response", "PROCESSED", 1, 0.3))
-            metrics.hook(ApiCallFinished(operation="charge", code="PROCESSED", duration_s=0.04))
-        page = generate_latest(metrics.registry).decode()
-        scrapes.append(Scrape(float(second), 1_767_225_600.0 + second, True, parse_exposition(page)))
-    return scrapes
-
-
-def test_parsing_keeps_the_worker_and_process_series_only() -> None:
-    scrape = worker_pages(PipelineSnapshot(), 1)[0]
-    names = {name for name, _ in scrape.values}
-    assert "ecash_results_total" in names
-    assert "ecash_api_call_duration_seconds_bucket" in names
-    assert "process_cpu_seconds_total" in names or "process_resident_memory_bytes" in names
-    assert not any(name.startswith("python_") for name in names)
-    succeeded = [v for (n, labels), v in scrape.values.items() if ("outcome", "succeeded") in labels]
-    assert succeeded
-    assert sum(succeeded) >= 5
-
-
-def test_results_by_outcome_is_the_rate_per_outcome() -> None:
-    ev = Evaluator(worker_pages(PipelineSnapshot(), 8), 4.0, TARGET)
-    panel = next(spec for spec in every_panel() if spec.title == "Results by outcome")
-    lines = {line.name: line.values for line in evaluate(panel, ev)}
-    assert lines["succeeded"][-1] == pytest.approx(5.0)
-    assert lines["declined"][-1] == pytest.approx(1.0)
-    assert lines["failed"][-1] == 0.0  # exported at zero from the start: a flat line, not "no data"
-    assert lines["succeeded"][0] is None  # one sample is not a rate
-
-
-def test_api_latency_quantiles_fall_in_the_observed_bucket() -> None:
-    ev = Evaluator(worker_pages(PipelineSnapshot(), 6), 4.0, TARGET)
-    panel = next(spec for spec in every_panel() if spec.title == "API latency: charge and credit")
-    lines = {line.name: line.values for line in evaluate(panel, ev)}
-    # every call took 40 ms: each quantile is inside the bucket that holds 40 ms
-    bounds = sorted(
-        float(dict(labels)["le"]) for (n, labels) in ev.scrapes[0].values if n.endswith("_bucket")
-    )
-    upper = min(b for b in bounds if b >= 0.04)
-    lower = max(b for b in bounds if b < 0.04)
-    for name in ("p50 charge", "p95 charge", "p99 charge"):
-        assert lower < (lines[name][-1] or 0.0) <= upper
-    assert all(value is None for value in lines["p50 credit"])  # no credit calls: no data, not zero
-
-
-def test_the_breaker_reads_two_when_open_and_gauges_follow_the_snapshot() -> None:
-    snapshot = PipelineSnapshot(in_flight=7, waiting=3, breaker_state="open", lag_messages={0: 12, 3: 4})
-    ev = Evaluator(worker_pages(snapshot, 2), 4.0, TARGET)
-    assert ev.breaker() == [2.0, 2.0]
-    assert ev.gauge("ecash_consumer_lag_messages")[()] == [16.0, 16.0]
-    by_partition = ev.gauge("ecash_consumer_lag_messages", ("partition",))
-    assert by_partition[(("partition", "0"),)] == [12.0, 12.0]
-    stat = next(spec for spec in STATS if spec.title == "Breaker")
-    assert mapped(dashboard_panels()["Breaker"], evaluate(stat, ev)[0].values[-1]) == ("open", "red")
-
-
-def test_unresolved_stat_counts_every_unresolved_result_of_the_run() -> None:
-    metrics = Metrics()
-    scrapes = []
-    for second in range(30):
-        if second in (10, 20):
-            metrics.hook(ResultPublished("U", None, "charge", "unresolved", "status_inquiry", None, 1, 31.0))
-        page = generate_latest(metrics.registry).decode()
-        scrapes.append(Scrape(float(second), 1_767_225_600.0 + second, True, parse_exposition(page)))
-    ev = Evaluator(scrapes, 4.0, TARGET)
-    stat = next(spec for spec in STATS if spec.title == "Unresolved (24 h)")
-    assert evaluate(stat, ev)[0].values[-1] == pytest.approx(2.0)
-
-
-def test_the_picture_ends_with_the_last_scrape_that_answered() -> None:
-    up = worker_pages(PipelineSnapshot(), 3)
-    down = Scrape(3.0, 1_767_225_603.0, False, {})
-    assert until_last_up([*up, down, down]) == up
-    assert until_last_up([down]) == []
-
-
-def test_samples_survive_the_jsonl_round_trip(tmp_path: Path) -> None:
-    scrapes = worker_pages(PipelineSnapshot(), 2)
-    write_samples(tmp_path / "s.jsonl", {"options": {"scrape_interval_s": 1.0}}, scrapes)
-    meta, back = read_samples(tmp_path / "s.jsonl")
-    assert meta == {"options": {"scrape_interval_s": 1.0}}
-    assert [dict(s.values) for s in back] == [dict(s.values) for s in scrapes]
-
-
-def test_the_line_scan_sums_exactly_the_named_samples() -> None:
-    metrics = Metrics()
-    metrics.set_snapshot_source(lambda: PipelineSnapshot(consuming=True))
-    for outcome in ["succeeded"] * 5 + ["declined"]:
-        metrics.hook(ResultPublished("T", "0813", "charge", outcome, "response", "PROCESSED", 1, 0.3))
-    page = generate_latest(metrics.registry).decode()
-    assert total_of(page, "ecash_results_total") == 6.0  # not ecash_results_total's neighbours
-    assert total_of(page, "ecash_consuming") == 1.0
-
-
-# --- the panels drawn are the dashboard's -----------------------------------------------------------------
-
-
-def panel_exprs(title: str) -> list[str]:
-    return [target["expr"] for target in dashboard_panels()[title]["targets"]]
-
-
-@pytest.mark.parametrize("spec", every_panel(), ids=lambda spec: spec.title)
-def test_each_drawn_panel_queries_what_the_dashboard_panel_queries(spec: PanelSpec) -> None:
+def test_every_drawn_panel_is_a_dashboard_panel_with_queries() -> None:
     panels = dashboard_panels()
-    assert spec.title in panels, f"no panel {spec.title!r} in the dashboard"
-    exprs = panel_exprs(spec.title)
-    dashboard_names = set().union(*(metric_names(e) for e in exprs))
-    ours = set().union(*(q.metric_names() for q in spec.queries))
-    assert ours == dashboard_names
-    for query in spec.queries:
-        for label in query.by:
-            assert any(re.search(rf"by \([^)]*\b{label}\b", e) for e in exprs), f"by {label}"
-        for label, pattern in query.where:
-            assert any(f'{label}="{pattern}"' in e or f'{label}=~"{pattern}"' in e for e in exprs)
-        if query.kind == "quantile":
-            assert any(f"histogram_quantile({query.q}," in e for e in exprs)
+    assert len(set(drawn_titles())) == len(drawn_titles()) == len(STATS) + sum(len(t) for _, t in ROWS)
+    for title in drawn_titles():
+        assert title in panels, f"no panel {title!r} in the dashboard"
+        assert panel_queries(panels[title], RATE_INTERVAL_S), title
+    assert panels[BREAKER_PANEL]["type"] == "state-timeline"
 
 
-@pytest.mark.parametrize("spec", every_panel(), ids=lambda spec: spec.title)
-def test_each_drawn_panel_names_its_lines_with_the_dashboards_legends(spec: PanelSpec) -> None:
-    legends = [target.get("legendFormat", "") for target in dashboard_panels()[spec.title]["targets"]]
-    ours = [query.legend for query in spec.queries]
-    assert ours == legends
+def test_grafanas_variables_become_what_grafana_sends() -> None:
+    expr = 'sum(rate(x{namespace=~"$namespace",job=~"$job",instance=~"$instance"}[$__rate_interval]))'
+    assert (
+        grafana_to_promql(expr, 4.0) == 'sum(rate(x{namespace=~".*",job=~"ecash-worker",instance=~".*"}[4s]))'
+    )
+    for title in drawn_titles():
+        for expr, _ in panel_queries(dashboard_panels()[title], RATE_INTERVAL_S):
+            assert "$" not in expr, expr
+
+
+def test_the_story_queries_are_valid_promql(tmp_path: Path) -> None:
+    exprs = [TOTALS_QUERY, *(expr for _, expr, _ in peak_queries(RATE_INTERVAL_S))]
+    rules = [{"record": f"story:q{i}", "expr": e} for i, e in enumerate(exprs)]
+    path = tmp_path / "story.yml"
+    path.write_bytes(orjson.dumps({"groups": [{"name": "story", "rules": rules}]}))  # JSON is YAML
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_prometheus_config_scrapes_the_worker_as_the_alerts_job(tmp_path: Path) -> None:
+    server = PrometheusServer(tmp_path, ["127.0.0.1:9464"], scrape_interval_s=1.0, binary="prometheus")
+    config = server.config()
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == "ecash-worker"
+    assert job["static_configs"] == [{"targets": ["127.0.0.1:9464"]}]
+    assert config["global"]["scrape_interval"] == "1s"
+    assert server.rate_interval_s == 4.0  # Grafana's $__rate_interval: 4 scrape intervals
+
+
+# --- Prometheus' answers on the picture's time axis ------------------------------------------------------
+
+
+def answer(labels: dict[str, str], values: list[float], start: float = START) -> Series:
+    return Series(labels, [(start + i, v) for i, v in enumerate(values)])
+
+
+def test_answers_land_on_the_grid_and_nan_or_missing_is_no_data() -> None:
+    assert GRID.times == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert GRID.end_unix_s == START + 4
+    points = [(START + 1, 2.0), (START + 2, math.nan), (START + 4.0004, 5.0), (START + 9, 1.0)]
+    assert GRID.on_grid(points) == [None, 2.0, None, None, 5.0]
+
+
+def test_a_panels_lines_follow_its_targets_legends_and_label_order() -> None:
+    panel = dashboard_panels()["Rejected and dead-lettered"]
+    rejected, dead = (expr for expr, _ in panel_queries(panel, RATE_INTERVAL_S))
+    answers = {
+        rejected: [answer({"reason": "invalid"}, [0, 1, 1, 0, 0])],
+        dead: [answer({"reason": "not_json"}, [0, 0, 3, 0, 0]), answer({"reason": "key_mismatch"}, [0] * 5)],
+    }
+    lines = panel_lines(panel, answers, GRID, RATE_INTERVAL_S)
+    assert [line.name for line in lines] == [
+        "rejected invalid",
+        "dead letter key_mismatch",
+        "dead letter not_json",
+    ]
+    assert lines[2].values == [0, 0, 3, 0, 0]
+
+
+def test_partitions_are_ordered_by_number() -> None:
+    panel = dashboard_panels()["Consumer lag (messages) by partition"]
+    [(expr, _)] = panel_queries(panel, RATE_INTERVAL_S)
+    answers = {expr: [answer({"partition": p}, [1.0] * 5) for p in ("10", "2", "0")]}
+    assert [line.name for line in panel_lines(panel, answers, GRID, RATE_INTERVAL_S)] == ["p0", "p2", "p10"]
+
+
+def test_the_breaker_reads_open_as_two_and_the_story_tells_its_changes() -> None:
+    panel = dashboard_panels()[BREAKER_PANEL]
+    [(expr, _)] = panel_queries(panel, RATE_INTERVAL_S)
+    answers = {expr: [answer({"instance": "127.0.0.1:9464"}, [0, 2, 2, 1, 0])]}
+    [line] = panel_lines(panel, answers, GRID, RATE_INTERVAL_S)
+    assert line.name == "127.0.0.1:9464"
+    assert mapped(dashboard_panels()["Breaker"], line.values[1]) == ("open", "red")
+    final = [
+        Series({"__name__": "ecash_results_total", "type": "charge", "outcome": "succeeded"}, [(START, 7.0)]),
+        Series({"__name__": "ecash_results_total", "type": "credit", "outcome": "succeeded"}, [(START, 3.0)]),
+    ]
+    meta = {"events": [{"event": "API cut", "at_s": 1.0}]}
+    told = story(meta, answers, final, GRID, RATE_INTERVAL_S)
+    assert told[:2] == ["API cut at 0:01", "results succeeded: 10"]
+    assert "breaker 0 -> 2 at 0:01" in told
+    assert "breaker 1 -> 0 at 0:04" in told
+
+
+def test_final_counters_are_summed_over_type_and_decider() -> None:
+    final = [
+        Series({"__name__": "ecash_dead_letters_total", "reason": "not_json", "job": "j"}, [(START, 3.0)]),
+        Series(
+            {"__name__": "ecash_results_total", "outcome": "declined", "resolved_by": "x"}, [(START, 2.0)]
+        ),
+        Series(
+            {"__name__": "ecash_results_total", "outcome": "declined", "resolved_by": "y"}, [(START, 1.0)]
+        ),
+    ]
+    assert totals(final) == {"dead_letters not_json": 3.0, "results declined": 3.0}
+
+
+def test_a_recording_survives_the_json_round_trip(tmp_path: Path) -> None:
+    answers = {"up": [answer({"job": "ecash-worker"}, [0.0, math.nan, 1.0])]}
+    final = [Series({"__name__": "ecash_results_total"}, [(START, 3.0)])]
+    recording = Recording({"events": [], "rate_interval_s": 4.0}, GRID, answers, final)
+    recording.save(tmp_path / "answers.json")
+    back = Recording.load(tmp_path / "answers.json")
+    assert back.grid == GRID
+    assert back.meta == recording.meta
+    assert GRID.on_grid(back.answers["up"][0].points) == [0.0, None, 1.0, None, None]
+    assert back.final == final
 
 
 def test_legend_formats_fill_in_label_values() -> None:
@@ -343,4 +273,3 @@ def test_the_worker_settings_are_valid_and_end_resolutions_within_the_run(tmp_pa
     assert settings.resolution_deadline_s < options.duration_s - options.outage_at_s
     assert settings.breaker_window_s < options.outage_s
     assert settings.metrics_host == "127.0.0.1"
-    assert Query("up").metric_names() == {"up"}
