@@ -210,7 +210,7 @@ class Meter:
 # --- B: the forwarder -----------------------------------------------------------------------------------
 
 
-async def forward(cfg: StageConfig) -> dict[str, Any]:
+async def forward(cfg: StageConfig) -> dict[str, Any]:  # noqa: C901 - the repartition stage a worker would need, kept whole so it reads as one measurement
     """Consume the MSISDN-keyed commands in a group, forward each keyed by trace number, exactly once."""
     failure: list[str] = []
     writers = Writers(cfg, cfg.source, lambda p, why: failure.append(f"{p}: {why}"))
@@ -365,7 +365,7 @@ class PlainReader:
                         waiter.set_result(None)
 
 
-async def claim(cfg: StageConfig) -> dict[str, Any]:
+async def claim(cfg: StageConfig) -> dict[str, Any]:  # noqa: C901 - the worker's claim path, copied inline so the benchmark measures exactly it
     """Per command: write its claim through its partition's writer; wait until the reader has it."""
     commands = []
     for key, value in workload(cfg.commands, cfg.msisdns, cfg.seed):  # parsed before the clock starts
@@ -412,7 +412,7 @@ async def claim(cfg: StageConfig) -> dict[str, Any]:
                 if found is None or found.kind != "owner":
                     raise RuntimeError(f"{key}: {found}")
             latencies_ms.append((time.monotonic() - started) * 1000)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a benchmark reports any failure of the measured path and goes on
             failure.append(repr(exc))
         finally:
             window.release()

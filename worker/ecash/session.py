@@ -144,7 +144,7 @@ class ApiSession:
             response = await self._http.post(wire.PATHS[operation], data=form, headers=headers)
         except LeaseExpired:
             raise  # nothing was sent; the processor writes a fresh intent (lease.py)
-        except Exception as exc:  # whatever it is, it is classified, never lost
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is classified, never lost
             tls = tls_failure(exc)
             if tls is not None:  # our configuration, not the API's health: nothing was sent
                 self._fatal = FatalConfigError(

@@ -161,7 +161,7 @@ def _after(seconds: float | None) -> str:
     return f" after {seconds:.1f} s" if seconds is not None else ""
 
 
-def describe_transport_error(exc: BaseException) -> str:
+def describe_transport_error(exc: BaseException) -> str:  # noqa: C901 - one flat case per transport error, in the order they must be tested
     """A sentence for the evidence: what failed and whether the request had left."""
     if isinstance(exc, httpx.ProxyError):
         what = "the proxy (ECASH_API_PROXY_URL) refused the tunnel"

@@ -329,7 +329,7 @@ async def broker_answers(bootstrap: str, *, client_kwargs: ClientKwargs, timeout
             await admin.start()
             cluster = await admin.describe_cluster()
         return bool(cluster.get("brokers"))
-    except Exception:  # any failure (timeout, refused, protocol, auth) means "does not answer"
+    except Exception:  # noqa: BLE001 - any failure (timeout, refused, protocol, auth) means "does not answer"
         return False
     finally:
         await admin.close()

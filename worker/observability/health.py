@@ -90,7 +90,7 @@ class _Probes:
     def _snapshot(self) -> PipelineSnapshot | JSONResponse:
         try:
             snap = self._source()
-        except Exception as exc:  # the probe must answer, and say why it cannot judge
+        except Exception as exc:  # noqa: BLE001 - the probe must answer, and say why it cannot judge
             verdict = Verdict(False, (f"snapshot unavailable: {type(exc).__name__}",))
             return JSONResponse(verdict.body({}), status_code=503)
         return snap

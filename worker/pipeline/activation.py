@@ -95,7 +95,7 @@ async def activate_with_retries(
             return True
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # any failure is retried from scratch: the partition is not taken meanwhile
+        except Exception as exc:  # noqa: BLE001 - any failure is retried from scratch: the partition is not taken meanwhile
             log.warning(
                 "activating partition %d failed (attempt %d of %d): %s: %s",
                 partition,

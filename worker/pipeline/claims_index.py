@@ -272,7 +272,7 @@ class ClaimsIndex:
             except KafkaError as exc:
                 log.warning("claims follower: %s", exc)
                 await asyncio.sleep(0.5)
-            except Exception as exc:  # a store that cannot be written: stop deciding, say why
+            except Exception as exc:  # noqa: BLE001 - a store that cannot be written: stop deciding, say why
                 self.failure = f"claims index failed: {type(exc).__name__}: {exc}"
                 log.error("%s", self.failure)
                 self._notify()

@@ -76,7 +76,7 @@ _SHOWN_ERRORS = 5
 def parse_command(value: bytes | None, *, max_bytes: int) -> Intake:
     try:
         return _parse(value, max_bytes)
-    except Exception as exc:  # a bug here must cost one message, never the consumer loop
+    except Exception as exc:  # noqa: BLE001 - a bug here must cost one message, never the consumer loop
         return DeadLetterReason(
             "internal_error", f"reading the message failed ({type(exc).__name__}); please report it"
         )

@@ -44,7 +44,7 @@ def key_problem(key: bytes | None, msisdn: str) -> tuple[str, str] | None:
     """
     try:
         return _problem(key, msisdn)
-    except Exception as exc:  # no input is known to get here; a bug must cost one message, not the loop
+    except Exception as exc:  # noqa: BLE001 - no input is known to get here; a bug must cost one message, not the loop
         return KEY_MISMATCH, _detail(
             msisdn, f"the key could not be checked ({type(exc).__name__})", KEY_MISMATCH
         )

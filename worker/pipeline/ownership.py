@@ -201,7 +201,7 @@ class PartitionWriter:
             except asyncio.CancelledError:
                 self._fail_waiters(batch, "the partition was released")
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of the transaction loses the partition, never the worker
                 reason = f"transaction failed: {type(exc).__name__}: {exc}"[:300]
                 self._lose(reason, batch)
                 return
@@ -259,7 +259,7 @@ async def _quietly(awaitable: Awaitable[Any]) -> None:
     """Best effort on the way out: the producer may already be fenced or closed."""
     try:
         await asyncio.wait_for(awaitable, 10.0)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - best effort on the way out: the producer may already be fenced or closed
         log.debug("ignored on producer cleanup: %s", exc)
 
 

@@ -79,7 +79,7 @@ class BreakerProber:
         except FatalConfigError as exc:
             self._on_fatal(str(exc))
             result = ProbeResult.FATAL
-        except Exception as exc:  # the API's failures are the breaker's business: it heard them already
+        except Exception as exc:  # noqa: BLE001 - the API's failures are the breaker's business: it heard them already
             result = self._judged()
             log.debug("breaker probe: %s (%s)", result, type(exc).__name__)
         else:

@@ -244,7 +244,7 @@ class Resolver:
                 entries.append(entry)
                 if matches(expected, entry):
                     break
-        except Exception as exc:  # an API error or no answer: not a corroboration
+        except Exception as exc:  # noqa: BLE001 - an API error or no answer: not a corroboration
             return history_unreadable(expected, f"{type(exc).__name__}: {exc}")
         return corroborate(expected, entries)
 
