@@ -64,8 +64,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.run import REPO_ROOT, Scenario, cpu_s, machine, percentiles_ms, produce, read_topic
-from bench.run import workload as run_workload
+from bench.figures import percentiles_ms
+from bench.processes import REPO_ROOT
+from bench.reporting import machine
+from bench.sampling import cpu_s
+from bench.scenarios import Scenario
+from bench.scenarios import workload as run_workload
+from bench.topics import produce, read_topic
 from worker.clock import SystemClock
 from worker.contracts import Command
 from worker.core.fingerprint import fingerprint
@@ -106,7 +111,7 @@ def cpu_now() -> float:
 
 
 def workload(commands: int, msisdns: int, seed: int) -> list[tuple[bytes, bytes]]:
-    """(key = MSISDN, JSON command): bench/run.py's commands, alternating charge and credit of 100."""
+    """(key = MSISDN, JSON command): bench/scenarios.py's commands, alternating charge and credit of 100."""
     return list(run_workload(Scenario("hop", 0.0, commands=commands, msisdns=msisdns), seed))
 
 
