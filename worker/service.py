@@ -19,16 +19,16 @@ from worker.ecash.client import EcashClient
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.ratelimited import RateLimitedTransport
 from worker.ecash.transport import api_network, make_transport
-from worker.kafka import clients
-from worker.kafka.admin import kafka_client_kwargs
-from worker.kafka.topics import KafkaUnreachable, prepare_topics
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerStateChanged,
     Event,
     FanOut,
     LoginFinished,
 )
+from worker.kafka import clients
+from worker.kafka.admin import kafka_client_kwargs
+from worker.kafka.topics import KafkaUnreachable, prepare_topics
 from worker.pipeline.claims_index import ClaimsIndex, open_claims_store
 from worker.pipeline.gate import Gate
 from worker.pipeline.journal import Journal
@@ -202,7 +202,7 @@ class Worker:
             log.warning("first login failed (will retry with the first command): %s", exc)
 
     def _fatal(self, reason: str) -> None:
-        from worker.observability.events import FatalConfiguration
+        from worker.events import FatalConfiguration
 
         self.gate.set_fatal(reason)
         self.sink.emit(FatalConfiguration(reason))

@@ -19,7 +19,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from worker.observability.events import EventSink, RetryScheduled
+from worker.events import EventSink, RetryScheduled
 from worker.settings import Settings
 
 T = TypeVar("T")

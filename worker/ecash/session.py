@@ -34,7 +34,7 @@ from worker.ecash.transport import (
     tls_failure,
     transport_reason,
 )
-from worker.observability.events import ApiCallFinished, EventSink, LoginFinished
+from worker.events import ApiCallFinished, EventSink, LoginFinished
 from worker.settings import Settings
 
 MAX_CODE_CHARS = 64

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker.clock import Clock, SystemClock
-from worker.observability.events import PipelineSnapshot
+from worker.events import PipelineSnapshot
 from worker.observability.metrics import Metrics
 from worker.settings import Settings
 

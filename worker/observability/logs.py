@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import orjson
 
 from worker.clock import Clock, SystemClock
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,

@@ -32,7 +32,7 @@ from worker import __version__
 from worker.contracts import CommandType, Outcome, ResolvedBy
 from worker.ecash.codes import canonical
 from worker.ecash.wire import Operation
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,

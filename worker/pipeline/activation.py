@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence, Set
 from typing import TypeVar
 
 from worker.clock import Clock
-from worker.observability.events import EventSink, JournalRestored
+from worker.events import EventSink, JournalRestored
 from worker.pipeline.claims import claim_tombstone
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.journal import Journal

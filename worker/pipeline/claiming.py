@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from worker.contracts import Command, Result
-from worker.observability.events import CommandRejected
+from worker.events import CommandRejected
 from worker.pipeline.claims import claim_key, claim_record, claim_tombstone, new_claim, standing
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.effects import Effects

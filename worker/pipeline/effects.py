@@ -9,7 +9,7 @@ from __future__ import annotations
 from worker.clock import Clock
 from worker.contracts import Attempt, Command, CommandType, Outcome, ResolvedBy, Result
 from worker.ecash.client import MoneyCallResult
-from worker.observability.events import DeadLettered, EventSink, ResultPublished
+from worker.events import DeadLettered, EventSink, ResultPublished
 from worker.pipeline.claims import claim_key, claim_record, final_claim, new_claim
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.dead_letters import dead_letter

@@ -19,7 +19,7 @@ from enum import StrEnum
 from worker.clock import Clock
 from worker.core.breaker import BreakerState, CircuitBreaker
 from worker.ecash.errors import FatalConfigError
-from worker.observability.events import BreakerProbed, EventSink
+from worker.events import BreakerProbed, EventSink
 from worker.pipeline.gate import Gate
 
 log = logging.getLogger("ecash_worker.probe")

@@ -41,7 +41,7 @@ from worker.ecash.client import EcashClient, MoneyCallResult
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.lease import LeaseExpired, send_lease
-from worker.observability.events import CommandRejected, EventSink, FatalConfiguration, RetryScheduled
+from worker.events import CommandRejected, EventSink, FatalConfiguration, RetryScheduled
 from worker.pipeline.claiming import Claimant
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.effects import Effects

@@ -38,7 +38,7 @@ from worker.core.resolution import (
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
-from worker.observability.events import (
+from worker.events import (
     FatalConfiguration,
     ResolutionFinished,
     ResolutionStarted,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,

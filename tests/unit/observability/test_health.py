@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from worker.clock import FakeClock
-from worker.observability.events import FatalConfiguration, PipelineSnapshot, ResultPublished
+from worker.events import FatalConfiguration, PipelineSnapshot, ResultPublished
 from worker.observability.health import HealthServer, serve_health
 from worker.observability.metrics import Metrics
 from worker.settings import Settings, load_settings

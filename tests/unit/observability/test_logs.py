@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from worker.clock import FakeClock
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,

@@ -9,7 +9,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import __version__
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerStateChanged,
     CommandConsumed,

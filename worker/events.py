@@ -3,6 +3,11 @@
 Domain code never imports prometheus_client or the logging setup: it calls ``sink.emit(event)``.
 No event carries a secret. MSISDNs and trace numbers may appear in events (logs mask the MSISDN);
 the metrics adapter never uses them as labels.
+
+It lives on the ground floor, beside ``contracts``, and imports nothing else from ``worker``: every
+layer emits events (``ecash``, ``pipeline``) and ``observability`` reads them, so this module must sit
+below all of them. Under ``observability/`` it made ``ecash`` import ``observability`` while
+``observability.metrics`` imports ``ecash``: an arrow running back up (docs/design.md, "Module map").
 """
 
 from __future__ import annotations
