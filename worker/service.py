@@ -81,7 +81,7 @@ class Worker:
         self._serve_health = serve_health
         self.health_port: int | None = None
         self.breaker = CircuitBreaker(breaker_policy(settings), self.clock)
-        self.breaker.on_change = lambda state, reason: self.sink.emit(BreakerStateChanged(str(state), reason))
+        self.breaker.on_change = lambda state, reason: self.sink.emit(BreakerStateChanged(state, reason))
         self.sink.hooks.append(breaker_hook(self.breaker))
         self.gate = Gate(self.breaker, self.clock)
         # Half-open with no command to probe with: a Login decides (worker/pipeline/probe.py).

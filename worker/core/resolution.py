@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
 AnswerKind = Literal["processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous"]
+# The transport's verdict when no usable answer came back (worker.ecash.codes.CallClass has both).
+TransportClass = Literal["not_sent", "ambiguous"]
 ConcludeOutcome = Literal["succeeded", "failed", "unresolved", "resubmit"]
 NotFoundPolicyName = Literal["fail", "resubmit"]
 HistoryEntry = tuple[float, AnswerKind, str | None]  # (at_s, answer kind, response code)
@@ -79,11 +81,13 @@ def uncorroborated(evidence: str) -> StatusObservation:
     return StatusObservation("uncorroborated", PROCESSED, evidence)
 
 
-def observe(code: str | None, transport_class: str | None, policy: ResolutionPolicy) -> StatusObservation:
+def observe(
+    code: str | None, transport_class: TransportClass | None, policy: ResolutionPolicy
+) -> StatusObservation:
     """Classify a Status Inquiry answer.
 
-    ``transport_class`` is set when no usable answer came back: ``"not_sent"`` (the inquiry never left),
-    anything else (``"ambiguous"``: timeout, reset, 5xx, non-JSON) is treated as ambiguous.
+    ``transport_class`` is set when no usable answer came back: ``"not_sent"`` (the inquiry never left) or
+    ``"ambiguous"`` (timeout, reset, 5xx, non-JSON); anything else is treated as ambiguous too.
     A missing code with no transport class (an answer without a status) is ambiguous too.
     A ``PROCESSED`` comes back ``processed``: corroborate it before applying it (module docstring).
     """

@@ -19,7 +19,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from worker.events import EventSink, RetryScheduled
+from worker.events import EventSink, RetryReason, RetryScheduled
 from worker.settings import Settings
 
 T = TypeVar("T")
@@ -63,7 +63,7 @@ async def retry_while(
     should_retry: Callable[[T], bool],
     policy: RetryPolicy,
     operation: str,
-    reason: str,
+    reason: RetryReason,
     sink: EventSink,
     sleep: Sleep,
 ) -> T:

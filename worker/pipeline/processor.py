@@ -320,7 +320,7 @@ class Processor:
             self._gate.set_fatal(str(exc))
             fx.sink.emit(FatalConfiguration(str(exc)))
             return fx.with_attempt(record, command, "not_sent", None, f"not sent: {exc}"), None
-        attempt = (answer.call_class.value, answer.response_code, answer.evidence)
+        attempt = (answer.call_class, answer.response_code, answer.evidence)
         return fx.with_attempt(record, command, *attempt), answer
 
     async def _money_call(self, command: Command) -> MoneyCallResult:

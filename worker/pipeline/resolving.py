@@ -29,6 +29,7 @@ from worker.core.resolution import (
     InquireAt,
     ResolutionPolicy,
     ResolutionState,
+    TransportClass,
     apply_answer,
     describe,
     next_step,
@@ -262,8 +263,10 @@ class Resolver:
         )
 
 
-def transport_class(call_class: CallClass) -> str | None:
+def transport_class(call_class: CallClass) -> TransportClass | None:
     """The transport's verdict where it has one (not sent, ambiguous), for core.resolution.observe."""
-    if call_class in (CallClass.NOT_SENT, CallClass.AMBIGUOUS):
-        return call_class.value
+    if call_class is CallClass.NOT_SENT:
+        return "not_sent"
+    if call_class is CallClass.AMBIGUOUS:
+        return "ambiguous"
     return None

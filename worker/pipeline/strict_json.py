@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -37,7 +37,7 @@ class Document:
 
 @dataclass(frozen=True)
 class Unreadable:
-    reason: str  # not_json | too_deep | number_too_large
+    reason: Literal["not_json", "too_deep", "number_too_large"]  # dead-letter labels (worker.events)
     detail: str
 
 
