@@ -203,7 +203,8 @@ class Conclude:
     response_code: str | None = None
 
 
-Decision = InquireAt | Conclude
+ResolutionMove = InquireAt | Conclude
+"""The next move in resolving an ambiguous outcome: ask again (at a time), or stop (with a conclusion)."""
 
 
 def deadline_at_s(policy: ResolutionPolicy, state: ResolutionState) -> float:
@@ -212,7 +213,7 @@ def deadline_at_s(policy: ResolutionPolicy, state: ResolutionState) -> float:
 
 def next_step(
     policy: ResolutionPolicy, state: ResolutionState, now_s: float, *, pace_factor: float = 1.0
-) -> Decision:
+) -> ResolutionMove:
     """What to do now, from the state alone: after an answer, and equally after a restart.
 
     ``pace_factor`` (the breaker's ``resolution_pace_factor``) stretches the delays between inquiries;
@@ -244,7 +245,7 @@ def apply_answer(
     now_s: float,
     *,
     pace_factor: float = 1.0,
-) -> tuple[ResolutionState, Decision]:
+) -> tuple[ResolutionState, ResolutionMove]:
     """Record one Status Inquiry answer received at ``now_s`` and decide. Journal the returned state.
 
     An answer to an already concluded state changes nothing (the same conclusion comes back).

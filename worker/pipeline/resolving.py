@@ -121,11 +121,11 @@ class Resolver:
     ) -> bool | tuple[JournalRecord, Send]:
         command = record.command
         found: Corroborated | None = None
-        decision = next_step(
+        move = next_step(
             self._policy, state, self._fx.clock.now().timestamp(), pace_factor=self._gate.pace_factor()
         )
-        while isinstance(decision, InquireAt):
-            if not await self._fx.sleep(decision.delay_s(self._fx.clock.now().timestamp()), job):
+        while isinstance(move, InquireAt):
+            if not await self._fx.sleep(move.delay_s(self._fx.clock.now().timestamp()), job):
                 return False
             try:
                 answer = await self._client.status(
@@ -139,7 +139,7 @@ class Resolver:
                 self._fx.sink.emit(FatalConfiguration(str(exc)))
                 if not await self._fx.sleep(self._wait_when_refused_s, job):
                     return False
-                decision = next_step(
+                move = next_step(
                     self._policy,
                     state,
                     self._fx.clock.now().timestamp(),
@@ -158,7 +158,7 @@ class Resolver:
                 else:
                     observation = uncorroborated(verdict.evidence)
                 detail = f"{verdict.evidence}; {answer.evidence}"
-            state, decision = apply_answer(
+            state, move = apply_answer(
                 self._policy,
                 state,
                 observation,
@@ -172,24 +172,24 @@ class Resolver:
             record = record.model_copy(
                 update={"resolution": state.to_dict(), "updated_at": self._fx.clock.now()}
             )
-            if isinstance(decision, InquireAt):
+            if isinstance(move, InquireAt):
                 await self._fx.write(job, record)
-        return await self._conclude(job, record, state, decision, found)
+        return await self._conclude(job, record, state, move, found)
 
     async def _conclude(
         self,
         job: Job,
         record: JournalRecord,
         state: ResolutionState,
-        decision: Conclude,
+        conclusion: Conclude,
         found: Corroborated | None = None,
     ) -> bool | tuple[JournalRecord, Send]:
         command = record.command
         duration_s = self._fx.clock.now().timestamp() - state.started_at_s
         self._fx.sink.emit(
-            ResolutionFinished(command.trace_number, decision.outcome, state.inquiries, duration_s)
+            ResolutionFinished(command.trace_number, conclusion.outcome, state.inquiries, duration_s)
         )
-        step = on_conclusion(decision, kind=command.type.value, evidence=found.evidence if found else None)
+        step = on_conclusion(conclusion, kind=command.type.value, evidence=found.evidence if found else None)
         if isinstance(step, Finish):
             if step.outcome != "succeeded":
                 return await self._fx.finish(
