@@ -102,14 +102,14 @@ class Resolver:
             record = record.model_copy(
                 update={
                     "state": JournalState.RESOLVING,
-                    "resolution": state.to_dict(),
+                    "resolution": state.to_record(),
                     "updated_at": self._fx.clock.now(),
                 }
             )
             await self._fx.write(job, record)
             self._fx.sink.emit(ResolutionStarted(command.trace_number, command.msisdn, reason))
         else:
-            state = ResolutionState.from_dict(record.resolution)
+            state = ResolutionState.from_record(record.resolution)
         self.resolving += 1
         try:
             return await self._resolution_loop(job, record, state)
@@ -170,7 +170,7 @@ class Resolver:
                 record, command, observation.kind, answer.code, detail, operation="status"
             )
             record = record.model_copy(
-                update={"resolution": state.to_dict(), "updated_at": self._fx.clock.now()}
+                update={"resolution": state.to_record(), "updated_at": self._fx.clock.now()}
             )
             if isinstance(move, InquireAt):
                 await self._fx.write(job, record)
