@@ -29,6 +29,39 @@ from worker.contracts import CommandType, Outcome, ResolvedBy
 from worker.core.breaker import BreakerState
 from worker.core.resolution import AnswerKind, ConcludeOutcome
 
+__all__ = [
+    "NULL_SINK",
+    "ApiCallFinished",
+    "BreakerProbed",
+    "BreakerStateChanged",
+    "CommandConsumed",
+    "CommandRejected",
+    "DeadLetterLabel",
+    "DeadLettered",
+    "Event",
+    "EventSink",
+    "FanOut",
+    "FatalConfiguration",
+    "JournalRestored",
+    "LoginFinished",
+    "LoginKind",
+    "NoCommandType",
+    "PartitionFenced",
+    "PartitionsChanged",
+    "PipelineSnapshot",
+    "ProbeResult",
+    "Recorder",
+    "RefusalReason",
+    "RejectReason",
+    "ResolutionFinished",
+    "ResolutionStarted",
+    "ResultPublished",
+    "RetryReason",
+    "RetryScheduled",
+    "ReviewDecisionRefused",
+    "StatusInquiryAnswered",
+]
+
 # The fixed label sets of the fields below, each defined once: metrics derive their label values here.
 LoginKind = Literal["login", "relogin"]  # the first login, or one after TOKEN_EXPIRED
 RetryReason = Literal[

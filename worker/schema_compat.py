@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["Schema", "breaking_changes"]
+
 Schema = dict[str, Any]
 _UPPER = ("maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties")
 _LOWER = ("minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties")

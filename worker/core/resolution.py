@@ -22,6 +22,32 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "ANSWER_KINDS",
+    "JOURNAL_KINDS",
+    "PROCESSED",
+    "STATE_VERSION",
+    "AnswerKind",
+    "Conclude",
+    "ConcludeOutcome",
+    "HistoryEntry",
+    "InquireAt",
+    "JournalEntry",
+    "NotFoundPolicyName",
+    "ResolutionMove",
+    "ResolutionPolicy",
+    "ResolutionRecord",
+    "ResolutionState",
+    "StatusObservation",
+    "TransportClass",
+    "apply_answer",
+    "deadline_at_s",
+    "describe",
+    "next_step",
+    "observe",
+    "uncorroborated",
+]
+
 AnswerKind = Literal["processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous"]
 # The transport's verdict when no usable answer came back (worker.ecash.codes.CallClass has both).
 TransportClass = Literal["not_sent", "ambiguous"]

@@ -22,6 +22,8 @@ from tenacity import (
 from worker.events import EventSink, RetryReason, RetryScheduled
 from worker.settings import Settings
 
+__all__ = ["RetryPolicy", "Sleep", "retry_while"]
+
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -30,6 +30,24 @@ from aiokafka.protocol.metadata import MetadataRequest
 from worker.clock import Clock, SystemClock
 from worker.settings import Settings
 
+__all__ = [
+    "ClientKwargs",
+    "FileTokenProvider",
+    "TopicError",
+    "TopicSpec",
+    "broker_answers",
+    "claims_topic_spec",
+    "create_missing",
+    "diagnose_connection",
+    "ensure_topics",
+    "journal_topic_spec",
+    "kafka_client_kwargs",
+    "review_topic_spec",
+    "wait_for_broker",
+    "wait_for_leaders",
+    "worker_topic_specs",
+]
+
 ClientKwargs = dict[str, Any]
 
 

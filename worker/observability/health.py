@@ -33,6 +33,8 @@ from worker.events import PipelineSnapshot
 from worker.observability.metrics import Metrics
 from worker.settings import Settings
 
+__all__ = ["HealthServer", "SnapshotSource", "Verdict", "build_app", "liveness", "readiness", "serve_health"]
+
 SnapshotSource = Callable[[], PipelineSnapshot]
 
 

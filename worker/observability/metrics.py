@@ -62,6 +62,37 @@ from worker.events import (
     StatusInquiryAnswered,
 )
 
+__all__ = [
+    "API_BUCKETS_S",
+    "BREAKER_STATES",
+    "COMMAND_TYPES",
+    "COMMON_CODES",
+    "DEAD_LETTER_REASONS",
+    "END_TO_END_BUCKETS_S",
+    "INQUIRY_ANSWERS",
+    "LOGIN_KINDS",
+    "LOGIN_RESULTS",
+    "OPERATIONS",
+    "OTHER",
+    "OUTCOMES",
+    "PARTITION_CHANGES",
+    "PROBE_RESULTS",
+    "REJECT_REASONS",
+    "RESOLUTION_BUCKETS_S",
+    "RESOLUTION_OUTCOMES",
+    "RESOLUTION_REASONS",
+    "RESOLVED_BY",
+    "RESTORE_BUCKETS_S",
+    "RETRY_REASONS",
+    "TRANSPORT_CLASSES",
+    "LoginResult",
+    "Metrics",
+    "PartitionChange",
+    "code_label",
+    "one_of",
+    "word_label",
+]
+
 OTHER = "other"
 # Every fixed label set is derived from the type its event field carries (worker/events.py and what it
 # names), so a value mypy accepts in an event is a value pre-created here.

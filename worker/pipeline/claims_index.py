@@ -31,6 +31,8 @@ from aiokafka.errors import KafkaError
 from worker.pipeline.claims import Claim, ClaimState, Entry
 from worker.pipeline.journal_store import StoreBusy, lock_exclusively, open_cache_db
 
+__all__ = ["SCHEMA_VERSION", "SLOTS", "WAIT_STEP_S", "ClaimsIndex", "ClaimsStore", "open_claims_store"]
+
 log = logging.getLogger("ecash_worker.claims")
 
 SCHEMA_VERSION = "1"

@@ -24,6 +24,8 @@ from worker.core.resolution import ResolutionRecord
 from worker.pipeline.journal_store import PartitionStore, open_store
 from worker.pipeline.ownership import OutRecord
 
+__all__ = ["ANSWERED", "Journal", "JournalRecord", "JournalState", "RestoreReport"]
+
 ANSWERED = b'{"state":"done","answered":true}'  # a final record (journal_store.is_final)
 
 

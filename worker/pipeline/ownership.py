@@ -31,6 +31,21 @@ from typing import Any, Protocol
 
 from worker.clock import Clock
 
+__all__ = [
+    "COMMANDS",
+    "DECISIONS",
+    "OffsetSource",
+    "OffsetTarget",
+    "OutRecord",
+    "PartitionLost",
+    "PartitionWriter",
+    "ProducerFactory",
+    "TxnProducer",
+    "WriterPolicy",
+    "Writers",
+    "transactional_id",
+]
+
 log = logging.getLogger("ecash_worker.ownership")
 
 

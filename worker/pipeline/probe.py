@@ -21,6 +21,8 @@ from worker.ecash.errors import FatalConfigError
 from worker.events import BreakerProbed, EventSink, ProbeResult
 from worker.pipeline.gate import Gate
 
+__all__ = ["BreakerProber", "ProbeCall", "probe_wait_s"]
+
 log = logging.getLogger("ecash_worker.probe")
 
 ProbeCall = Callable[[], Awaitable[object]]

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import orjson
 
+__all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "Document", "Duplicate", "Unreadable", "nesting_depth", "read"]
+
 MAX_DEPTH = 32  # a command is an object of scalars plus a metadata object: 32 levels is plenty
 MAX_NUMBER_CHARS = 40  # longer than any integer or decimal a command can mean
 
