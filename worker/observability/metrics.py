@@ -14,6 +14,7 @@ from __future__ import annotations
 import platform
 import re
 from collections.abc import Callable, Iterable, Iterator
+from functools import singledispatchmethod
 from typing import Literal, get_args
 
 from prometheus_client import (
@@ -277,48 +278,81 @@ class Metrics:
         """The last ``FatalConfiguration`` reason seen as an event (never cleared: see the snapshot)."""
         return self._fatal_reason
 
-    def hook(self, event: Event) -> None:  # noqa: C901 - one flat case per event type: a dispatch table would hide the types from mypy
-        """Turn one domain event into metrics. Never raises on an unknown label value."""
-        match event:
-            case ApiCallFinished():
-                op = one_of(event.operation, OPERATIONS)
-                self.api_calls.labels(op, code_label(event.code)).inc()
-                self.api_latency.labels(op).observe(max(0.0, event.duration_s))
-            case LoginFinished():
-                result: LoginResult = "ok" if event.ok else "failed"
-                self.logins.labels(one_of(event.kind, LOGIN_KINDS), result).inc()
-            case RetryScheduled():
-                self.retries.labels(one_of(event.operation, OPERATIONS), word_label(event.reason)).inc()
-            case CommandConsumed():
-                self.commands_consumed.inc()
-            case CommandRejected():
-                self.rejected.labels(word_label(event.reason)).inc()
-            case DeadLettered():
-                self.dead_letters.labels(word_label(event.reason)).inc()
-            case ResultPublished():
-                self._on_result(event)
-            case ResolutionStarted():
-                self.resolutions_started.labels(word_label(event.reason)).inc()
-            case StatusInquiryAnswered():
-                self.status_inquiries.labels(one_of(event.answer, INQUIRY_ANSWERS)).inc()
-            case ResolutionFinished():
-                outcome = one_of(event.outcome, RESOLUTION_OUTCOMES)
-                self.resolutions_finished.labels(outcome).inc()
-                self.resolution_duration.labels(outcome).observe(max(0.0, event.duration_s))
-            case JournalRestored():
-                self.journal_records.inc(max(0, event.records))
-                self.restore_duration.observe(max(0.0, event.duration_s))
-            case BreakerStateChanged():
-                self.breaker_transitions.labels(one_of(event.state, BREAKER_STATES)).inc()
-            case BreakerProbed():
-                self.breaker_probes.labels(one_of(event.result, PROBE_RESULTS)).inc()
-            case FatalConfiguration():
-                self._fatal_reason = event.reason
-            case PartitionsChanged():
-                self._partitions("assigned", len(event.assigned))
-                self._partitions("revoked", len(event.revoked))
-            case PartitionFenced():
-                self._partitions("lost", 1)
+    @singledispatchmethod
+    def hook(self, event: Event) -> None:
+        """Turn one domain event into metrics (one registered handler per event type below; an event
+        without one leaves no metric). Never raises on an unknown label value."""
+
+    @hook.register
+    def _(self, event: ApiCallFinished) -> None:
+        op = one_of(event.operation, OPERATIONS)
+        self.api_calls.labels(op, code_label(event.code)).inc()
+        self.api_latency.labels(op).observe(max(0.0, event.duration_s))
+
+    @hook.register
+    def _(self, event: LoginFinished) -> None:
+        result: LoginResult = "ok" if event.ok else "failed"
+        self.logins.labels(one_of(event.kind, LOGIN_KINDS), result).inc()
+
+    @hook.register
+    def _(self, event: RetryScheduled) -> None:
+        self.retries.labels(one_of(event.operation, OPERATIONS), word_label(event.reason)).inc()
+
+    @hook.register
+    def _(self, event: CommandConsumed) -> None:
+        self.commands_consumed.inc()
+
+    @hook.register
+    def _(self, event: CommandRejected) -> None:
+        self.rejected.labels(word_label(event.reason)).inc()
+
+    @hook.register
+    def _(self, event: DeadLettered) -> None:
+        self.dead_letters.labels(word_label(event.reason)).inc()
+
+    @hook.register
+    def _(self, event: ResultPublished) -> None:
+        self._on_result(event)
+
+    @hook.register
+    def _(self, event: ResolutionStarted) -> None:
+        self.resolutions_started.labels(word_label(event.reason)).inc()
+
+    @hook.register
+    def _(self, event: StatusInquiryAnswered) -> None:
+        self.status_inquiries.labels(one_of(event.answer, INQUIRY_ANSWERS)).inc()
+
+    @hook.register
+    def _(self, event: ResolutionFinished) -> None:
+        outcome = one_of(event.outcome, RESOLUTION_OUTCOMES)
+        self.resolutions_finished.labels(outcome).inc()
+        self.resolution_duration.labels(outcome).observe(max(0.0, event.duration_s))
+
+    @hook.register
+    def _(self, event: JournalRestored) -> None:
+        self.journal_records.inc(max(0, event.records))
+        self.restore_duration.observe(max(0.0, event.duration_s))
+
+    @hook.register
+    def _(self, event: BreakerStateChanged) -> None:
+        self.breaker_transitions.labels(one_of(event.state, BREAKER_STATES)).inc()
+
+    @hook.register
+    def _(self, event: BreakerProbed) -> None:
+        self.breaker_probes.labels(one_of(event.result, PROBE_RESULTS)).inc()
+
+    @hook.register
+    def _(self, event: FatalConfiguration) -> None:
+        self._fatal_reason = event.reason
+
+    @hook.register
+    def _(self, event: PartitionsChanged) -> None:
+        self._partitions("assigned", len(event.assigned))
+        self._partitions("revoked", len(event.revoked))
+
+    @hook.register
+    def _(self, event: PartitionFenced) -> None:
+        self._partitions("lost", 1)
 
     def _partitions(self, change: PartitionChange, count: int) -> None:
         self.partition_changes.labels(change).inc(count)
