@@ -5,8 +5,9 @@
 Reads every result the worker published (the whole results topic, ``read_committed``) and, for each
 wallet involved in the range (or each ``--msisdn``), its Transaction History; compares them per trace
 number and lists what disagrees. The results stream through a spool on disk (SQLite in a temporary
-directory), so memory does not grow with the topic. Days are calendar days in the API's time (WIB,
-UTC+7). ``reconcile`` is the pure comparison; the rest of the module is the thin I/O around it.
+directory under $TMPDIR, which must be writable), so memory does not grow with the topic. Days are
+calendar days in the API's time (WIB, UTC+7). ``reconcile`` is the pure comparison; the rest of the
+module is the thin I/O around it.
 
 Exit codes: 0 everything agrees; 1 something disagrees (or needs attention); 2 configuration error;
 3 Kafka or the E-Cash API unreachable.
