@@ -124,12 +124,16 @@ def transactional_producer(
 
 def reader_consumer(settings: Settings, client_kwargs: ClientKwargs, *, client_id: str) -> AIOKafkaConsumer:
     """A consumer without a group for the operator's commands: it assigns partitions itself, commits
-    nothing. (Default isolation, as the commands have always read.)"""
+    nothing. ``read_committed``, as every consumer of the worker's topics must read (README): the workers
+    write results, review items and the journal in transactions, and a transaction that was aborted (a
+    fenced worker's) or is still open must not be reported as what happened. Its end offsets are the last
+    stable ones, so a read to the end stops before a transaction still open."""
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",
         client_id=client_id,
         **client_kwargs,
     )
