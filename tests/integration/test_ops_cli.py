@@ -379,6 +379,7 @@ async def test_review_resolve_sends_the_decision_to_the_commands_partition(setti
     assert sent["partition"] == 1
     assert await read_messages(settings, settings.commands_topic, 1, timeout_s=1) == []
     assert json.loads(produced[0].value) == {
+        "schema_version": 1,
         "type": "review_decision",
         "trace_number": "R1",
         "msisdn": RICH,
