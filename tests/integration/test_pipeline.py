@@ -31,7 +31,7 @@ from worker.contracts import Result
 from worker.ecash.wire import Operation
 from worker.observability.events import ResolutionStarted
 from worker.pipeline.ownership import OutRecord
-from worker.pipeline.publisher import Outbox
+from worker.pipeline.publisher import Incoming, Outbox
 
 pytestmark = pytest.mark.kafka
 
@@ -402,11 +402,11 @@ async def test_an_unexpected_failure_rewinds_the_partition_without_losing_order_
     failures: list[str] = []
 
     class FlakyOutbox(Outbox):
-        def result(self, result: Result) -> OutRecord:
+        def result(self, result: Result, incoming: Incoming = ()) -> OutRecord:
             if result.trace_number == "X2" and not failures:
                 failures.append(result.trace_number)
                 raise KafkaTimeoutError("injected: the result could not be built")
-            return super().result(result)
+            return super().result(result, incoming)
 
     async with running_worker(settings) as worker:
         worker.processor.effects.outbox = FlakyOutbox(
