@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from tests.integration.harness import (
 from worker.contracts import Result
 from worker.ecash.wire import Operation
 from worker.observability.events import ResolutionStarted
+from worker.pipeline.headers import dead_letter_id
 from worker.pipeline.ownership import OutRecord
 from worker.pipeline.publisher import Incoming, Outbox
 
@@ -39,6 +41,7 @@ RICH = "0811000000001"
 POOR = "0811000000002"
 CAPPED = "0811000000003"
 UNKNOWN = "0819999999999"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
@@ -72,7 +75,17 @@ async def test_charge_and_credit_end_to_end_with_one_result_each(
         command("C5", CAPPED, 20000, "credit"),  # above the upper credit limit
         command("C6", CAPPED, 5000, "credit"),
     ]
-    await produce(settings, commands)
+    await produce(settings, commands[:2] + commands[4:])
+    # with trace context: well-formed on C3 (copied onto its result), malformed on C4 (dropped)
+    await produce_at(
+        settings,
+        commands[2],
+        partition=None,
+        headers=[("traceparent", TRACEPARENT.encode()), ("tracestate", b"congo=t61rcWkgMzE")],
+    )
+    await produce_at(
+        settings, commands[3], partition=None, headers=[("traceparent", b"00-not-a-traceparent-01")]
+    )
     async with running_worker(settings):
         results = await wait_results(settings, {c["trace_number"] for c in commands}, timeout_s=60)
     by_trace = results.by_trace()
@@ -96,6 +109,20 @@ async def test_charge_and_credit_end_to_end_with_one_result_each(
     executed = [e.trace_number for e in sandbox.state.ledger.executions]
     assert sorted(executed) == ["C1", "C2", "C6"]
     assert sandbox.state.wallets[RICH].balance == Decimal("1000000") - 1000 + 2500
+    # Every result carries CloudEvents binary-mode headers and the headers of before version 1.
+    for trace, (event,) in by_trace.items():
+        headers = results.headers[event["event_id"]]
+        assert headers["ce_id"] == headers["event_id"] == event["event_id"]
+        assert headers["ce_subject"] == trace
+        assert headers["outcome"] == event["outcome"]
+        assert headers["ce_type"] == "id.co.mandiri.ecash.result.v1"
+        assert headers["ce_source"] == f"/ecash-worker/{settings.commands_topic}"
+        assert (headers["ce_specversion"], headers["content-type"]) == ("1.0", "application/json")
+        assert datetime.fromisoformat(headers["ce_time"]) == datetime.fromisoformat(event["completed_at"])
+    c3, c4 = results.headers[by_trace["C3"][0]["event_id"]], results.headers[by_trace["C4"][0]["event_id"]]
+    assert (c3["traceparent"], c3["tracestate"]) == (TRACEPARENT, "congo=t61rcWkgMzE")
+    assert "traceparent" not in c4
+    assert "tracestate" not in c4
 
 
 async def test_order_per_msisdn_holds_across_1000_msisdns(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -158,8 +185,14 @@ async def test_bad_messages_land_in_the_dlq_or_as_rejected_and_the_worker_keeps_
     await produce(settings, bad, key=b"some-key")
     async with running_worker(settings):
         results = await wait_results(settings, {"B1", "B2", "B3", "B5"}, timeout_s=60)
+        headers: list[dict[str, str]] = []
         letters = await read_topic(
-            kafka_bootstrap, settings.dlq_topic, partitions=settings.topic_partitions, until=4, timeout_s=20
+            kafka_bootstrap,
+            settings.dlq_topic,
+            partitions=settings.topic_partitions,
+            until=4,
+            timeout_s=20,
+            headers=headers,
         )
     assert {t: results.outcome_of(t) for t in ("B1", "B2", "B3", "B5")} == {
         "B1": "rejected",
@@ -171,6 +204,10 @@ async def test_bad_messages_land_in_the_dlq_or_as_rejected_and_the_worker_keeps_
     reasons = sorted(letter["reason"].split(":")[0] for letter in letters)
     assert reasons == ["no_trace_number", "not_a_command", "not_json", "oversize"]
     assert all(letter["value_b64"] and letter["topic"] == settings.commands_topic for letter in letters)
+    for letter, header in zip(letters, headers, strict=True):
+        assert header["reason"] == letter["reason"][:200]
+        assert header["ce_id"] == dead_letter_id(letter["topic"], letter["partition"], letter["offset"])
+        assert header["ce_type"] == "id.co.mandiri.ecash.dead_letter.v1"
     assert [e.trace_number for e in sandbox.state.ledger.executions] == ["B5"]
 
 
