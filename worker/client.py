@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from worker.clock import Clock, SystemClock
 from worker.contracts import Command, DeadLetter, Outcome, Result
+from worker.kafka import clients
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -124,13 +125,7 @@ class CommandClient:
     async def start(self) -> None:
         if self._producer is not None:
             return
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            client_id=self._client_id,
-            **self._kwargs,
-        )
+        producer = clients.client_producer(self.bootstrap_servers, self._kwargs, client_id=self._client_id)
         try:
             await producer.start()
         except BaseException:
@@ -176,13 +171,8 @@ class CommandClient:
         published after it was sent) or its dead letter. With ``wait_for_final``, an ``unresolved`` result
         is kept as ``interim`` and the wait goes on for the final one (an operator's decision).
         ``on_wait`` is told the seconds waited so far, about 5 times a second."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            client_id=f"{self._client_id}-reader",
-            **self._kwargs,
+        consumer = clients.client_reader(
+            self.bootstrap_servers, self._kwargs, client_id=f"{self._client_id}-reader"
         )
         await consumer.start()
         try:
