@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
@@ -181,6 +182,7 @@ async def test_bad_messages_land_in_the_dlq_or_as_rejected_and_the_worker_keeps_
         {"type": "charge", "trace_number": "B3", "msisdn": 8131234567, "amount": "5"},
         {"type": "charge", "trace_number": "B4", "msisdn": RICH, "amount": "5", "description": "x" * 2000},
         command("B5", RICH, 100),
+        b"\x00\x00\x00\x00\x07" + orjson.dumps(command("B6", RICH, 100)),  # Confluent-framed, not accepted
     ]
     await produce(settings, bad, key=b"some-key")
     async with running_worker(settings):
@@ -190,7 +192,7 @@ async def test_bad_messages_land_in_the_dlq_or_as_rejected_and_the_worker_keeps_
             kafka_bootstrap,
             settings.dlq_topic,
             partitions=settings.topic_partitions,
-            until=4,
+            until=5,
             timeout_s=20,
             headers=headers,
         )
@@ -202,13 +204,33 @@ async def test_bad_messages_land_in_the_dlq_or_as_rejected_and_the_worker_keeps_
     }
     assert "amount" in results.by_trace()["B1"][0]["detail"]
     reasons = sorted(letter["reason"].split(":")[0] for letter in letters)
-    assert reasons == ["no_trace_number", "not_a_command", "not_json", "oversize"]
+    assert reasons == ["no_trace_number", "not_a_command", "not_json", "not_json", "oversize"]
+    framed = [letter["reason"] for letter in letters if "Confluent" in letter["reason"]]
+    assert len(framed) == 1
+    assert "schema id 7" in framed[0]
+    assert "ECASH_COMMANDS_FRAMING" in framed[0]
     assert all(letter["value_b64"] and letter["topic"] == settings.commands_topic for letter in letters)
     for letter, header in zip(letters, headers, strict=True):
         assert header["reason"] == letter["reason"][:200]
         assert header["ce_id"] == dead_letter_id(letter["topic"], letter["partition"], letter["offset"])
         assert header["ce_type"] == "id.co.mandiri.ecash.dead_letter.v1"
     assert [e.trace_number for e in sandbox.state.ledger.executions] == ["B5"]
+
+
+async def test_confluent_framed_commands_are_read_when_the_setting_says_so(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """ECASH_COMMANDS_FRAMING=auto: a command in the Schema Registry wire format (0x00, schema id, JSON) and
+    a plain one, side by side; the schema id is not looked up."""
+    settings = fast_settings(kafka_bootstrap, sandbox.base_url, prefix(), tmp_path, commands_framing="auto")
+    await create_topics(settings)
+    framed = b"\x00" + (123456).to_bytes(4, "big") + orjson.dumps(command("F1", RICH, 100))
+    await produce_at(settings, framed, partition=None, key=RICH.encode())
+    await produce(settings, [command("F2", RICH, 200)])
+    async with running_worker(settings):
+        results = await wait_results(settings, {"F1", "F2"}, timeout_s=60)
+    assert {t: results.outcome_of(t) for t in ("F1", "F2")} == {"F1": "succeeded", "F2": "succeeded"}
+    assert sorted(e.trace_number for e in sandbox.state.ledger.executions) == ["F1", "F2"]
 
 
 async def test_every_ambiguous_fault_is_resolved_by_status_inquiry(
