@@ -288,7 +288,7 @@ class Settings(BaseSettings):
             )
         return None
 
-    def _kafka_security_incoherence(self) -> str | None:
+    def _kafka_security_incoherence(self) -> str | None:  # noqa: C901 - every incoherent pair of Kafka security settings, in the order they are reported
         protocol = self.kafka_security_protocol
         uses = f"with ECASH_KAFKA_SECURITY_PROTOCOL={protocol}"
         oauth = self.kafka_sasl_mechanism == "OAUTHBEARER"

@@ -31,7 +31,7 @@ from tests.integration.harness import (
 )
 from worker.contracts import Result
 from worker.ecash.wire import Operation
-from worker.observability.events import ResolutionStarted
+from worker.events import ResolutionStarted
 from worker.pipeline.headers import dead_letter_id
 from worker.pipeline.ownership import OutRecord
 from worker.pipeline.publisher import Incoming, Outbox

@@ -14,6 +14,7 @@ from __future__ import annotations
 import platform
 import re
 from collections.abc import Callable, Iterable, Iterator
+from typing import Literal, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,61 +31,90 @@ from prometheus_client.registry import Collector
 
 from worker import __version__
 from worker.contracts import CommandType, Outcome, ResolvedBy
+from worker.core.breaker import BreakerState
+from worker.core.resolution import AnswerKind, ConcludeOutcome, TransportClass
 from worker.ecash.codes import canonical
 from worker.ecash.wire import Operation
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
     CommandConsumed,
     CommandRejected,
     DeadLettered,
+    DeadLetterLabel,
     Event,
     FatalConfiguration,
     JournalRestored,
     LoginFinished,
+    LoginKind,
+    NoCommandType,
     PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
+    ProbeResult,
+    RejectReason,
     ResolutionFinished,
     ResolutionStarted,
     ResultPublished,
+    RetryReason,
     RetryScheduled,
     StatusInquiryAnswered,
 )
 
+__all__ = [
+    "API_BUCKETS_S",
+    "BREAKER_STATES",
+    "COMMAND_TYPES",
+    "COMMON_CODES",
+    "DEAD_LETTER_REASONS",
+    "END_TO_END_BUCKETS_S",
+    "INQUIRY_ANSWERS",
+    "LOGIN_KINDS",
+    "LOGIN_RESULTS",
+    "OPERATIONS",
+    "OTHER",
+    "OUTCOMES",
+    "PARTITION_CHANGES",
+    "PROBE_RESULTS",
+    "REJECT_REASONS",
+    "RESOLUTION_BUCKETS_S",
+    "RESOLUTION_OUTCOMES",
+    "RESOLUTION_REASONS",
+    "RESOLVED_BY",
+    "RESTORE_BUCKETS_S",
+    "RETRY_REASONS",
+    "TRANSPORT_CLASSES",
+    "LoginResult",
+    "Metrics",
+    "PartitionChange",
+    "code_label",
+    "one_of",
+    "word_label",
+]
+
 OTHER = "other"
-TRANSPORT_CLASSES = ("not_sent", "ambiguous")
+# Every fixed label set is derived from the type its event field carries (worker/events.py and what it
+# names), so a value mypy accepts in an event is a value pre-created here.
+PartitionChange = Literal["assigned", "revoked", "lost"]  # lost: fenced by a new owner, or the producer died
+LoginResult = Literal["ok", "failed"]
+TRANSPORT_CLASSES: tuple[TransportClass, ...] = get_args(TransportClass)
 COMMON_CODES = ("PROCESSED", "TOKEN_EXPIRED", *TRANSPORT_CLASSES)
 OPERATIONS = tuple(op.value for op in Operation)
-COMMAND_TYPES = (*(t.value for t in CommandType), "unknown")
+COMMAND_TYPES = (*(t.value for t in CommandType), *get_args(NoCommandType))
 OUTCOMES = tuple(o.value for o in Outcome)
 RESOLVED_BY = tuple(r.value for r in ResolvedBy)
-BREAKER_STATES = ("closed", "open", "half_open")
-LOGIN_KINDS = ("login", "relogin")
-LOGIN_RESULTS = ("ok", "failed")
-INQUIRY_ANSWERS = ("processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous")
-RESOLUTION_OUTCOMES = ("succeeded", "failed", "unresolved", "resubmit")
-RETRY_REASONS = ("not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable", "lease_expired")
-REJECT_REASONS = ("invalid", "trace_reused", "key_not_msisdn")
-DEAD_LETTER_REASONS = (
-    "not_json",
-    "not_a_command",
-    "oversize",
-    "no_trace_number",
-    "too_deep",
-    "number_too_large",
-    "duplicate_keys",
-    "invalid_review_decision",
-    "review_decision_not_applicable",
-    "review_decision_refused",
-    "review_decision_wrong_topic",
-    "not_a_review_decision",
-    "internal_error",
-)
-RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
-PARTITION_CHANGES = ("assigned", "revoked", "lost")  # lost: fenced by a new owner, or the producer died
-PROBE_RESULTS = ("closed", "reopened", "fatal", "no_answer")  # worker/pipeline/probe.py ProbeResult
+BREAKER_STATES = tuple(s.value for s in BreakerState)
+LOGIN_KINDS: tuple[LoginKind, ...] = get_args(LoginKind)
+LOGIN_RESULTS: tuple[LoginResult, ...] = get_args(LoginResult)
+INQUIRY_ANSWERS: tuple[AnswerKind, ...] = get_args(AnswerKind)
+RESOLUTION_OUTCOMES: tuple[ConcludeOutcome, ...] = get_args(ConcludeOutcome)
+RETRY_REASONS: tuple[RetryReason, ...] = get_args(RetryReason)
+REJECT_REASONS: tuple[RejectReason, ...] = get_args(RejectReason)
+DEAD_LETTER_REASONS: tuple[DeadLetterLabel, ...] = get_args(DeadLetterLabel)
+RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)  # an open vocabulary: these are pre-created only
+PARTITION_CHANGES: tuple[PartitionChange, ...] = get_args(PartitionChange)
+PROBE_RESULTS = tuple(r.value for r in ProbeResult)
 
 API_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 END_TO_END_BUCKETS_S = (
@@ -247,7 +277,7 @@ class Metrics:
         """The last ``FatalConfiguration`` reason seen as an event (never cleared: see the snapshot)."""
         return self._fatal_reason
 
-    def hook(self, event: Event) -> None:
+    def hook(self, event: Event) -> None:  # noqa: C901 - one flat case per event type: a dispatch table would hide the types from mypy
         """Turn one domain event into metrics. Never raises on an unknown label value."""
         match event:
             case ApiCallFinished():
@@ -255,7 +285,7 @@ class Metrics:
                 self.api_calls.labels(op, code_label(event.code)).inc()
                 self.api_latency.labels(op).observe(max(0.0, event.duration_s))
             case LoginFinished():
-                result = "ok" if event.ok else "failed"
+                result: LoginResult = "ok" if event.ok else "failed"
                 self.logins.labels(one_of(event.kind, LOGIN_KINDS), result).inc()
             case RetryScheduled():
                 self.retries.labels(one_of(event.operation, OPERATIONS), word_label(event.reason)).inc()
@@ -285,10 +315,13 @@ class Metrics:
             case FatalConfiguration():
                 self._fatal_reason = event.reason
             case PartitionsChanged():
-                self.partition_changes.labels("assigned").inc(len(event.assigned))
-                self.partition_changes.labels("revoked").inc(len(event.revoked))
+                self._partitions("assigned", len(event.assigned))
+                self._partitions("revoked", len(event.revoked))
             case PartitionFenced():
-                self.partition_changes.labels("lost").inc()
+                self._partitions("lost", 1)
+
+    def _partitions(self, change: PartitionChange, count: int) -> None:
+        self.partition_changes.labels(change).inc(count)
 
     def _on_result(self, event: ResultPublished) -> None:
         outcome = one_of(event.outcome, OUTCOMES)
@@ -320,7 +353,7 @@ class _SnapshotCollector(Collector):
         event_fatal = self._metrics.fatal_reason is not None
         try:
             snap = self._metrics.snapshot()
-        except Exception:  # a scrape must not fail because the pipeline is mid-change
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the pipeline is mid-change
             yield _flag("ecash_fatal_configuration", _FATAL_DOC, event_fatal)
             return
         if snap is None:

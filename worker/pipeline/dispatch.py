@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.observability.events import CommandConsumed, EventSink
+from worker.events import CommandConsumed, EventSink
 from worker.pipeline.commits import StreamOffsets
 from worker.pipeline.intake import DeadLetterReason, Decision, Framing, Intake, Parsed, parse_command
 from worker.pipeline.journal import Journal, JournalState

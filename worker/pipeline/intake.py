@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from worker.contracts import MSISDN_PATTERN, Command, ReviewDecision
+from worker.events import DeadLetterLabel, RejectReason
 from worker.pipeline.strict_json import Document, Duplicate, Unreadable, read
 
 IDENTIFIABLE_TRACE = re.compile(r"^[\x21-\x7e]{1,64}$")
@@ -39,7 +40,7 @@ class Rejection:
     trace_number: str
     msisdn: str | None
     raw: dict[str, Any]
-    reason: str  # a bounded label: invalid
+    reason: RejectReason  # "invalid" here; key_rule.py gives "key_not_msisdn"
     detail: str  # a sentence for the producer, naming the field and the rule
     field: str = "command"  # the first field at fault ("amount", "metadata.order_id")
     rule: str = "invalid"  # the rule it broke ("amount_exponent", "unknown_field", "duplicate_key")
@@ -47,7 +48,7 @@ class Rejection:
 
 @dataclass(frozen=True)
 class DeadLetterReason:
-    reason: str  # a bounded label, see DEAD_LETTER_REASONS
+    reason: DeadLetterLabel  # parse_command gives those in DEAD_LETTER_REASONS
     detail: str
 
 
@@ -131,7 +132,7 @@ def parse_command(value: bytes | None, *, max_bytes: int, framing: Framing | Non
                 return unframed
             value = unframed
         return _parse(value, max_bytes)
-    except Exception as exc:  # a bug here must cost one message, never the consumer loop
+    except Exception as exc:  # noqa: BLE001 - a bug here must cost one message, never the consumer loop
         return DeadLetterReason(
             "internal_error", f"reading the message failed ({type(exc).__name__}); please report it"
         )
