@@ -101,7 +101,12 @@ class Worker:
         self.client = EcashClient(
             settings, transport=RateLimitedTransport(transport, limiter), sink=self.sink, clock=self.clock
         )
-        self.outbox = Outbox(settings.results_topic, settings.dlq_topic, settings.review_topic)
+        self.outbox = Outbox(
+            settings.results_topic,
+            settings.dlq_topic,
+            settings.review_topic,
+            source=f"/ecash-worker/{settings.commands_topic}",
+        )
         self.journal = Journal(
             topic=settings.journal_topic,
             group_id=settings.group_id,

@@ -52,7 +52,7 @@ class Claimant:
                 result = claimed_elsewhere_result(
                     command, owner, partition=job.partition, offset=job.offset, now=self._fx.clock.now()
                 )
-                await self._fx.answer(job, [release, self._fx.outbox.result(result)])
+                await self._fx.answer(job, [release, self._fx.outbox.result(result, job.headers)])
                 self._fx.sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
                 self._fx.emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
                 return True
@@ -68,7 +68,7 @@ class Claimant:
                 now=self._fx.clock.now(),
                 owner=owner.where,
             )
-            await self._fx.answer(job, [release, self._fx.outbox.result(result)])
+            await self._fx.answer(job, [release, self._fx.outbox.result(result, job.headers)])
             self._fx.emit_result(
                 job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
             )

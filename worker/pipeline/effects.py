@@ -79,7 +79,8 @@ class Effects:
 
     async def dead_letter(self, job: Job, reason: DeadLetterReason) -> None:
         letter = dead_letter(job, topic=job.topic or self.topic, reason=reason, now=self.clock.now())
-        await self.answer(job, [self.outbox.dead_letter(letter, job.key)])
+        subject = job.intake.decision.trace_number if isinstance(job.intake, Decision) else None
+        await self.answer(job, [self.outbox.dead_letter(letter, job.key, job.headers, subject=subject)])
         self.sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
 
     def final_claim(self, record: JournalRecord, result: Result) -> list[OutRecord]:
@@ -140,7 +141,7 @@ class Effects:
                 *(before or []),
                 self.journal.out(record),
                 *self.final_claim(record, result),
-                self.outbox.result(result),
+                self.outbox.result(result, job.headers),
             ],
             record,
         )

@@ -135,7 +135,7 @@ class Processor:
             result = rejection_result(
                 intake, partition=job.partition, offset=job.offset, now=self.effects.clock.now()
             )
-            await self.effects.answer(job, [self.effects.outbox.result(result)])
+            await self.effects.answer(job, [self.effects.outbox.result(result, job.headers)])
             self.effects.sink.emit(CommandRejected(intake.trace_number, intake.msisdn, intake.reason))
             self.effects.emit_result(job, result.outcome, result.resolved_by, None, 0, kind=result.type)
             return True
@@ -202,13 +202,13 @@ class Processor:
         now = self.effects.clock.now()
         if isinstance(step, RejectReused):
             result = trace_reused_result(command, partition=job.partition, offset=job.offset, now=now)
-            await self.effects.answer(job, [self.effects.outbox.result(result)])
+            await self.effects.answer(job, [self.effects.outbox.result(result, job.headers)])
             self.effects.sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
             self.effects.emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
             return
         assert record.result is not None
         result = duplicate_result(record.result, partition=job.partition, offset=job.offset, now=now)
-        await self.effects.answer(job, [self.effects.outbox.result(result)])
+        await self.effects.answer(job, [self.effects.outbox.result(result, job.headers)])
         self.effects.emit_result(
             job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
         )

@@ -228,7 +228,7 @@ class Resolver:
             Outcome.UNRESOLVED,
             ResolvedBy.STATUS_INQUIRY,
             step.detail,
-            before=[self._fx.outbox.review(review)],
+            before=[self._fx.outbox.review(review, job.headers)],
         )
 
     async def _find_transaction(self, command: Command, record: JournalRecord) -> Verdict:

@@ -87,10 +87,10 @@ class ReviewDecisions:
         await self._fx.commit(
             job,
             [
-                self._fx.outbox.review(closed),
+                self._fx.outbox.review(closed, job.headers),
                 self._fx.journal.out(record),
                 *self._fx.final_claim(record, result),
-                self._fx.outbox.result(result),
+                self._fx.outbox.result(result, job.headers),
             ],
             record,
         )

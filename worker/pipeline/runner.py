@@ -107,6 +107,7 @@ class Runner:
             commands_topic=self.topic,
             decisions_topic=self.decisions_topic,
             max_bytes=settings.command_max_bytes,
+            framing=settings.commands_framing,
             journal=journal,
             offsets=self._offsets,
             lanes=self._lanes,
