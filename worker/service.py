@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from worker import __version__
 from worker.clock import Clock, SystemClock
 from worker.core.breaker import CircuitBreaker
 from worker.core.ratelimit import RateLimiter
@@ -22,6 +23,7 @@ from worker.ecash.transport import api_network, make_transport
 from worker.kafka import clients
 from worker.kafka.admin import kafka_client_kwargs
 from worker.kafka.topics import KafkaUnreachable, prepare_topics
+from worker.observability import tracing
 from worker.observability.events import (
     ApiCallFinished,
     BreakerStateChanged,
@@ -247,6 +249,7 @@ async def run_worker(settings: Settings) -> int:
     from worker.observability.logs import configure_logging, log_hook
 
     configure_logging(settings)
+    tracing.configure(settings.otel_exporter, service_version=__version__)
     loop = asyncio.get_running_loop()
     this = asyncio.current_task()
     worker: Worker | None = None
@@ -287,3 +290,5 @@ async def run_worker(settings: Settings) -> int:
     except RestoreFailed as exc:
         print(f"ecash-worker: {exc}; see docs/runbook.md (journal restore)", file=sys.stderr)
         return 4
+    finally:
+        tracing.shutdown()  # the exporter's last batch

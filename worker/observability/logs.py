@@ -40,6 +40,7 @@ from worker.observability.events import (
     ReviewDecisionRefused,
 )
 from worker.observability.kafka_noise import KafkaNoiseFilter
+from worker.observability.tracing import current_ids
 from worker.settings import LogFormat, Settings
 
 EVENT_LOGGER_NAME = "worker.events"
@@ -157,6 +158,7 @@ class JsonFormatter(logging.Formatter):
             "event": getattr(record, "event_name", "log"),
         }
         line.update(_record_fields(record))
+        line.update(current_ids())  # after the redaction filter: a hex id is not an MSISDN
         line["msg"] = record.getMessage()
         line["logger"] = record.name
         if record.exc_info and not record.exc_text:

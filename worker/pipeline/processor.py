@@ -41,6 +41,7 @@ from worker.ecash.client import EcashClient, MoneyCallResult
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.lease import LeaseExpired, send_lease
+from worker.observability import tracing
 from worker.observability.events import CommandRejected, EventSink, FatalConfiguration, RetryScheduled
 from worker.pipeline.claiming import Claimant
 from worker.pipeline.claims_index import ClaimsIndex
@@ -117,7 +118,8 @@ class Processor:
 
     async def handle(self, job: Job) -> bool:
         try:
-            return await self._handle(job)
+            with tracing.command_span(job, job.topic or self.effects.topic):
+                return await self._handle(job)
         except PartitionLost:
             return False  # fenced or released: the next owner carries on from the journal
 

@@ -38,6 +38,7 @@ from worker.core.resolution import (
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
+from worker.observability import tracing
 from worker.observability.events import (
     FatalConfiguration,
     ResolutionFinished,
@@ -83,6 +84,12 @@ class Resolver:
         self.resolving = 0  # resolutions in progress (the pipeline snapshot)
 
     async def resolve(
+        self, job: Job, record: JournalRecord, reason: str
+    ) -> bool | tuple[JournalRecord, Send]:
+        with tracing.resolution_span(reason):
+            return await self._resolve(job, record, reason)
+
+    async def _resolve(
         self, job: Job, record: JournalRecord, reason: str
     ) -> bool | tuple[JournalRecord, Send]:
         command = record.command

@@ -1,0 +1,279 @@
+"""Trace context end to end (OpenTelemetry): a span per command, children for what the command does.
+
+The command's W3C ``traceparent``/``tracestate`` Kafka headers become the parent of a CONSUMER span per
+message (``process <topic>``, the OpenTelemetry messaging conventions). Under it:
+
+- ``send <journal topic>`` (PRODUCER): a journal write committed on its own (an intent, a resolution's
+  progress), through the partition's transactional writer;
+- ``<METHOD> <path>`` (CLIENT): each HTTP exchange with the E-Cash API, Logins and Status Inquiries
+  included, with the HTTP conventions' attributes and the operation, response code and class;
+- ``resolution`` (INTERNAL): Status Inquiry on its schedule, its calls under it;
+- ``send <topic>`` (PRODUCER): the transaction that ends the message: its journal record, result (or dead
+  letter, review record) and offset.
+
+Every attribute is an identifier an SRE may search for or a bounded value: never an MSISDN (masked or
+not: it is not needed), an amount, a record key or a secret. A malformed or missing ``traceparent``
+starts a new trace (the command is processed the same).
+
+The worker's provider is the SDK's; its exporter is chosen by ``ECASH_OTEL_EXPORTER`` (``none`` by
+default: spans are made, so their ids are in the logs, and dropped at their end; ``otlp``: a batch
+exporter over OTLP/HTTP configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables, from the optional
+``otel`` extra). Tests install their own provider (``install``) with the SDK's in-memory exporter.
+The instrumented code calls only this module (docs/tracing.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+__all__ = [
+    "OTLP_EXPORTER_MODULE",
+    "api_call",
+    "api_call_answered",
+    "command_span",
+    "configure",
+    "current_ids",
+    "install",
+    "otlp_exporter_missing",
+    "parent_from_headers",
+    "record_outcome",
+    "resolution_span",
+    "shutdown",
+    "write_span",
+]
+
+TRACER_NAME = "ecash-worker"
+OTLP_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+MAX_HEADER_CHARS = 512  # tracestate may hold 32 members of 256 characters; more is not context, it is noise
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+_provider: TracerProvider = TracerProvider(resource=Resource.create({"service.name": TRACER_NAME}))
+_tracer: trace.Tracer = _provider.get_tracer(TRACER_NAME)
+# the command span of the running task (its outcome is recorded there from anywhere below it)
+_COMMAND_SPAN = otel_context.create_key("ecash-command-span")
+
+
+class _JobLike(Protocol):  # worker.pipeline.job.Job, without importing the pipeline here
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes]]: ...
+    @property
+    def intake(self) -> object: ...
+
+
+# --- the provider -------------------------------------------------------------------------------------
+
+
+def otlp_exporter_missing() -> bool:
+    """True when ``ECASH_OTEL_EXPORTER=otlp`` could not work: the ``otel`` extra is not installed."""
+    try:
+        return importlib.util.find_spec(OTLP_EXPORTER_MODULE) is None
+    except ModuleNotFoundError:  # a parent package is missing
+        return True
+
+
+def configure(exporter: str, *, service_version: str = "") -> TracerProvider:
+    """The worker's provider for ``ECASH_OTEL_EXPORTER`` (``none`` or ``otlp``), installed here."""
+    attributes = {"service.name": TRACER_NAME}
+    if service_version:
+        attributes["service.version"] = service_version
+    provider = TracerProvider(resource=Resource.create(attributes))
+    if exporter == "otlp":
+        # preflight refused otlp without the extra; the OTEL_EXPORTER_OTLP_* variables configure it
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    install(provider)
+    return provider
+
+
+def install(provider: TracerProvider) -> None:
+    """Use ``provider`` for every span from now on (the worker's, or a test's with an in-memory exporter)."""
+    global _provider, _tracer
+    _provider = provider
+    _tracer = provider.get_tracer(TRACER_NAME)
+
+
+def shutdown() -> None:
+    """Flush and stop the exporter (at the worker's exit)."""
+    _provider.shutdown()
+
+
+# --- the command span ---------------------------------------------------------------------------------
+
+
+def parent_from_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.Context:
+    """The context the command's ``traceparent``/``tracestate`` headers carry; empty (a new trace) when
+    they are missing, malformed or not text."""
+    carrier: dict[str, str] = {}
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered not in TRACE_HEADERS or lowered in carrier or not isinstance(value, bytes | bytearray):
+            continue
+        try:
+            text = bytes(value[: MAX_HEADER_CHARS + 1]).decode("ascii")
+        except UnicodeDecodeError:
+            continue
+        if len(text) <= MAX_HEADER_CHARS:
+            carrier[lowered] = text
+    if "traceparent" not in carrier:
+        return otel_context.Context()
+    return _PROPAGATOR.extract(carrier, context=otel_context.Context())
+
+
+def _trace_number(intake: object) -> str | None:
+    """A parsed command's, a rejection's or a review decision's trace number (duck-typed: no import of
+    the pipeline here)."""
+    for holder in (getattr(intake, "command", None), getattr(intake, "decision", None), intake):
+        value = getattr(holder, "trace_number", None)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _command_type(intake: object) -> str | None:
+    kind = getattr(getattr(intake, "command", None), "type", None)
+    value = getattr(kind, "value", None)
+    return value if isinstance(value, str) else None
+
+
+@contextlib.contextmanager
+def command_span(job: _JobLike, topic: str) -> Iterator[Span]:
+    """The span of one message's processing, child of the producer's span when its headers carry one."""
+    parent = parent_from_headers(job.headers)
+    attributes: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation": "process",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": topic,
+        "messaging.kafka.destination.partition": job.partition,
+        "messaging.destination.partition.id": str(job.partition),
+        "messaging.kafka.message.offset": job.offset,
+    }
+    trace_number = _trace_number(job.intake)
+    if trace_number is not None:
+        attributes["ecash.trace_number"] = trace_number
+    kind = _command_type(job.intake)
+    if kind is not None:
+        attributes["ecash.command.type"] = kind
+    span = _tracer.start_span(f"process {topic}", parent, SpanKind.CONSUMER, attributes)
+    ctx = otel_context.set_value(_COMMAND_SPAN, span, trace.set_span_in_context(span, parent))
+    token = otel_context.attach(ctx)
+    try:
+        yield span
+    except BaseException as exc:
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        raise
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
+def record_outcome(outcome: str, resolved_by: str, response_code: str | None) -> None:
+    """The command's ending, on its span (whichever child span is current)."""
+    span = otel_context.get_value(_COMMAND_SPAN)
+    if isinstance(span, Span) and span.is_recording():
+        span.set_attribute("ecash.outcome", outcome)
+        span.set_attribute("ecash.resolved_by", resolved_by)
+        if response_code is not None:
+            span.set_attribute("ecash.response_code", response_code)
+
+
+# --- its children -------------------------------------------------------------------------------------
+
+
+def write_span(
+    records: Iterable[Any], *, ends_message: bool, prefer: Sequence[str] = ()
+) -> contextlib.AbstractContextManager[Span]:
+    """A transactional write: records (each with a ``topic``) and, when ``ends_message``, the message's
+    offset. Named after the first topic of ``prefer`` it writes to (the result's before the journal's)."""
+    topics: list[str] = []
+    count = 0
+    for record in records:
+        count += 1
+        topic = getattr(record, "topic", None)
+        if isinstance(topic, str) and topic not in topics:
+            topics.append(topic)
+    destination = next((t for t in prefer if t in topics), topics[0] if topics else "offsets")
+    attributes: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation": "publish",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": destination,
+        "messaging.batch.message_count": count,
+        "ecash.write": "outcome" if ends_message else "journal",
+        "ecash.topics": topics,
+    }
+    return _tracer.start_as_current_span(f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes)
+
+
+def resolution_span(reason: str) -> contextlib.AbstractContextManager[Span]:
+    """Resolving an ambiguous money call through Status Inquiry."""
+    return _tracer.start_as_current_span(
+        "resolution", kind=SpanKind.INTERNAL, attributes={"ecash.resolution.reason": reason}
+    )
+
+
+@contextlib.contextmanager
+def api_call(operation: str, method: str, base_url: object, path: str) -> Iterator[Span]:
+    """One HTTP exchange with the API (no form field, header or query is recorded: they carry the
+    MSISDN and the credentials)."""
+    parts = urlsplit(str(base_url))
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "server.address": parts.hostname or "",
+        "url.path": (parts.path.rstrip("/") + path),
+        "ecash.operation": operation,
+    }
+    if parts.port is not None:
+        attributes["server.port"] = parts.port
+    with _tracer.start_as_current_span(
+        f"{method} {path}", kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
+    ) as span:
+        yield span
+
+
+def api_call_answered(
+    span: Span, *, http_status: int | None, code: str | None, call_class: str, reason: str
+) -> None:
+    """What the exchange gave: HTTP status, the API's response code, its class (``answered``,
+    ``not_sent``, ``ambiguous``, or for a money call ``succeeded``/``declined``...)."""
+    if not span.is_recording():
+        return
+    if http_status is not None:
+        span.set_attribute("http.response.status_code", http_status)
+    if code is not None:
+        span.set_attribute("ecash.response_code", code)
+    span.set_attribute("ecash.response_class", call_class)
+    if call_class in ("not_sent", "ambiguous"):
+        span.set_attribute("error.type", reason or call_class)
+        span.set_status(Status(StatusCode.ERROR, call_class))
+
+
+# --- logs ---------------------------------------------------------------------------------------------
+
+
+def current_ids() -> Mapping[str, str]:
+    """``trace_id`` and ``span_id`` of the current span (hex, as W3C writes them), or nothing."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return {}
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
