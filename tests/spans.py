@@ -1,6 +1,6 @@
 """Spans captured with the OpenTelemetry SDK's in-memory exporter, for the tracing tests (unit and
-integration): ``capture_spans()`` installs a provider that keeps every ended span, then puts the worker's
-default back."""
+integration): ``capture_spans()`` installs a provider that records every span and keeps it when it ends,
+then puts the worker's default back (``ECASH_OTEL_EXPORTER=none``: nothing recorded)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def capture_spans() -> Iterator[InMemorySpanExporter]:
     try:
         yield exporter
     finally:
-        tracing.install(TracerProvider())
+        tracing.configure("none")  # the worker's default
 
 
 def hex_id(value: int, width: int) -> str:

@@ -15,11 +15,14 @@ Every attribute is an identifier an SRE may search for or a bounded value: never
 not: it is not needed), an amount, a record key or a secret. A malformed or missing ``traceparent``
 starts a new trace (the command is processed the same).
 
-The worker's provider is the SDK's; its exporter is chosen by ``ECASH_OTEL_EXPORTER`` (``none`` by
-default: spans are made, so their ids are in the logs, and dropped at their end; ``otlp``: a batch
-exporter over OTLP/HTTP configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables, from the optional
-``otel`` extra). Tests install their own provider (``install``) with the SDK's in-memory exporter.
-The instrumented code calls only this module (docs/tracing.md).
+The exporter is chosen by ``ECASH_OTEL_EXPORTER``. ``otlp``: the SDK's provider records every span and
+a batch exporter sends them over OTLP/HTTP, configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables
+(the optional ``otel`` extra). ``none`` (the default): nothing could read a recorded span, so none is
+recorded: each message still gets a span context of its own in the producer's trace (a new trace when it
+has none), current while it is processed, so the logs carry its ``trace_id`` and ``span_id``; the child
+spans are not made. That keeps the cost per command near nothing (bench/tracing_cost.py). Tests install
+their own provider (``install``) with the SDK's in-memory exporter. The instrumented code calls only this
+module (docs/tracing.md).
 """
 
 from __future__ import annotations
@@ -35,7 +38,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
@@ -60,8 +72,11 @@ TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 MAX_HEADER_CHARS = 512  # tracestate may hold 32 members of 256 characters; more is not context, it is noise
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+_IDS = RandomIdGenerator()
+_NOT_RECORDED = contextlib.nullcontext(INVALID_SPAN)  # a child span when nothing records (reusable)
 _provider: TracerProvider = TracerProvider(resource=Resource.create({"service.name": TRACER_NAME}))
 _tracer: trace.Tracer = _provider.get_tracer(TRACER_NAME)
+_recording = False  # True once a provider with an exporter is installed
 # the command span of the running task (its outcome is recorded there from anywhere below it)
 _COMMAND_SPAN = otel_context.create_key("ecash-command-span")
 
@@ -99,15 +114,17 @@ def configure(exporter: str, *, service_version: str = "") -> TracerProvider:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    install(provider)
+    install(provider, recording=exporter != "none")
     return provider
 
 
-def install(provider: TracerProvider) -> None:
-    """Use ``provider`` for every span from now on (the worker's, or a test's with an in-memory exporter)."""
-    global _provider, _tracer
+def install(provider: TracerProvider, *, recording: bool = True) -> None:
+    """Use ``provider`` for every span from now on: the worker's, or a test's with an in-memory exporter.
+    ``recording=False``: spans are not recorded (no exporter), only their context is made."""
+    global _provider, _tracer, _recording
     _provider = provider
     _tracer = provider.get_tracer(TRACER_NAME)
+    _recording = recording
 
 
 def shutdown() -> None:
@@ -157,13 +174,20 @@ def _command_type(intake: object) -> str | None:
 def command_span(job: _JobLike, topic: str) -> Iterator[Span]:
     """The span of one message's processing, child of the producer's span when its headers carry one."""
     parent = parent_from_headers(job.headers)
+    if not _recording:
+        span: Span = _context_only(parent)
+        ctx = trace.set_span_in_context(span, parent)
+        token = otel_context.attach(ctx)
+        try:
+            yield span
+        finally:
+            otel_context.detach(token)
+        return
     attributes: dict[str, Any] = {
         "messaging.system": "kafka",
         "messaging.operation": "process",
-        "messaging.operation.type": "process",
         "messaging.destination.name": topic,
         "messaging.kafka.destination.partition": job.partition,
-        "messaging.destination.partition.id": str(job.partition),
         "messaging.kafka.message.offset": job.offset,
     }
     trace_number = _trace_number(job.intake)
@@ -187,8 +211,20 @@ def command_span(job: _JobLike, topic: str) -> Iterator[Span]:
         span.end()
 
 
+def _context_only(parent: otel_context.Context) -> Span:
+    """A span context of the message's own, in its producer's trace (or a new one), not recorded."""
+    above = trace.get_current_span(parent).get_span_context()
+    trace_id = above.trace_id if above.is_valid else _IDS.generate_trace_id()
+    state = above.trace_state if above.is_valid else None
+    return NonRecordingSpan(
+        SpanContext(trace_id, _IDS.generate_span_id(), is_remote=False, trace_state=state)
+    )
+
+
 def record_outcome(outcome: str, resolved_by: str, response_code: str | None) -> None:
     """The command's ending, on its span (whichever child span is current)."""
+    if not _recording:
+        return
     span = otel_context.get_value(_COMMAND_SPAN)
     if isinstance(span, Span) and span.is_recording():
         span.set_attribute("ecash.outcome", outcome)
@@ -205,6 +241,8 @@ def write_span(
 ) -> contextlib.AbstractContextManager[Span]:
     """A transactional write: records (each with a ``topic``) and, when ``ends_message``, the message's
     offset. Named after the first topic of ``prefer`` it writes to (the result's before the journal's)."""
+    if not _recording:
+        return _NOT_RECORDED
     topics: list[str] = []
     count = 0
     for record in records:
@@ -216,26 +254,29 @@ def write_span(
     attributes: dict[str, Any] = {
         "messaging.system": "kafka",
         "messaging.operation": "publish",
-        "messaging.operation.type": "send",
         "messaging.destination.name": destination,
         "messaging.batch.message_count": count,
         "ecash.write": "outcome" if ends_message else "journal",
-        "ecash.topics": topics,
     }
     return _tracer.start_as_current_span(f"send {destination}", kind=SpanKind.PRODUCER, attributes=attributes)
 
 
 def resolution_span(reason: str) -> contextlib.AbstractContextManager[Span]:
     """Resolving an ambiguous money call through Status Inquiry."""
+    if not _recording:
+        return _NOT_RECORDED
     return _tracer.start_as_current_span(
         "resolution", kind=SpanKind.INTERNAL, attributes={"ecash.resolution.reason": reason}
     )
 
 
-@contextlib.contextmanager
-def api_call(operation: str, method: str, base_url: object, path: str) -> Iterator[Span]:
+def api_call(
+    operation: str, method: str, base_url: object, path: str
+) -> contextlib.AbstractContextManager[Span]:
     """One HTTP exchange with the API (no form field, header or query is recorded: they carry the
     MSISDN and the credentials)."""
+    if not _recording:
+        return _NOT_RECORDED
     parts = urlsplit(str(base_url))
     attributes: dict[str, Any] = {
         "http.request.method": method,
@@ -245,10 +286,9 @@ def api_call(operation: str, method: str, base_url: object, path: str) -> Iterat
     }
     if parts.port is not None:
         attributes["server.port"] = parts.port
-    with _tracer.start_as_current_span(
+    return _tracer.start_as_current_span(
         f"{method} {path}", kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
-    ) as span:
-        yield span
+    )
 
 
 def api_call_answered(
