@@ -60,6 +60,7 @@ __all__ = [
     "install",
     "otlp_exporter_missing",
     "parent_from_headers",
+    "provider",
     "record_outcome",
     "resolution_span",
     "shutdown",
@@ -125,6 +126,11 @@ def install(provider: TracerProvider, *, recording: bool = True) -> None:
     _provider = provider
     _tracer = provider.get_tracer(TRACER_NAME)
     _recording = recording
+
+
+def provider() -> TracerProvider:
+    """The provider in use (a test's producer makes its spans with it)."""
+    return _provider
 
 
 def shutdown() -> None:
