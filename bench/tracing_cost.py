@@ -14,7 +14,9 @@ interleaved, each on fresh parts, ``--repeats`` times:
 - ``recorded``: what ``otlp`` costs in this process, without its network: every span recorded with its
   attributes and handed to a ``BatchSpanProcessor`` whose exporter drops them.
 
-CPU per command is ``time.process_time()`` over the run divided by the commands. This leaves out what the
+CPU per command is ``time.process_time()`` over the run divided by the commands. On a shared machine the
+runs vary by more than the cost of ``none``; so the tracing calls one command makes are also timed alone,
+in a loop (``calls_only``), and their added cost set against the untraced median. This leaves out what the
 real worker spends besides (aiokafka, the lanes, the metrics and log hooks, real sockets: about
 0.65 ms per command, docs/performance.md), so the relative cost printed is an upper bound of the
 worker's: the spans' absolute cost is the same, the denominator here is smaller.
@@ -29,7 +31,7 @@ import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -226,7 +228,44 @@ def mode(name: str) -> Iterator[None]:
 MODES = ("untraced", "none", "recorded")
 
 
-async def measure(commands: int, repeats: int, concurrency: int) -> dict[str, Any]:
+class _Message:
+    partition, offset, intake = 0, 1, None
+    headers: ClassVar[list[tuple[str, bytes]]] = [("traceparent", TRACEPARENT)]
+
+
+class _Record:
+    topic = "journal"
+
+
+def one_commands_calls() -> None:
+    """The tracing calls a charge answered PROCESSED makes, in order, without the work between them."""
+    with tracing.command_span(_Message(), "commands"):
+        with tracing.write_span([_Record()], ends_message=False):
+            pass
+        with tracing.api_call("charge", "POST", "http://ecash.invalid/eCashHost", "/Charge") as span:
+            tracing.api_call_answered(
+                span, http_status=200, code="PROCESSED", call_class="succeeded", reason=""
+            )
+        tracing.record_outcome("succeeded", "response", "PROCESSED")
+        with tracing.write_span([_Record(), _Record()], ends_message=True, prefer=("results",)):
+            pass
+
+
+def calls_only(loops: int = 20_000) -> dict[str, float]:
+    """CPU per command of the tracing calls alone, per mode: the added cost without the processor's noise."""
+    out: dict[str, float] = {}
+    for name in MODES:
+        with mode(name):
+            for _ in range(loops // 10):
+                one_commands_calls()
+            started = time.process_time()
+            for _ in range(loops):
+                one_commands_calls()
+            out[name] = round((time.process_time() - started) / loops * 1e6, 1)
+    return out
+
+
+async def measure(commands: int, repeats: int, concurrency: int, loops: int = 20_000) -> dict[str, Any]:
     settings = bench_settings()
     for name in MODES:  # warm-up: imports, caches
         with mode(name):
@@ -239,6 +278,7 @@ async def measure(commands: int, repeats: int, concurrency: int) -> dict[str, An
                 spent = await run_once(settings, commands, concurrency)
             runs[name].append(spent / commands * 1e6)
     tracing.configure("none")
+    calls = calls_only(loops)
     medians = {name: statistics.median(values) for name, values in runs.items()}
     base = medians["untraced"]
     return {
@@ -249,6 +289,10 @@ async def measure(commands: int, repeats: int, concurrency: int) -> dict[str, An
         "median_us_per_command": {name: round(v, 1) for name, v in medians.items()},
         "added_us_per_command": {name: round(medians[name] - base, 1) for name in MODES[1:]},
         "added_percent": {name: round((medians[name] - base) / base * 100, 2) for name in MODES[1:]},
+        "calls_only_us_per_command": calls,
+        "calls_only_added_percent": {
+            name: round((calls[name] - calls["untraced"]) / base * 100, 2) for name in MODES[1:]
+        },
     }
 
 
@@ -273,6 +317,12 @@ def main(argv: list[str] | None = None) -> int:
             else (f"  {figures['added_us_per_command'][name]:+} us = {figures['added_percent'][name]:+}%")
         )
         print(f"  {name:<9} median {median:8.1f} us{added}   runs {figures['us_per_command'][name]}")
+    calls = figures["calls_only_us_per_command"]
+    print("the tracing calls alone, per command (added over no-ops, as a share of the untraced median):")
+    for name in MODES[1:]:
+        added = calls[name] - calls["untraced"]
+        share = figures["calls_only_added_percent"][name]
+        print(f"  {name:<9} {calls[name]:6.1f} us  {added:+.1f} us = {share:+}%")
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as out:
             json.dump(figures, out, indent=2)

@@ -62,6 +62,7 @@ __all__ = [
     "parent_from_headers",
     "provider",
     "record_outcome",
+    "recording",
     "resolution_span",
     "shutdown",
     "write_span",
@@ -131,6 +132,11 @@ def install(provider: TracerProvider, *, recording: bool = True) -> None:
 def provider() -> TracerProvider:
     """The provider in use (a test's producer makes its spans with it)."""
     return _provider
+
+
+def recording() -> bool:
+    """Whether spans are recorded (an exporter, or a test's provider) or only their context is made."""
+    return _recording
 
 
 def shutdown() -> None:
