@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import statistics
 import time
@@ -274,6 +275,7 @@ async def measure(commands: int, repeats: int, concurrency: int, loops: int = 20
     for repeat in range(repeats):
         order = MODES if repeat % 2 == 0 else MODES[::-1]
         for name in order:
+            gc.collect()  # each run starts from the same heap
             with mode(name):
                 spent = await run_once(settings, commands, concurrency)
             runs[name].append(spent / commands * 1e6)
@@ -281,6 +283,11 @@ async def measure(commands: int, repeats: int, concurrency: int, loops: int = 20
     calls = calls_only(loops)
     medians = {name: statistics.median(values) for name, values in runs.items()}
     base = medians["untraced"]
+    # each repetition's modes ran back to back: their differences drift less than the medians do
+    paired = {
+        name: statistics.median(a - b for a, b in zip(runs[name], runs["untraced"], strict=True))
+        for name in MODES[1:]
+    }
     return {
         "commands": commands,
         "repeats": repeats,
@@ -289,6 +296,8 @@ async def measure(commands: int, repeats: int, concurrency: int, loops: int = 20
         "median_us_per_command": {name: round(v, 1) for name, v in medians.items()},
         "added_us_per_command": {name: round(medians[name] - base, 1) for name in MODES[1:]},
         "added_percent": {name: round((medians[name] - base) / base * 100, 2) for name in MODES[1:]},
+        "paired_added_us_per_command": {name: round(v, 1) for name, v in paired.items()},
+        "paired_added_percent": {name: round(v / base * 100, 2) for name, v in paired.items()},
         "calls_only_us_per_command": calls,
         "calls_only_added_percent": {
             name: round((calls[name] - calls["untraced"]) / base * 100, 2) for name in MODES[1:]
@@ -317,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
             else (f"  {figures['added_us_per_command'][name]:+} us = {figures['added_percent'][name]:+}%")
         )
         print(f"  {name:<9} median {median:8.1f} us{added}   runs {figures['us_per_command'][name]}")
+    print("median of each repetition's difference from untraced:")
+    for name in MODES[1:]:
+        paired = figures["paired_added_us_per_command"][name]
+        print(f"  {name:<9} {paired:+.1f} us = {figures['paired_added_percent'][name]:+}%")
     calls = figures["calls_only_us_per_command"]
     print("the tracing calls alone, per command (added over no-ops, as a share of the untraced median):")
     for name in MODES[1:]:

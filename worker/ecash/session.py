@@ -144,13 +144,14 @@ class ApiSession:
     ) -> Exchange:
         with tracing.api_call(operation.value, "POST", self._http.base_url, wire.PATHS[operation]) as span:
             result = await self._exchange(operation, form, credentials)
-            tracing.api_call_answered(
-                span,
-                http_status=result.http_status,
-                code=result.code,
-                call_class=_class_of(result),
-                reason=result.reason,
-            )
+            if span.is_recording():
+                tracing.api_call_answered(
+                    span,
+                    http_status=result.http_status,
+                    code=result.code,
+                    call_class=_class_of(result),
+                    reason=result.reason,
+                )
             return result
 
     async def _exchange(
