@@ -7,8 +7,8 @@ from bench.tracing_cost import MODES, measure
 from worker.observability import tracing
 
 
-async def test_the_tracing_cost_bench_runs_every_mode_and_leaves_the_default() -> None:
-    figures = await measure(commands=60, repeats=2, concurrency=8, loops=200)
+def test_the_tracing_cost_bench_runs_every_mode_and_leaves_the_default() -> None:
+    figures = measure(commands=60, repeats=2, concurrency=8, loops=200)
     assert set(figures["median_us_per_command"]) == set(MODES)
     assert all(len(runs) == 2 for runs in figures["us_per_command"].values())
     calls = figures["calls_only_us_per_command"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -79,6 +80,7 @@ _NOT_RECORDED = contextlib.nullcontext(INVALID_SPAN)  # a child span when nothin
 _provider: TracerProvider = TracerProvider(resource=Resource.create({"service.name": TRACER_NAME}))
 _tracer: trace.Tracer = _provider.get_tracer(TRACER_NAME)
 _recording = False  # True once a provider with an exporter is installed
+_EMPTY = otel_context.Context()
 # the command span of the running task (its outcome is recorded there from anywhere below it)
 _COMMAND_SPAN = otel_context.create_key("ecash-command-span")
 
@@ -182,19 +184,16 @@ def _command_type(intake: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@contextlib.contextmanager
-def command_span(job: _JobLike, topic: str) -> Iterator[Span]:
+def command_span(job: _JobLike, topic: str) -> contextlib.AbstractContextManager[Span]:
     """The span of one message's processing, child of the producer's span when its headers carry one."""
-    parent = parent_from_headers(job.headers)
     if not _recording:
-        span: Span = _context_only(parent)
-        ctx = trace.set_span_in_context(span, parent)
-        token = otel_context.attach(ctx)
-        try:
-            yield span
-        finally:
-            otel_context.detach(token)
-        return
+        return _ContextOnly(job.headers)
+    return _recorded_command_span(job, topic)
+
+
+@contextlib.contextmanager
+def _recorded_command_span(job: _JobLike, topic: str) -> Iterator[Span]:
+    parent = parent_from_headers(job.headers)
     attributes: dict[str, Any] = {
         "messaging.system": "kafka",
         "messaging.operation": "process",
@@ -223,14 +222,42 @@ def command_span(job: _JobLike, topic: str) -> Iterator[Span]:
         span.end()
 
 
-def _context_only(parent: otel_context.Context) -> Span:
-    """A span context of the message's own, in its producer's trace (or a new one), not recorded."""
-    above = trace.get_current_span(parent).get_span_context()
-    trace_id = above.trace_id if above.is_valid else _IDS.generate_trace_id()
-    state = above.trace_state if above.is_valid else None
-    return NonRecordingSpan(
-        SpanContext(trace_id, _IDS.generate_span_id(), is_remote=False, trace_state=state)
-    )
+# W3C trace context, version 00 exactly, later versions with their extra fields (never ff)
+_TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}(-[^\s]*)?")
+
+
+def _producers_trace_id(headers: Iterable[tuple[str, bytes]]) -> int:
+    """The trace id of the first ``traceparent`` header when it is valid (as the propagator reads it:
+    tests/unit/observability/test_tracing.py holds them to the same cases), else 0."""
+    for name, value in headers:
+        if name.lower() != "traceparent":
+            continue
+        match = _TRACEPARENT.fullmatch(value) if isinstance(value, bytes) else None
+        if match is None or match[1] == b"ff" or (match[1] == b"00" and match[4] is not None):
+            return 0
+        if match[3] == b"0" * 16:
+            return 0
+        return int(match[2], 16)
+    return 0
+
+
+class _ContextOnly:
+    """With no exporter: a span context of the message's own, in its producer's trace (or a new one),
+    current while it is processed; nothing recorded. Lean on purpose: it runs for every message."""
+
+    __slots__ = ("_headers", "_token")
+
+    def __init__(self, headers: Iterable[tuple[str, bytes]]) -> None:
+        self._headers = headers
+
+    def __enter__(self) -> Span:
+        trace_id = _producers_trace_id(self._headers) or _IDS.generate_trace_id()
+        span = NonRecordingSpan(SpanContext(trace_id, _IDS.generate_span_id(), is_remote=False))
+        self._token = otel_context.attach(trace.set_span_in_context(span, _EMPTY))
+        return span
+
+    def __exit__(self, *_exc: object) -> None:
+        otel_context.detach(self._token)
 
 
 def record_outcome(outcome: str, resolved_by: str, response_code: str | None) -> None:

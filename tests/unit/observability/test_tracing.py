@@ -109,6 +109,31 @@ def test_a_valid_traceparent_and_tracestate_are_the_parent() -> None:
 def test_a_missing_or_malformed_traceparent_is_no_parent(headers: list[tuple[str, bytes]]) -> None:
     ctx = tracing.parent_from_headers(headers)
     assert not trace.get_current_span(ctx).get_span_context().is_valid
+    # with no exporter the message's trace is read by a lean parser: it agrees
+    job = type("J", (), {"partition": 0, "offset": 0, "headers": headers, "intake": None})()
+    with tracing.command_span(job, "commands") as span:
+        assert span.get_span_context().is_valid
+        assert hex_id(span.get_span_context().trace_id, 32) != PRODUCER_TRACE_ID
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        TRACEPARENT,
+        TRACEPARENT.replace("-01", "-00"),  # not sampled: still the producer's trace
+        "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-later",  # a later version
+    ],
+)
+def test_both_readers_take_a_valid_traceparent(value: str) -> None:
+    headers = [("TraceParent", value.encode())]
+    ctx = tracing.parent_from_headers(headers)
+    assert hex_id(trace.get_current_span(ctx).get_span_context().trace_id, 32) == PRODUCER_TRACE_ID
+    job = type("J", (), {"partition": 0, "offset": 0, "headers": headers, "intake": None})()
+    with tracing.command_span(job, "commands") as span:
+        assert hex_id(span.get_span_context().trace_id, 32) == PRODUCER_TRACE_ID
+        assert hex_id(span.get_span_context().span_id, 16) != PRODUCER_SPAN_ID
+        assert tracing.current_ids()["trace_id"] == PRODUCER_TRACE_ID
+    assert tracing.current_ids() == {}
 
 
 async def test_a_malformed_traceparent_starts_a_new_trace_and_the_command_is_processed(
