@@ -4,21 +4,43 @@
 # Two packages, one repository: worker/ (the product, ./pyproject.toml) and devtools/ecash_dev/ (the
 # sandbox, the local broker, the process stack, the chaos, demo and hostile runs: devtools/pyproject.toml).
 # The venv has both, editable; a production install (deploy/Dockerfile) has only the first.
+# Every third-party package comes from a lock with hashes (requirements/*.txt, docs/deploy.md "Reproducible
+# builds"): the venv is rebuilt from scratch whenever the lock or a pyproject.toml changes, so it holds
+# exactly the lock, nothing resolved at install time. `make lock` regenerates the locks.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CODE := worker devtools tests bench
+DEV_LOCK := requirements/development.txt
+LOCKS := $(DEV_LOCK) requirements/production.txt requirements/build.txt
+UV_COMPILE := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--annotation-style split --custom-compile-command "make lock"
 
-.PHONY: install demo test lint typecheck unit integration kafka-jars chaos chaos-small hostile bench bench-small clean
+.PHONY: install lock lock-upgrade demo test lint typecheck unit integration kafka-jars chaos chaos-small hostile bench bench-small clean
 
-$(BIN)/.installed: pyproject.toml devtools/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]' -e ./devtools
+$(BIN)/.installed: pyproject.toml devtools/pyproject.toml $(DEV_LOCK)
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . -e ./devtools
+	$(BIN)/pip check -q
 	touch $@
 
 install: $(BIN)/.installed
+
+# Regenerate the locks from pyproject.toml (and devtools/pyproject.toml), keeping every pin that still
+# satisfies them; `make lock-upgrade` moves every package to its newest allowed version. Then `make install`
+# (the venv follows the new lock) and `make test`. production.txt and build.txt are constrained by the
+# development lock: the image runs the versions the tests ran.
+lock: install
+	$(UV_COMPILE) $(UPGRADE) --no-emit-package ecash-worker --no-emit-package ecash-dev \
+		requirements/development.in -o $(DEV_LOCK)
+	$(UV_COMPILE) $(UPGRADE) --no-emit-package ecash-worker -c $(DEV_LOCK) \
+		requirements/production.in -o requirements/production.txt
+	$(UV_COMPILE) $(UPGRADE) -c $(DEV_LOCK) requirements/build.in -o requirements/build.txt
+
+lock-upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
 
 kafka-jars: install
 	$(BIN)/python -m ecash_dev.kafka fetch

@@ -7,7 +7,7 @@ effects, resolver) in this process, on in-memory stand-ins for what it talks to:
 ``MockTransport`` answering Login and Charge, and a transactional producer that keeps nothing. Two modes,
 interleaved, each on fresh parts, ``--repeats`` times:
 
-- ``untraced``: every function of ``worker.observability.tracing`` the pipeline calls replaced by a no-op
+- ``untraced``: every function of ``worker.tracing`` the pipeline calls replaced by a no-op
   (the baseline: as if there were no tracing);
 - ``none``: what ``ECASH_OTEL_EXPORTER=none`` (the default) runs: each command's ``traceparent``
   extracted, its span context made and current (the ids in the logs), nothing recorded;
@@ -39,11 +39,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import INVALID_SPAN
 
+from worker import tracing
 from worker.clock import FakeClock
 from worker.core.breaker import CircuitBreaker
 from worker.ecash.client import EcashClient
-from worker.observability import logs, tracing
-from worker.observability.events import NULL_SINK
+from worker.events import NULL_SINK
+from worker.observability import logs
 from worker.pipeline.gate import Gate
 from worker.pipeline.intake import parse_command
 from worker.pipeline.job import Job

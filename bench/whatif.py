@@ -36,8 +36,8 @@ def run_worker_without_journal() -> int:
         topic = self.journal.topic
         await commit(self, job, [r for r in records if r.topic != topic], None)
 
-    setattr(Effects, "write", write)  # noqa: B010
-    setattr(Effects, "commit", commit_without_journal)  # noqa: B010
+    setattr(Effects, "write", write)  # noqa: B010 - a what-if build: patched on purpose, for measurement only
+    setattr(Effects, "commit", commit_without_journal)  # noqa: B010 - a what-if build: patched on purpose, for measurement only
     return cli_main(["run"])
 
 
@@ -99,7 +99,7 @@ def run_worker_without_transactions() -> int:
             )
         )
 
-    setattr(Worker, "_transactional_producer", producer)  # noqa: B010
+    setattr(Worker, "_transactional_producer", producer)  # noqa: B010 - a what-if build: patched on purpose, for measurement only
     return cli_main(["run"])
 
 
@@ -111,10 +111,18 @@ def run_worker_without_claims() -> int:
 
     def init(self: Worker, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        setattr(self.processor, "_claims", None)  # noqa: B010
-        setattr(self.runner, "_claims", None)  # noqa: B010
+        # Every place the worker holds its claims index; a rename in the worker must fail here, loudly,
+        # rather than measure a worker that still claims.
+        for holder, name in (
+            (self.processor, "_claimant"),
+            (self.processor.effects, "claims"),
+            (self.runner, "_claims"),
+        ):
+            if getattr(holder, name) is None:
+                raise AttributeError(f"{type(holder).__name__}.{name} is not the claims: the worker changed")
+            setattr(holder, name, None)
 
-    setattr(Worker, "__init__", init)  # noqa: B010
+    setattr(Worker, "__init__", init)  # noqa: B010 - a what-if build: patched on purpose, for measurement only
     return cli_main(["run"])
 
 

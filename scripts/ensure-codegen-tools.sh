@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The code generators tests/contracts/test_codegen.py runs, pinned in tools/codegen/package-lock.json
-# (quicktype-core, @asyncapi/modelina, typescript, @types/node), installed from the npm registry with
+# (quicktype-core, @asyncapi/modelina, @asyncapi/parser, typescript, @types/node), installed from the npm registry with
 # `npm ci` into tools/codegen/node_modules, again only when the lock file changes. Also checks the
 # compilers the test needs (Go, javac): the test fails, never skips, when one is missing.
 set -euo pipefail

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash ./ensure-promtool.sh
 bash ./ensure-codegen-tools.sh
+bash ./ensure-example-tools.sh
 bash ./ensure-prometheus.sh
 if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
     if [ "$(id -u)" -ne 0 ]; then

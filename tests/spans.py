@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from worker.observability import tracing
+from worker import tracing
 
 PRODUCER_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PRODUCER_SPAN_ID = "00f067aa0ba902b7"

@@ -17,6 +17,18 @@ from decimal import Decimal
 
 from pydantic_core import PydanticCustomError
 
+__all__ = [
+    "AMOUNT_DESCRIPTION",
+    "AMOUNT_JSON_SCHEMA",
+    "AMOUNT_RULES_SUMMARY",
+    "AMOUNT_TEXT_PATTERN",
+    "MAX_AMOUNT",
+    "MAX_AMOUNT_CHARS",
+    "MAX_DECIMALS",
+    "MAX_INTEGER_DIGITS",
+    "command_amount",
+]
+
 MAX_AMOUNT = Decimal("999999999.99")
 MAX_INTEGER_DIGITS = 9
 MAX_DECIMALS = 2

@@ -17,6 +17,18 @@ import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
+__all__ = [
+    "COMMANDS",
+    "DEVELOPMENT_TOOLS",
+    "PLUGIN_GROUP",
+    "USAGE_ERROR",
+    "Command",
+    "build_parser",
+    "known_commands",
+    "main",
+    "plugin_commands",
+]
+
 PLUGIN_GROUP = "ecash_worker.commands"  # entry points naming a {name: (module, help)} table
 # Named only to say where they went when they are missing; worker never imports them.
 DEVELOPMENT_TOOLS = ("sandbox", "kafka", "demo", "chaos")

@@ -15,6 +15,8 @@ from typing import Any
 from worker.preflight import preflight
 from worker.settings import SettingsError, load_settings
 
+__all__ = ["EXIT_CONFIG", "configure_parser", "report", "run"]
+
 EXIT_CONFIG = 2
 
 

@@ -7,6 +7,8 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+__all__ = ["Clock", "FakeClock", "SystemClock"]
+
 
 class Clock(Protocol):
     def monotonic_s(self) -> float:

@@ -261,6 +261,8 @@ class Attempt(BaseModel):
 
     at: datetime
     operation: Literal["charge", "credit", "status"] = Field(title="AttemptOperation")
+    # A CallClass value or a Status Inquiry AnswerKind (typed where written: pipeline/effects.py
+    # ``AttemptClass``); a plain string here, so a reader takes a class it does not know yet.
     outcome_class: str
     response_code: str | None = None
     detail: str = ""

@@ -171,7 +171,7 @@ def check_metrics_port(settings: Settings) -> str | None:
 
 def check_otel_exporter(settings: Settings) -> str | None:
     """``otlp`` needs the exporter package (the optional ``otel`` extra)."""
-    from worker.observability.tracing import OTLP_EXPORTER_MODULE, otlp_exporter_missing
+    from worker.tracing import OTLP_EXPORTER_MODULE, otlp_exporter_missing
 
     if settings.otel_exporter == "otlp" and otlp_exporter_missing():
         return (

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["Schema", "breaking_changes"]
+
 Schema = dict[str, Any]
 _UPPER = ("maxLength", "maximum", "exclusiveMaximum", "maxItems", "maxProperties")
 _LOWER = ("minLength", "minimum", "exclusiveMinimum", "minItems", "minProperties")
@@ -72,7 +74,7 @@ def _open(node: Schema) -> bool:
     return node.get("additionalProperties", True) is not False
 
 
-def _compare(old_node: Any, new_node: Any, path: str, ctx: _Context, problems: list[str]) -> None:
+def _compare(old_node: Any, new_node: Any, path: str, ctx: _Context, problems: list[str]) -> None:  # noqa: C901 - one rule per JSON Schema keyword, each a line; split, they would hide the order
     old, old_name = _resolve(old_node, ctx.old_defs)
     new, new_name = _resolve(new_node, ctx.new_defs)
     where = path or "the message"
@@ -138,7 +140,7 @@ def _compare_bounds(old: Schema, new: Schema, where: str, published: bool, out: 
             out.append(f"{where}: {key} changed from {before} to {after}")
 
 
-def _compare_object(old: Schema, new: Schema, path: str, ctx: _Context, out: list[str]) -> None:
+def _compare_object(old: Schema, new: Schema, path: str, ctx: _Context, out: list[str]) -> None:  # noqa: C901 - one rule per JSON Schema keyword, each a line
     old_props, new_props = old.get("properties", {}), new.get("properties", {})
     old_required, new_required = set(old.get("required", [])), set(new.get("required", []))
     prefix = f"{path}." if path else ""

@@ -30,6 +30,19 @@ from pydantic_core import CoreSchema
 from worker.contracts import CONTRACTS, READ_BY_THE_WORKER, SCHEMA_VERSION
 from worker.schema_compat import breaking_changes
 
+__all__ = [
+    "DEFAULT_DIR",
+    "DIALECT",
+    "RENAMED_DEFINITIONS",
+    "ContractSchema",
+    "configure_parser",
+    "drift",
+    "incompatibilities",
+    "render",
+    "run",
+    "schema_of",
+]
+
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "schemas"
 DIALECT = "http://json-schema.org/draft-07/schema#"
 RENAMED_DEFINITIONS: dict[str, dict[str, str]] = {"review_record": {"Command": "ReviewedCommand"}}

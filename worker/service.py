@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from worker import __version__
+from worker import __version__, tracing
 from worker.clock import Clock, SystemClock
 from worker.core.breaker import CircuitBreaker
 from worker.core.ratelimit import RateLimiter
@@ -20,17 +20,16 @@ from worker.ecash.client import EcashClient
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.ratelimited import RateLimitedTransport
 from worker.ecash.transport import api_network, make_transport
-from worker.kafka import clients
-from worker.kafka.admin import kafka_client_kwargs
-from worker.kafka.topics import KafkaUnreachable, prepare_topics
-from worker.observability import tracing
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerStateChanged,
     Event,
     FanOut,
     LoginFinished,
 )
+from worker.kafka import clients
+from worker.kafka.admin import kafka_client_kwargs
+from worker.kafka.topics import KafkaUnreachable, prepare_topics
 from worker.pipeline.claims_index import ClaimsIndex, open_claims_store
 from worker.pipeline.gate import Gate
 from worker.pipeline.journal import Journal
@@ -83,7 +82,7 @@ class Worker:
         self._serve_health = serve_health
         self.health_port: int | None = None
         self.breaker = CircuitBreaker(breaker_policy(settings), self.clock)
-        self.breaker.on_change = lambda state, reason: self.sink.emit(BreakerStateChanged(str(state), reason))
+        self.breaker.on_change = lambda state, reason: self.sink.emit(BreakerStateChanged(state, reason))
         self.sink.hooks.append(breaker_hook(self.breaker))
         self.gate = Gate(self.breaker, self.clock)
         # Half-open with no command to probe with: a Login decides (worker/pipeline/probe.py).
@@ -103,7 +102,12 @@ class Worker:
         self.client = EcashClient(
             settings, transport=RateLimitedTransport(transport, limiter), sink=self.sink, clock=self.clock
         )
-        self.outbox = Outbox(settings.results_topic, settings.dlq_topic, settings.review_topic)
+        self.outbox = Outbox(
+            settings.results_topic,
+            settings.dlq_topic,
+            settings.review_topic,
+            source=f"/ecash-worker/{settings.commands_topic}",
+        )
         self.journal = Journal(
             topic=settings.journal_topic,
             group_id=settings.group_id,
@@ -200,11 +204,11 @@ class Worker:
             await self.client.login()
         except FatalConfigError as exc:
             self._fatal(str(exc))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed first login is retried with the first command
             log.warning("first login failed (will retry with the first command): %s", exc)
 
     def _fatal(self, reason: str) -> None:
-        from worker.observability.events import FatalConfiguration
+        from worker.events import FatalConfiguration
 
         self.gate.set_fatal(reason)
         self.sink.emit(FatalConfiguration(reason))
@@ -221,7 +225,7 @@ class Worker:
                 await self.client.login()
             except FatalConfigError as exc:
                 self._fatal(str(exc))
-            except Exception:  # noqa: S112 - transient; keep probing
+            except Exception:  # noqa: BLE001, S112 - transient; keep probing
                 continue
             else:
                 log.warning("login works again; resuming consumption")
@@ -239,7 +243,7 @@ class Worker:
         stack.push_async_callback(server.stop)
 
 
-async def run_worker(settings: Settings) -> int:
+async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code per start-up failure, as docs/settings.md lists them
     """The worker until SIGTERM or Ctrl-C. A signal during start-up (waiting for Kafka, checking topics,
     the first login) cancels the start-up at once: exit 0, nothing was consumed. Exit 2 for a setting
     the start-up finds wrong, 3 when Kafka did not answer (see docs/settings.md).

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(20.0, gt=0)
     commit_interval_s: float = Field(1.0, gt=0)
     command_max_bytes: int = Field(16_384, ge=256)
+    # plain: JSON; confluent: Confluent Schema Registry wire format (0x00 + 4-byte schema id + JSON, the id
+    # not looked up); auto: either, message by message (worker/pipeline/intake.py, unframe)
+    commands_framing: Literal["plain", "confluent", "auto"] = "plain"
 
     # --- Ownership (docs/design.md, "Ownership") ---------------------------------------------
     kafka_group_instance_id: str | None = None  # static membership: a restarted pod keeps its partitions
@@ -287,7 +290,7 @@ class Settings(BaseSettings):
             )
         return None
 
-    def _kafka_security_incoherence(self) -> str | None:
+    def _kafka_security_incoherence(self) -> str | None:  # noqa: C901 - every incoherent pair of Kafka security settings, in the order they are reported
         protocol = self.kafka_security_protocol
         uses = f"with ECASH_KAFKA_SECURITY_PROTOCOL={protocol}"
         oauth = self.kafka_sasl_mechanism == "OAUTHBEARER"

@@ -72,9 +72,10 @@ async def produce_at(
     settings: Settings,
     message: dict[str, Any] | bytes,
     *,
-    partition: int,
+    partition: int | None,
     key: bytes | None = None,
     topic: str | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> int:
     """One message to one partition (the commands topic by default), keyed by its MSISDN unless ``key``
     is given (``b""`` for none); returns its offset."""
@@ -85,7 +86,11 @@ async def produce_at(
     await producer.start()
     try:
         meta = await producer.send_and_wait(
-            topic or settings.commands_topic, value=value, key=key or None, partition=partition
+            topic or settings.commands_topic,
+            value=value,
+            key=key or None,
+            partition=partition,
+            headers=headers,
         )
     finally:
         await producer.stop()
@@ -93,9 +98,16 @@ async def produce_at(
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, partitions: int, until: int, timeout_s: float
+    bootstrap: str,
+    topic: str,
+    *,
+    partitions: int,
+    until: int,
+    timeout_s: float,
+    headers: list[dict[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Read a topic from the beginning until ``until`` messages arrived or time ran out."""
+    """Read a topic from the beginning until ``until`` messages arrived or time ran out (and each one's
+    headers into ``headers``, in the same order, when given)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     out: list[dict[str, Any]] = []
@@ -108,6 +120,8 @@ async def read_topic(
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             for messages in batch.values():
                 out.extend(orjson.loads(m.value) for m in messages)
+                if headers is not None:
+                    headers.extend({name: value.decode() for name, value in m.headers} for m in messages)
     finally:
         await consumer.stop()
     return out
@@ -116,6 +130,7 @@ async def read_topic(
 @dataclass
 class Results:
     events: list[dict[str, Any]] = field(default_factory=list)
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)  # event_id -> its record's headers
 
     def by_trace(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
@@ -159,6 +174,7 @@ async def wait_results(settings: Settings, traces: set[str], timeout_s: float = 
                 for message in messages:
                     event = orjson.loads(message.value)
                     results.events.append(event)
+                    results.headers[event["event_id"]] = {n: v.decode() for n, v in message.headers}
                     seen.add(event["trace_number"])
         # a little longer, to catch duplicates that should not be there
         end = time.monotonic() + 0.5

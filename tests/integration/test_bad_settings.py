@@ -40,8 +40,8 @@ from worker.kafka.admin import (
     kafka_client_kwargs,
     worker_topic_specs,
 )
-from worker.observability.tracing import otlp_exporter_missing
 from worker.settings import SANDBOX_API_IDENTITY, load_settings
+from worker.tracing import otlp_exporter_missing
 
 ECASH_WORKER = str(Path(sys.executable).with_name("ecash-worker"))
 EXIT_CONFIG = 2

@@ -19,7 +19,7 @@ from ecash_dev.sandbox.server import RunningSandbox, serve_sandbox
 from ecash_dev.sandbox.state import SandboxConfig
 from tests.integration.harness import command, create_topics, eventually, fast_settings, produce, wait_results
 from worker.ecash.wire import Operation
-from worker.observability.events import BreakerProbed, BreakerStateChanged, Event, Recorder
+from worker.events import BreakerProbed, BreakerStateChanged, Event, Recorder
 from worker.service import Worker
 
 pytestmark = pytest.mark.kafka

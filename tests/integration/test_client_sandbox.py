@@ -15,7 +15,7 @@ from ecash_dev.sandbox.state import SandboxConfig, WalletSpec
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
-from worker.observability.events import LoginFinished, Recorder
+from worker.events import LoginFinished, Recorder
 from worker.settings import SANDBOX_API_KEY, SANDBOX_CREDENTIALS, TransportKind, load_settings
 
 MEMBER = "08131234567"

@@ -34,10 +34,12 @@ from tests.integration.harness import (
     settings_env,
     wait_results,
 )
+from worker.client import CommandClient, TopicMissing, Topics
 from worker.contracts import Attempt, Command, Outcome, ResolvedBy, Result, ReviewRecord
 from worker.ecash.client import EcashClient
 from worker.ecash.models import WIB
 from worker.ecash.wire import Operation
+from worker.kafka.admin import kafka_client_kwargs
 from worker.ops import api_cli, reconcile, review, send
 from worker.settings import Settings
 
@@ -327,6 +329,51 @@ async def test_send_to_a_missing_topic_or_an_unreachable_broker(
     assert "Kafka at 127.0.0.1:9 did not answer" in err
 
 
+@pytest.mark.kafka
+async def test_the_python_client_sends_concurrently_through_one_producer_and_matches_by_trace_number(
+    settings: Settings,
+) -> None:
+    """worker.client without the worker's Settings: bootstrap servers, topics and the Kafka options only."""
+    topics = Topics(settings.commands_topic, settings.results_topic, settings.dlq_topic)
+    # an older result with a trace number sent again below: never taken for the new command's
+    await publish(settings, settings.results_topic, RICH, succeeded_result("PYC3").model_dump_json().encode())
+    commands = [
+        Command(type="charge", trace_number="PYC1", msisdn=RICH, amount="1000"),
+        Command(type="charge", trace_number="PYC2", msisdn=POOR, amount="1000"),
+        Command(type="credit", trace_number="PYC3", msisdn=UNKNOWN, amount="5"),
+    ]
+    async with running_worker(settings):
+        client = CommandClient(
+            settings.kafka_bootstrap_servers, topics=topics, client_kwargs=kafka_client_kwargs(settings)
+        )
+        async with client:
+            producer = client._producer
+            answers = await asyncio.gather(*(client.send_and_wait(c, timeout_s=60) for c in commands))
+            assert client._producer is producer  # one producer for every call
+            repeated = await client.send_and_wait(
+                commands[0], timeout_s=60
+            )  # a duplicate: the journal answers
+            nothing = await client.send_and_wait(commands[1], timeout_s=0.01)
+    assert [(a.sent.trace_number, a.result and a.result.outcome) for a in answers] == [
+        ("PYC1", Outcome.SUCCEEDED),
+        ("PYC2", Outcome.DECLINED),
+        ("PYC3", Outcome.DECLINED),
+    ]
+    assert all(a.result is not None and a.result.trace_number == a.sent.trace_number for a in answers)
+    assert answers[2].result is not None
+    assert answers[2].result.response_code == "MEMBER_NOT_FOUND"  # not the old succeeded one
+    assert repeated.result is not None
+    assert (repeated.result.outcome, repeated.result.resolved_by) == (Outcome.SUCCEEDED, ResolvedBy.JOURNAL)
+    assert repeated.result.event_id != answers[0].result.event_id  # type: ignore[union-attr]
+    assert not nothing.answered
+    assert nothing.sent.topic == settings.commands_topic
+    with pytest.raises(TopicMissing):
+        async with CommandClient(
+            settings.kafka_bootstrap_servers, topics=Topics(settings.commands_topic, "no-such-results")
+        ) as lost:
+            await lost.send_and_wait(commands[0], timeout_s=1)
+
+
 # --- review ---------------------------------------------------------------------------------------
 
 
@@ -379,6 +426,7 @@ async def test_review_resolve_sends_the_decision_to_the_commands_partition(setti
     assert sent["partition"] == 1
     assert await read_messages(settings, settings.commands_topic, 1, timeout_s=1) == []
     assert json.loads(produced[0].value) == {
+        "schema_version": 1,
         "type": "review_decision",
         "trace_number": "R1",
         "msisdn": RICH,

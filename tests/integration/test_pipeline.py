@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
@@ -29,9 +31,10 @@ from tests.integration.harness import (
 )
 from worker.contracts import Result
 from worker.ecash.wire import Operation
-from worker.observability.events import ResolutionStarted
+from worker.events import ResolutionStarted
+from worker.pipeline.headers import dead_letter_id
 from worker.pipeline.ownership import OutRecord
-from worker.pipeline.publisher import Outbox
+from worker.pipeline.publisher import Incoming, Outbox
 
 pytestmark = pytest.mark.kafka
 
@@ -39,6 +42,7 @@ RICH = "0811000000001"
 POOR = "0811000000002"
 CAPPED = "0811000000003"
 UNKNOWN = "0819999999999"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
@@ -72,7 +76,17 @@ async def test_charge_and_credit_end_to_end_with_one_result_each(
         command("C5", CAPPED, 20000, "credit"),  # above the upper credit limit
         command("C6", CAPPED, 5000, "credit"),
     ]
-    await produce(settings, commands)
+    await produce(settings, commands[:2] + commands[4:])
+    # with trace context: well-formed on C3 (copied onto its result), malformed on C4 (dropped)
+    await produce_at(
+        settings,
+        commands[2],
+        partition=None,
+        headers=[("traceparent", TRACEPARENT.encode()), ("tracestate", b"congo=t61rcWkgMzE")],
+    )
+    await produce_at(
+        settings, commands[3], partition=None, headers=[("traceparent", b"00-not-a-traceparent-01")]
+    )
     async with running_worker(settings):
         results = await wait_results(settings, {c["trace_number"] for c in commands}, timeout_s=60)
     by_trace = results.by_trace()
@@ -96,6 +110,20 @@ async def test_charge_and_credit_end_to_end_with_one_result_each(
     executed = [e.trace_number for e in sandbox.state.ledger.executions]
     assert sorted(executed) == ["C1", "C2", "C6"]
     assert sandbox.state.wallets[RICH].balance == Decimal("1000000") - 1000 + 2500
+    # Every result carries CloudEvents binary-mode headers and the headers of before version 1.
+    for trace, (event,) in by_trace.items():
+        headers = results.headers[event["event_id"]]
+        assert headers["ce_id"] == headers["event_id"] == event["event_id"]
+        assert headers["ce_subject"] == trace
+        assert headers["outcome"] == event["outcome"]
+        assert headers["ce_type"] == "id.co.mandiri.ecash.result.v1"
+        assert headers["ce_source"] == f"/ecash-worker/{settings.commands_topic}"
+        assert (headers["ce_specversion"], headers["content-type"]) == ("1.0", "application/json")
+        assert datetime.fromisoformat(headers["ce_time"]) == datetime.fromisoformat(event["completed_at"])
+    c3, c4 = results.headers[by_trace["C3"][0]["event_id"]], results.headers[by_trace["C4"][0]["event_id"]]
+    assert (c3["traceparent"], c3["tracestate"]) == (TRACEPARENT, "congo=t61rcWkgMzE")
+    assert "traceparent" not in c4
+    assert "tracestate" not in c4
 
 
 async def test_order_per_msisdn_holds_across_1000_msisdns(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -154,12 +182,19 @@ async def test_bad_messages_land_in_the_dlq_or_as_rejected_and_the_worker_keeps_
         {"type": "charge", "trace_number": "B3", "msisdn": 8131234567, "amount": "5"},
         {"type": "charge", "trace_number": "B4", "msisdn": RICH, "amount": "5", "description": "x" * 2000},
         command("B5", RICH, 100),
+        b"\x00\x00\x00\x00\x07" + orjson.dumps(command("B6", RICH, 100)),  # Confluent-framed, not accepted
     ]
     await produce(settings, bad, key=b"some-key")
     async with running_worker(settings):
         results = await wait_results(settings, {"B1", "B2", "B3", "B5"}, timeout_s=60)
+        headers: list[dict[str, str]] = []
         letters = await read_topic(
-            kafka_bootstrap, settings.dlq_topic, partitions=settings.topic_partitions, until=4, timeout_s=20
+            kafka_bootstrap,
+            settings.dlq_topic,
+            partitions=settings.topic_partitions,
+            until=5,
+            timeout_s=20,
+            headers=headers,
         )
     assert {t: results.outcome_of(t) for t in ("B1", "B2", "B3", "B5")} == {
         "B1": "rejected",
@@ -169,9 +204,33 @@ async def test_bad_messages_land_in_the_dlq_or_as_rejected_and_the_worker_keeps_
     }
     assert "amount" in results.by_trace()["B1"][0]["detail"]
     reasons = sorted(letter["reason"].split(":")[0] for letter in letters)
-    assert reasons == ["no_trace_number", "not_a_command", "not_json", "oversize"]
+    assert reasons == ["no_trace_number", "not_a_command", "not_json", "not_json", "oversize"]
+    framed = [letter["reason"] for letter in letters if "Confluent" in letter["reason"]]
+    assert len(framed) == 1
+    assert "schema id 7" in framed[0]
+    assert "ECASH_COMMANDS_FRAMING" in framed[0]
     assert all(letter["value_b64"] and letter["topic"] == settings.commands_topic for letter in letters)
+    for letter, header in zip(letters, headers, strict=True):
+        assert header["reason"] == letter["reason"][:200]
+        assert header["ce_id"] == dead_letter_id(letter["topic"], letter["partition"], letter["offset"])
+        assert header["ce_type"] == "id.co.mandiri.ecash.dead_letter.v1"
     assert [e.trace_number for e in sandbox.state.ledger.executions] == ["B5"]
+
+
+async def test_confluent_framed_commands_are_read_when_the_setting_says_so(
+    kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """ECASH_COMMANDS_FRAMING=auto: a command in the Schema Registry wire format (0x00, schema id, JSON) and
+    a plain one, side by side; the schema id is not looked up."""
+    settings = fast_settings(kafka_bootstrap, sandbox.base_url, prefix(), tmp_path, commands_framing="auto")
+    await create_topics(settings)
+    framed = b"\x00" + (123456).to_bytes(4, "big") + orjson.dumps(command("F1", RICH, 100))
+    await produce_at(settings, framed, partition=None, key=RICH.encode())
+    await produce(settings, [command("F2", RICH, 200)])
+    async with running_worker(settings):
+        results = await wait_results(settings, {"F1", "F2"}, timeout_s=60)
+    assert {t: results.outcome_of(t) for t in ("F1", "F2")} == {"F1": "succeeded", "F2": "succeeded"}
+    assert sorted(e.trace_number for e in sandbox.state.ledger.executions) == ["F1", "F2"]
 
 
 async def test_every_ambiguous_fault_is_resolved_by_status_inquiry(
@@ -402,11 +461,11 @@ async def test_an_unexpected_failure_rewinds_the_partition_without_losing_order_
     failures: list[str] = []
 
     class FlakyOutbox(Outbox):
-        def result(self, result: Result) -> OutRecord:
+        def result(self, result: Result, incoming: Incoming = ()) -> OutRecord:
             if result.trace_number == "X2" and not failures:
                 failures.append(result.trace_number)
                 raise KafkaTimeoutError("injected: the result could not be built")
-            return super().result(result)
+            return super().result(result, incoming)
 
     async with running_worker(settings) as worker:
         worker.processor.effects.outbox = FlakyOutbox(

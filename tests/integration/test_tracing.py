@@ -30,8 +30,8 @@ from tests.integration.harness import (
     wait_results,
 )
 from tests.spans import capture_spans, children, shape
+from worker import tracing
 from worker.ecash.wire import PATHS, Operation
-from worker.observability import tracing
 from worker.settings import Settings
 
 pytestmark = pytest.mark.kafka

@@ -26,7 +26,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass
 from worker.ecash.transport import AiohttpTransport, classify_transport_error, make_transport
-from worker.observability.events import Recorder
+from worker.events import Recorder
 from worker.settings import Settings, TransportKind
 
 KINDS = [TransportKind.AIOHTTP, TransportKind.HTTPX]

@@ -4,7 +4,7 @@ docs/performance.md, "Tracing": a shared CI machine is no place to assert a 3% b
 from __future__ import annotations
 
 from bench.tracing_cost import MODES, measure
-from worker.observability import tracing
+from worker import tracing
 
 
 def test_the_tracing_cost_bench_runs_every_mode_and_leaves_the_default() -> None:

@@ -76,3 +76,36 @@ def test_nothing_names_the_old_home_of_a_development_tool() -> None:
         if OLD_HOME.search(line)
     ]
     assert stale == [], "moved to ecash_dev (docs/design.md): " + "\n".join(stale)
+
+
+# The ground floor of worker/ (docs/design.md, "Module map"): what every other layer may import. Its
+# modules import, from worker, only each other: events sit here so that no arrow runs back up.
+GROUND = {"worker.clock", "worker.contracts", "worker.amount_rules", "worker.events"}
+GROUND_PACKAGES = ("worker.core",)
+
+
+def _on_the_ground(module: str) -> bool:
+    return module in GROUND or module.startswith(tuple(f"{p}." for p in GROUND_PACKAGES))
+
+
+def test_the_ground_floor_imports_only_the_ground_floor() -> None:
+    files = [ROOT / "worker" / "events.py", *sorted((ROOT / "worker" / "core").rglob("*.py"))]
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(
+            m for m in imported_modules(path) if m.split(".")[0] == "worker" and not _on_the_ground(m)
+        )
+        for path in files
+    }
+    assert {path: modules for path, modules in wrong.items() if modules} == {}
+
+
+def test_ecash_does_not_import_observability() -> None:
+    """``observability.metrics`` reads ``ecash`` (operations, codes): the arrow may not run back."""
+    files = sorted((ROOT / "worker" / "ecash").rglob("*.py"))
+    wrong = {
+        str(path.relative_to(ROOT)): sorted(
+            m for m in imported_modules(path) if m.startswith("worker.observability")
+        )
+        for path in files
+    }
+    assert {path: modules for path, modules in wrong.items() if modules} == {}

@@ -22,6 +22,8 @@ from enum import StrEnum
 
 from worker.clock import Clock
 
+__all__ = ["LOGIN_FAILURE", "BreakerPolicy", "BreakerState", "CircuitBreaker", "OnChange"]
+
 LOGIN_FAILURE = "login"
 
 

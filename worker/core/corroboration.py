@@ -25,6 +25,23 @@ from typing import Literal, Protocol
 
 from worker.contracts import Command, CommandType
 
+__all__ = [
+    "PROCESSED",
+    "Corroborated",
+    "Direction",
+    "Expected",
+    "HistoryLine",
+    "NotCorroborated",
+    "Verdict",
+    "corroborate",
+    "echo_mismatch",
+    "expected_for",
+    "history_unreadable",
+    "matches",
+    "mismatch",
+    "trace_matches",
+]
+
 PROCESSED = "PROCESSED"
 Direction = Literal["charge", "credit"]
 

@@ -11,6 +11,8 @@ import json
 
 from worker.contracts import Command, format_amount
 
+__all__ = ["FINGERPRINT_HEX_CHARS", "FINGERPRINT_VERSION", "fingerprint"]
+
 FINGERPRINT_VERSION = 1
 FINGERPRINT_HEX_CHARS = 32
 

@@ -10,6 +10,8 @@ import asyncio
 
 from worker.clock import Clock
 
+__all__ = ["RateLimiter"]
+
 _EPSILON = 1e-9  # float rounding in the refill must not cost a waiter a second, near-zero sleep
 
 

@@ -18,9 +18,39 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, cast, get_args
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ANSWER_KINDS",
+    "JOURNAL_KINDS",
+    "PROCESSED",
+    "STATE_VERSION",
+    "AnswerKind",
+    "Conclude",
+    "ConcludeOutcome",
+    "HistoryEntry",
+    "InquireAt",
+    "JournalEntry",
+    "NotFoundPolicyName",
+    "ResolutionMove",
+    "ResolutionPolicy",
+    "ResolutionRecord",
+    "ResolutionState",
+    "StatusObservation",
+    "TransportClass",
+    "apply_answer",
+    "deadline_at_s",
+    "describe",
+    "next_step",
+    "observe",
+    "uncorroborated",
+]
 
 AnswerKind = Literal["processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous"]
+# The transport's verdict when no usable answer came back (worker.ecash.codes.CallClass has both).
+TransportClass = Literal["not_sent", "ambiguous"]
 ConcludeOutcome = Literal["succeeded", "failed", "unresolved", "resubmit"]
 NotFoundPolicyName = Literal["fail", "resubmit"]
 HistoryEntry = tuple[float, AnswerKind, str | None]  # (at_s, answer kind, response code)
@@ -79,11 +109,13 @@ def uncorroborated(evidence: str) -> StatusObservation:
     return StatusObservation("uncorroborated", PROCESSED, evidence)
 
 
-def observe(code: str | None, transport_class: str | None, policy: ResolutionPolicy) -> StatusObservation:
+def observe(
+    code: str | None, transport_class: TransportClass | None, policy: ResolutionPolicy
+) -> StatusObservation:
     """Classify a Status Inquiry answer.
 
-    ``transport_class`` is set when no usable answer came back: ``"not_sent"`` (the inquiry never left),
-    anything else (``"ambiguous"``: timeout, reset, 5xx, non-JSON) is treated as ambiguous.
+    ``transport_class`` is set when no usable answer came back: ``"not_sent"`` (the inquiry never left) or
+    ``"ambiguous"`` (timeout, reset, 5xx, non-JSON); anything else is treated as ambiguous too.
     A missing code with no transport class (an answer without a status) is ambiguous too.
     A ``PROCESSED`` comes back ``processed``: corroborate it before applying it (module docstring).
     """
@@ -131,53 +163,85 @@ class ResolutionState:
     def last_inquiry_at_s(self) -> float | None:
         return self.history[-1][0] if self.inquiries and self.history else None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON in the v1 format an older worker reads too (``JOURNAL_KINDS``); ``evidence`` is a key
-        it ignores."""
-        data: dict[str, Any] = {
-            "v": STATE_VERSION,
-            "started_at_s": self.started_at_s,
-            "inquiries": self.inquiries,
-            "consecutive_not_found": self.consecutive_not_found,
-            "first_not_found_at_s": self.first_not_found_at_s,
-            "resubmits": self.resubmits,
-            "last_answer": _journal_kind(self.last_answer) if self.last_answer else None,
-            "history": [[at_s, _journal_kind(kind), code] for at_s, kind, code in self.history],
-        }
-        if self.evidence is not None:
-            data["evidence"] = self.evidence
-        return data
+    def to_record(self) -> ResolutionRecord:
+        """The journaled form, in the v1 format an older worker reads too (``JOURNAL_KINDS``)."""
+        return ResolutionRecord(
+            v=STATE_VERSION,
+            started_at_s=self.started_at_s,
+            inquiries=self.inquiries,
+            consecutive_not_found=self.consecutive_not_found,
+            first_not_found_at_s=self.first_not_found_at_s,
+            resubmits=self.resubmits,
+            last_answer=_journal_kind(self.last_answer) if self.last_answer else None,
+            history=[(at_s, _journal_kind(kind), code) for at_s, kind, code in self.history],
+            evidence=self.evidence,
+        )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResolutionState:
-        """Inverse of ``to_dict``; raises ``ValueError`` on anything malformed (a corrupt journal record).
+    def from_record(cls, record: ResolutionRecord) -> ResolutionState:
+        """Inverse of ``to_record``; raises ``ValueError`` on a version it does not read.
 
         A journaled PROCESSED is never believed on resume: ``("other", "PROCESSED")`` and ``processed``
         (which only an older worker could have left unconcluded) both read back as ``uncorroborated``, so
         the resumed resolution asks again and corroborates."""
-        if data.get("v") != STATE_VERSION:
-            raise ValueError(f"unsupported resolution state version: {data.get('v')!r}")
-        first = data.get("first_not_found_at_s")
-        evidence = data.get("evidence")
-        if evidence is not None and not isinstance(evidence, str):
-            raise ValueError("resolution state: evidence must be a string or null")
-        history = tuple(_history_entry(item) for item in _list(data, "history"))
-        inquiries = _count(data, "inquiries")
-        last_answer = _kind_or_none(data.get("last_answer"))
+        if record.v != STATE_VERSION:
+            raise ValueError(f"unsupported resolution state version: {record.v!r}")
+        history = tuple(_history_entry(at_s, kind, code) for at_s, kind, code in record.history)
+        last_answer = record.last_answer
         if last_answer == "processed" or (
-            last_answer == "other" and inquiries and history and history[-1][1] == "uncorroborated"
+            last_answer == "other" and record.inquiries and history and history[-1][1] == "uncorroborated"
         ):
             last_answer = "uncorroborated"
         return cls(
-            started_at_s=_number(data, "started_at_s"),
-            inquiries=inquiries,
-            consecutive_not_found=_count(data, "consecutive_not_found"),
-            first_not_found_at_s=None if first is None else _number(data, "first_not_found_at_s"),
-            resubmits=_count(data, "resubmits"),
+            started_at_s=record.started_at_s,
+            inquiries=record.inquiries,
+            consecutive_not_found=record.consecutive_not_found,
+            first_not_found_at_s=record.first_not_found_at_s,
+            resubmits=record.resubmits,
             last_answer=last_answer,
             history=history,
-            evidence=evidence,
+            evidence=record.evidence,
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """``to_record()`` as plain JSON values: the ``resolution`` object of a journal record."""
+        return self.to_record().model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResolutionState:
+        """Inverse of ``to_dict``; raises ``ValueError`` on anything malformed (a corrupt journal record)."""
+        return cls.from_record(ResolutionRecord.model_validate(data))
+
+
+# The journal's JSON types: a number may be written as an integer, never as a bool or a string.
+_Seconds = Annotated[float, Field(strict=True)]
+_Count = Annotated[int, Field(strict=True, ge=0)]
+_Code = Annotated[str, Field(strict=True)]
+JournalEntry = tuple[_Seconds, AnswerKind, _Code | None]  # [at_s, answer kind, response code]
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class ResolutionRecord(BaseModel):
+    """A ``ResolutionState`` as the journal holds it (``JournalRecord.resolution``): the v1 JSON, key for key
+    and in the same order, that an older worker reads too. ``evidence`` (a key older workers ignore) is
+    left out when there is none; keys this worker does not know are kept, as they were when this was a
+    ``dict``. Read it back with ``ResolutionState.from_record``: it checks the version and never believes
+    a journaled PROCESSED."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, title="resolution state")
+
+    v: Annotated[int, Field(strict=True)]
+    started_at_s: _Seconds
+    inquiries: _Count
+    consecutive_not_found: _Count
+    first_not_found_at_s: _Seconds | None = None
+    resubmits: _Count
+    last_answer: AnswerKind | None = None
+    history: list[JournalEntry]
+    evidence: Annotated[_Code | None, Field(exclude_if=_absent)] = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +263,8 @@ class Conclude:
     response_code: str | None = None
 
 
-Decision = InquireAt | Conclude
+ResolutionMove = InquireAt | Conclude
+"""The next move in resolving an ambiguous outcome: ask again (at a time), or stop (with a conclusion)."""
 
 
 def deadline_at_s(policy: ResolutionPolicy, state: ResolutionState) -> float:
@@ -208,7 +273,7 @@ def deadline_at_s(policy: ResolutionPolicy, state: ResolutionState) -> float:
 
 def next_step(
     policy: ResolutionPolicy, state: ResolutionState, now_s: float, *, pace_factor: float = 1.0
-) -> Decision:
+) -> ResolutionMove:
     """What to do now, from the state alone: after an answer, and equally after a restart.
 
     ``pace_factor`` (the breaker's ``resolution_pace_factor``) stretches the delays between inquiries;
@@ -240,7 +305,7 @@ def apply_answer(
     now_s: float,
     *,
     pace_factor: float = 1.0,
-) -> tuple[ResolutionState, Decision]:
+) -> tuple[ResolutionState, ResolutionMove]:
     """Record one Status Inquiry answer received at ``now_s`` and decide. Journal the returned state.
 
     An answer to an already concluded state changes nothing (the same conclusion comes back).
@@ -366,53 +431,14 @@ def _iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
 
 
-# --- parsing a journaled state ---------------------------------------------------------------------------
+# --- reading a journaled state ---------------------------------------------------------------------------
 
 
-def _number(data: Mapping[str, Any], key: str) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"resolution state: {key} must be a number")
-    return float(value)
-
-
-def _count(data: Mapping[str, Any], key: str) -> int:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"resolution state: {key} must be a non-negative integer")
-    return value
-
-
-def _list(data: Mapping[str, Any], key: str) -> list[Any]:
-    value = data.get(key)
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"resolution state: {key} must be a list")
-    return list(value)
-
-
-def _kind_or_none(value: object) -> AnswerKind | None:
-    if value is None:
-        return None
-    if value not in ANSWER_KINDS:
-        raise ValueError(f"resolution state: unknown answer kind {value!r}")
-    return cast(AnswerKind, value)
-
-
-def _journal_kind(kind: AnswerKind) -> str:
+def _journal_kind(kind: AnswerKind) -> AnswerKind:
     return "other" if kind == "uncorroborated" else kind
 
 
-def _history_entry(item: object) -> HistoryEntry:
-    if not isinstance(item, list | tuple) or len(item) != 3:
-        raise ValueError("resolution state: a history entry must be [at_s, kind, code]")
-    at_s, kind, code = item
-    if isinstance(at_s, bool) or not isinstance(at_s, int | float):
-        raise ValueError("resolution state: a history entry's at_s must be a number")
-    if code is not None and not isinstance(code, str):
-        raise ValueError("resolution state: a history entry's code must be a string or null")
-    parsed_kind = _kind_or_none(kind)
-    if parsed_kind is None:
-        raise ValueError("resolution state: a history entry needs a kind")
-    if parsed_kind == "processed" or (parsed_kind == "other" and code == PROCESSED):
-        parsed_kind = "uncorroborated"  # never believed on resume (from_dict)
-    return (float(at_s), parsed_kind, code)
+def _history_entry(at_s: float, kind: AnswerKind, code: str | None) -> HistoryEntry:
+    if kind == "processed" or (kind == "other" and code == PROCESSED):
+        kind = "uncorroborated"  # never believed on resume (from_record)
+    return (at_s, kind, code)

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 from worker.contracts import format_amount
 
+__all__ = ["AmountError", "parse_amount", "wire_amount"]
+
 _PLAIN = re.compile(r"[+-]?\d+(\.\d+)?")
 _INDONESIAN = re.compile(r"[+-]?\d{1,3}(\.\d{3})*(,\d+)?")
 _ENGLISH_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d+)?")

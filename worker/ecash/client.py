@@ -58,7 +58,7 @@ from worker.ecash.models import (
 from worker.ecash.retry import RetryPolicy, Sleep, retry_while
 from worker.ecash.session import ApiSession, Exchange
 from worker.ecash.transport import LeanAsyncClient, api_network, make_transport
-from worker.observability.events import NULL_SINK, EventSink
+from worker.events import NULL_SINK, EventSink
 from worker.settings import Settings
 
 __all__ = ["EcashClient", "HistoryPage", "MoneyCallResult", "StatusAnswer"]

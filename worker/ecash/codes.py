@@ -21,6 +21,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+__all__ = [
+    "CATALOGUE",
+    "GENERAL_ERROR",
+    "LOGIN_FATAL_CODES",
+    "NO_TRANSACTION",
+    "PROCESSED",
+    "TOKEN_EXPIRED",
+    "CallClass",
+    "CodeInfo",
+    "canonical",
+    "classify_money_code",
+    "describe",
+    "is_fatal_config_code",
+    "is_known",
+    "lookup",
+]
+
 
 class CallClass(StrEnum):
     SUCCEEDED = "succeeded"

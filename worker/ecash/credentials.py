@@ -22,6 +22,8 @@ from pydantic import SecretStr
 from worker.ecash.errors import FatalConfigError
 from worker.settings import Settings
 
+__all__ = ["CredentialsProvider", "encrypt_password", "load_public_key"]
+
 
 def load_public_key(path: Path) -> rsa.RSAPublicKey:
     """The bank's RSA public key from a DER (or PEM) file. Errors name the file, never its content."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from worker.ecash.codes import CallClass, describe, is_fatal_config_code
 
+__all__ = ["ApiError", "ApiUnavailable", "EcashError", "FatalConfigError", "LoginFailed"]
+
 
 class EcashError(Exception):
     """Base of the client's errors."""

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from worker.clock import Clock
 
+__all__ = ["Lease", "LeaseExpired", "current_lease", "send_lease"]
+
 
 class LeaseExpired(Exception):
     """The send lease passed before the request was written: nothing was sent."""

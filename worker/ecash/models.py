@@ -30,6 +30,46 @@ from worker.ecash import wire
 from worker.ecash.amounts import AmountError, parse_amount, wire_amount
 from worker.ecash.codes import CallClass, is_fatal_config_code
 
+__all__ = [
+    "WIB",
+    "ApiAnswer",
+    "BalanceRequest",
+    "BalanceResponse",
+    "ChargeRequest",
+    "ChargeResponse",
+    "CreditRequest",
+    "CreditResponse",
+    "HistoryEntry",
+    "HistoryPage",
+    "HistoryRequest",
+    "HistoryResponse",
+    "LoginRequest",
+    "LoginResponse",
+    "LogoutRequest",
+    "LogoutResponse",
+    "MoneyCallResult",
+    "MoneyResponse",
+    "Msisdn",
+    "OptionalId",
+    "RegisterTicketRequest",
+    "RegisterTicketResponse",
+    "StatusAnswer",
+    "StatusRequest",
+    "StatusResponse",
+    "Text",
+    "TraceNumber",
+    "ValidateAccountRequest",
+    "ValidateAccountResponse",
+    "WireAmount",
+    "WireDate",
+    "WireFlag",
+    "WireModel",
+    "WireRequest",
+    "WireTimestamp",
+    "parse_wire_date",
+    "parse_wire_timestamp",
+]
+
 WIB = timezone(timedelta(hours=7), "WIB")  # the API's local time, assumed when a timestamp has no offset
 
 

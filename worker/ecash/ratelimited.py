@@ -12,6 +12,8 @@ from worker.core.ratelimit import RateLimiter
 from worker.ecash import wire
 from worker.ecash.lease import current_lease
 
+__all__ = ["MONEY_PATHS", "RateLimitedTransport"]
+
 MONEY_PATHS = (wire.PATHS[wire.Operation.CHARGE], wire.PATHS[wire.Operation.CREDIT])
 
 

@@ -19,8 +19,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from worker.observability.events import EventSink, RetryScheduled
+from worker.events import EventSink, RetryReason, RetryScheduled
 from worker.settings import Settings
+
+__all__ = ["RetryPolicy", "Sleep", "retry_while"]
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -63,7 +65,7 @@ async def retry_while(
     should_retry: Callable[[T], bool],
     policy: RetryPolicy,
     operation: str,
-    reason: str,
+    reason: RetryReason,
     sink: EventSink,
     sleep: Sleep,
 ) -> T:

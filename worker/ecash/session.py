@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from worker import tracing
 from worker.clock import Clock
 from worker.ecash import wire
 from worker.ecash.codes import (
@@ -41,8 +42,7 @@ from worker.ecash.transport import (
     tls_failure,
     transport_reason,
 )
-from worker.observability import tracing
-from worker.observability.events import ApiCallFinished, EventSink, LoginFinished
+from worker.events import ApiCallFinished, EventSink, LoginFinished, LoginKind
 from worker.settings import Settings
 
 MAX_CODE_CHARS = 64
@@ -167,7 +167,7 @@ class ApiSession:
             response = await self._http.post(wire.PATHS[operation], data=form, headers=headers)
         except LeaseExpired:
             raise  # nothing was sent; the processor writes a fresh intent (lease.py)
-        except Exception as exc:  # whatever it is, it is classified, never lost
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is classified, never lost
             tls = tls_failure(exc)
             if tls is not None:  # our configuration, not the API's health: nothing was sent
                 self._fatal = FatalConfigError(
@@ -223,7 +223,7 @@ class ApiSession:
             return None
         return await self.exchange(wire.Operation.LOGOUT, LogoutRequest().form(token))
 
-    async def _login_single_flight(self, seen: int, kind: str, *, explicit: bool = False) -> SecretStr:
+    async def _login_single_flight(self, seen: int, kind: LoginKind, *, explicit: bool = False) -> SecretStr:
         async with self._lock:
             if self._logins_done != seen:  # a Login finished while we waited: share its outcome
                 if self._token is not None:
@@ -240,7 +240,7 @@ class ApiSession:
             self._token, self._last_failure, self._fatal = token, None, None
             return token
 
-    async def _login(self, kind: str) -> SecretStr:
+    async def _login(self, kind: LoginKind) -> SecretStr:
         form = LoginRequest(username=self._username).form()
         answer = await self.exchange(wire.Operation.LOGIN, form, credentials=self._credentials.header_value())
         if answer.failure is not None:

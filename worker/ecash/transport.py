@@ -32,6 +32,26 @@ from multidict import CIMultiDict
 from worker.ecash.codes import CallClass
 from worker.settings import Settings, TransportKind
 
+__all__ = [
+    "DEFAULT_KEEPALIVE_S",
+    "DEFAULT_MAX_BODY_BYTES",
+    "AiohttpTransport",
+    "ApiNetwork",
+    "LeanAsyncClient",
+    "Progress",
+    "api_network",
+    "api_ssl_context",
+    "classify_transport_error",
+    "describe_transport_error",
+    "make_transport",
+    "map_aiohttp_error",
+    "progress_trace_config",
+    "split_proxy_url",
+    "tls_failure",
+    "transport_reason",
+    "without_passwords",
+]
+
 DEFAULT_KEEPALIVE_S = 4.0  # below uvicorn's 5 s: drop idle connections before the server does
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -161,7 +181,7 @@ def _after(seconds: float | None) -> str:
     return f" after {seconds:.1f} s" if seconds is not None else ""
 
 
-def describe_transport_error(exc: BaseException) -> str:
+def describe_transport_error(exc: BaseException) -> str:  # noqa: C901 - one flat case per transport error, in the order they must be tested
     """A sentence for the evidence: what failed and whether the request had left."""
     if isinstance(exc, httpx.ProxyError):
         what = "the proxy (ECASH_API_PROXY_URL) refused the tunnel"

@@ -8,6 +8,29 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+__all__ = [
+    "F_ACCOUNT_ID",
+    "F_ACCOUNT_TYPE_ID",
+    "F_AMOUNT",
+    "F_CHARGE_TRANSFER_TYPE",
+    "F_CREDIT_TRANSFER_TYPE",
+    "F_CURRENT_PAGE",
+    "F_DESCRIPTION",
+    "F_END_DATE",
+    "F_MOBILENO",
+    "F_MSISDN",
+    "F_PAGE_SIZE",
+    "F_START_DATE",
+    "F_TOKEN",
+    "F_TRACE_NUMBER",
+    "F_USERNAME",
+    "HEADER_API_KEY",
+    "HEADER_CREDENTIALS",
+    "MONEY_OPERATIONS",
+    "PATHS",
+    "Operation",
+]
+
 HEADER_API_KEY = "APIKey"
 HEADER_CREDENTIALS = "Credentials"  # on Login only
 

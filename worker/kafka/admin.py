@@ -30,6 +30,24 @@ from aiokafka.protocol.metadata import MetadataRequest
 from worker.clock import Clock, SystemClock
 from worker.settings import Settings
 
+__all__ = [
+    "ClientKwargs",
+    "FileTokenProvider",
+    "TopicError",
+    "TopicSpec",
+    "broker_answers",
+    "claims_topic_spec",
+    "create_missing",
+    "diagnose_connection",
+    "ensure_topics",
+    "journal_topic_spec",
+    "kafka_client_kwargs",
+    "review_topic_spec",
+    "wait_for_broker",
+    "wait_for_leaders",
+    "worker_topic_specs",
+]
+
 ClientKwargs = dict[str, Any]
 
 
@@ -329,7 +347,7 @@ async def broker_answers(bootstrap: str, *, client_kwargs: ClientKwargs, timeout
             await admin.start()
             cluster = await admin.describe_cluster()
         return bool(cluster.get("brokers"))
-    except Exception:  # any failure (timeout, refused, protocol, auth) means "does not answer"
+    except Exception:  # noqa: BLE001 - any failure (timeout, refused, protocol, auth) means "does not answer"
         return False
     finally:
         await admin.close()

@@ -11,6 +11,8 @@ built once at start, and never logged: they hold the SASL password). The worker'
 - ``transactional_producer``: one per owned command partition (starting it fences the previous owner).
 
 The operator's commands (``worker.ops``): ``reader_consumer``, ``acks_all_producer`` and ``admin_client``.
+The producers' Python client (``worker.client``, which needs no ``Settings``, only the bootstrap servers and
+the client options): ``client_producer`` and ``client_reader``.
 (The start-up's own admin clients are in ``worker.kafka.admin`` and ``worker.kafka.topics``.)
 """
 
@@ -28,6 +30,8 @@ __all__ = [
     "acks_all_producer",
     "admin_client",
     "claims_consumer",
+    "client_producer",
+    "client_reader",
     "commands_consumer",
     "decisions_consumer",
     "reader_consumer",
@@ -124,12 +128,16 @@ def transactional_producer(
 
 def reader_consumer(settings: Settings, client_kwargs: ClientKwargs, *, client_id: str) -> AIOKafkaConsumer:
     """A consumer without a group for the operator's commands: it assigns partitions itself, commits
-    nothing. (Default isolation, as the commands have always read.)"""
+    nothing. ``read_committed``, as every consumer of the worker's topics must read (README): the workers
+    write results, review items and the journal in transactions, and a transaction that was aborted (a
+    fenced worker's) or is still open must not be reported as what happened. Its end offsets are the last
+    stable ones, so a read to the end stops before a transaction still open."""
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        isolation_level="read_committed",
         client_id=client_id,
         **client_kwargs,
     )
@@ -150,4 +158,31 @@ def admin_client(settings: Settings, client_kwargs: ClientKwargs, *, client_id: 
     """An admin client, to ask which partitions a topic has (nothing is created with it)."""
     return AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, client_id=client_id, **client_kwargs
+    )
+
+
+def client_producer(
+    bootstrap_servers: str, client_kwargs: ClientKwargs, *, client_id: str
+) -> AIOKafkaProducer:
+    """The producers' client's one producer: idempotent, ``acks=all``; aiokafka's default partitioner is
+    Kafka's murmur2 (docs/contracts.md, "Record key and partitioner")."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        client_id=client_id,
+        **client_kwargs,
+    )
+
+
+def client_reader(bootstrap_servers: str, client_kwargs: ClientKwargs, *, client_id: str) -> AIOKafkaConsumer:
+    """The producers' client's reader of results and dead letters: ``read_committed``, as a consumer of the
+    results must be; no group, nothing committed (it assigns and seeks itself)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        client_id=client_id,
+        **client_kwargs,
     )

@@ -46,6 +46,20 @@ from worker.kafka.admin import (
 )
 from worker.settings import Settings, SettingsError
 
+__all__ = [
+    "DYNAMIC_TOPIC_CONFIG",
+    "LOG_APPEND_TIME",
+    "NOT_AUTHORIZED",
+    "KafkaUnreachable",
+    "Problem",
+    "TopicState",
+    "check_topic",
+    "creation_problem",
+    "describe_topics",
+    "prepare_topics",
+    "topic_roles",
+]
+
 log = logging.getLogger("ecash_worker")
 
 DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source: set on the topic itself

@@ -19,6 +19,16 @@ from pydantic import SecretStr
 
 from worker.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
+__all__ = [
+    "MASK",
+    "check_config",
+    "configure_parser",
+    "effective_configuration",
+    "probe_url",
+    "run",
+    "run_check",
+]
+
 _WILDCARDS = {"0.0.0.0", "::", ""}
 
 

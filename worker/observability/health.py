@@ -29,9 +29,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker.clock import Clock, SystemClock
-from worker.observability.events import PipelineSnapshot
+from worker.events import PipelineSnapshot
 from worker.observability.metrics import Metrics
 from worker.settings import Settings
+
+__all__ = ["HealthServer", "SnapshotSource", "Verdict", "build_app", "liveness", "readiness", "serve_health"]
 
 SnapshotSource = Callable[[], PipelineSnapshot]
 
@@ -90,7 +92,7 @@ class _Probes:
     def _snapshot(self) -> PipelineSnapshot | JSONResponse:
         try:
             snap = self._source()
-        except Exception as exc:  # the probe must answer, and say why it cannot judge
+        except Exception as exc:  # noqa: BLE001 - the probe must answer, and say why it cannot judge
             verdict = Verdict(False, (f"snapshot unavailable: {type(exc).__name__}",))
             return JSONResponse(verdict.body({}), status_code=503)
         return snap

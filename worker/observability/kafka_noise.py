@@ -22,6 +22,15 @@ from dataclasses import dataclass
 
 from worker.clock import Clock, SystemClock
 
+__all__ = [
+    "KAFKA_NOISE_LOGGER_NAME",
+    "RECOVERY_PREFIXES",
+    "TRANSIENT_PREFIXES",
+    "KafkaNoiseFilter",
+    "is_recovery",
+    "is_transient",
+]
+
 KAFKA_NOISE_LOGGER_NAME = "worker.kafka_connection"
 
 # aiokafka's format strings (record.msg, before %-formatting) for failures that retry by themselves.

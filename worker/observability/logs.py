@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import orjson
 
 from worker.clock import Clock, SystemClock
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
@@ -40,8 +40,8 @@ from worker.observability.events import (
     ReviewDecisionRefused,
 )
 from worker.observability.kafka_noise import KafkaNoiseFilter
-from worker.observability.tracing import current_ids
 from worker.settings import LogFormat, Settings
+from worker.tracing import current_ids
 
 EVENT_LOGGER_NAME = "worker.events"
 REDACTED = "[REDACTED]"
@@ -252,7 +252,7 @@ class EventLogger:
         return len(self._relogins_at) >= self._storm_count
 
     @staticmethod
-    def _describe(event: Event) -> tuple[int, str]:
+    def _describe(event: Event) -> tuple[int, str]:  # noqa: C901 - one flat case per event type
         match event:
             case FatalConfiguration():
                 return logging.ERROR, f"stopped on a configuration error: {event.reason}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import platform
 import re
 from collections.abc import Callable, Iterable, Iterator
+from functools import singledispatchmethod
+from typing import Literal, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -30,61 +32,90 @@ from prometheus_client.registry import Collector
 
 from worker import __version__
 from worker.contracts import CommandType, Outcome, ResolvedBy
+from worker.core.breaker import BreakerState
+from worker.core.resolution import AnswerKind, ConcludeOutcome, TransportClass
 from worker.ecash.codes import canonical
 from worker.ecash.wire import Operation
-from worker.observability.events import (
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
     CommandConsumed,
     CommandRejected,
     DeadLettered,
+    DeadLetterLabel,
     Event,
     FatalConfiguration,
     JournalRestored,
     LoginFinished,
+    LoginKind,
+    NoCommandType,
     PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
+    ProbeResult,
+    RejectReason,
     ResolutionFinished,
     ResolutionStarted,
     ResultPublished,
+    RetryReason,
     RetryScheduled,
     StatusInquiryAnswered,
 )
 
+__all__ = [
+    "API_BUCKETS_S",
+    "BREAKER_STATES",
+    "COMMAND_TYPES",
+    "COMMON_CODES",
+    "DEAD_LETTER_REASONS",
+    "END_TO_END_BUCKETS_S",
+    "INQUIRY_ANSWERS",
+    "LOGIN_KINDS",
+    "LOGIN_RESULTS",
+    "OPERATIONS",
+    "OTHER",
+    "OUTCOMES",
+    "PARTITION_CHANGES",
+    "PROBE_RESULTS",
+    "REJECT_REASONS",
+    "RESOLUTION_BUCKETS_S",
+    "RESOLUTION_OUTCOMES",
+    "RESOLUTION_REASONS",
+    "RESOLVED_BY",
+    "RESTORE_BUCKETS_S",
+    "RETRY_REASONS",
+    "TRANSPORT_CLASSES",
+    "LoginResult",
+    "Metrics",
+    "PartitionChange",
+    "code_label",
+    "one_of",
+    "word_label",
+]
+
 OTHER = "other"
-TRANSPORT_CLASSES = ("not_sent", "ambiguous")
+# Every fixed label set is derived from the type its event field carries (worker/events.py and what it
+# names), so a value mypy accepts in an event is a value pre-created here.
+PartitionChange = Literal["assigned", "revoked", "lost"]  # lost: fenced by a new owner, or the producer died
+LoginResult = Literal["ok", "failed"]
+TRANSPORT_CLASSES: tuple[TransportClass, ...] = get_args(TransportClass)
 COMMON_CODES = ("PROCESSED", "TOKEN_EXPIRED", *TRANSPORT_CLASSES)
 OPERATIONS = tuple(op.value for op in Operation)
-COMMAND_TYPES = (*(t.value for t in CommandType), "unknown")
+COMMAND_TYPES = (*(t.value for t in CommandType), *get_args(NoCommandType))
 OUTCOMES = tuple(o.value for o in Outcome)
 RESOLVED_BY = tuple(r.value for r in ResolvedBy)
-BREAKER_STATES = ("closed", "open", "half_open")
-LOGIN_KINDS = ("login", "relogin")
-LOGIN_RESULTS = ("ok", "failed")
-INQUIRY_ANSWERS = ("processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous")
-RESOLUTION_OUTCOMES = ("succeeded", "failed", "unresolved", "resubmit")
-RETRY_REASONS = ("not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable", "lease_expired")
-REJECT_REASONS = ("invalid", "trace_reused", "key_not_msisdn")
-DEAD_LETTER_REASONS = (
-    "not_json",
-    "not_a_command",
-    "oversize",
-    "no_trace_number",
-    "too_deep",
-    "number_too_large",
-    "duplicate_keys",
-    "invalid_review_decision",
-    "review_decision_not_applicable",
-    "review_decision_refused",
-    "review_decision_wrong_topic",
-    "not_a_review_decision",
-    "internal_error",
-)
-RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)
-PARTITION_CHANGES = ("assigned", "revoked", "lost")  # lost: fenced by a new owner, or the producer died
-PROBE_RESULTS = ("closed", "reopened", "fatal", "no_answer")  # worker/pipeline/probe.py ProbeResult
+BREAKER_STATES = tuple(s.value for s in BreakerState)
+LOGIN_KINDS: tuple[LoginKind, ...] = get_args(LoginKind)
+LOGIN_RESULTS: tuple[LoginResult, ...] = get_args(LoginResult)
+INQUIRY_ANSWERS: tuple[AnswerKind, ...] = get_args(AnswerKind)
+RESOLUTION_OUTCOMES: tuple[ConcludeOutcome, ...] = get_args(ConcludeOutcome)
+RETRY_REASONS: tuple[RetryReason, ...] = get_args(RetryReason)
+REJECT_REASONS: tuple[RejectReason, ...] = get_args(RejectReason)
+DEAD_LETTER_REASONS: tuple[DeadLetterLabel, ...] = get_args(DeadLetterLabel)
+RESOLUTION_REASONS = ("read_timeout", "http_5xx", OTHER)  # an open vocabulary: these are pre-created only
+PARTITION_CHANGES: tuple[PartitionChange, ...] = get_args(PartitionChange)
+PROBE_RESULTS = tuple(r.value for r in ProbeResult)
 
 API_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 END_TO_END_BUCKETS_S = (
@@ -247,48 +278,84 @@ class Metrics:
         """The last ``FatalConfiguration`` reason seen as an event (never cleared: see the snapshot)."""
         return self._fatal_reason
 
+    @singledispatchmethod
     def hook(self, event: Event) -> None:
-        """Turn one domain event into metrics. Never raises on an unknown label value."""
-        match event:
-            case ApiCallFinished():
-                op = one_of(event.operation, OPERATIONS)
-                self.api_calls.labels(op, code_label(event.code)).inc()
-                self.api_latency.labels(op).observe(max(0.0, event.duration_s))
-            case LoginFinished():
-                result = "ok" if event.ok else "failed"
-                self.logins.labels(one_of(event.kind, LOGIN_KINDS), result).inc()
-            case RetryScheduled():
-                self.retries.labels(one_of(event.operation, OPERATIONS), word_label(event.reason)).inc()
-            case CommandConsumed():
-                self.commands_consumed.inc()
-            case CommandRejected():
-                self.rejected.labels(word_label(event.reason)).inc()
-            case DeadLettered():
-                self.dead_letters.labels(word_label(event.reason)).inc()
-            case ResultPublished():
-                self._on_result(event)
-            case ResolutionStarted():
-                self.resolutions_started.labels(word_label(event.reason)).inc()
-            case StatusInquiryAnswered():
-                self.status_inquiries.labels(one_of(event.answer, INQUIRY_ANSWERS)).inc()
-            case ResolutionFinished():
-                outcome = one_of(event.outcome, RESOLUTION_OUTCOMES)
-                self.resolutions_finished.labels(outcome).inc()
-                self.resolution_duration.labels(outcome).observe(max(0.0, event.duration_s))
-            case JournalRestored():
-                self.journal_records.inc(max(0, event.records))
-                self.restore_duration.observe(max(0.0, event.duration_s))
-            case BreakerStateChanged():
-                self.breaker_transitions.labels(one_of(event.state, BREAKER_STATES)).inc()
-            case BreakerProbed():
-                self.breaker_probes.labels(one_of(event.result, PROBE_RESULTS)).inc()
-            case FatalConfiguration():
-                self._fatal_reason = event.reason
-            case PartitionsChanged():
-                self.partition_changes.labels("assigned").inc(len(event.assigned))
-                self.partition_changes.labels("revoked").inc(len(event.revoked))
-            case PartitionFenced():
-                self.partition_changes.labels("lost").inc()
+        """Turn one domain event into metrics (one registered handler per event type below; an event
+        without one leaves no metric). Never raises on an unknown label value."""
+
+    @hook.register
+    def _(self, event: ApiCallFinished) -> None:
+        op = one_of(event.operation, OPERATIONS)
+        self.api_calls.labels(op, code_label(event.code)).inc()
+        self.api_latency.labels(op).observe(max(0.0, event.duration_s))
+
+    @hook.register
+    def _(self, event: LoginFinished) -> None:
+        result: LoginResult = "ok" if event.ok else "failed"
+        self.logins.labels(one_of(event.kind, LOGIN_KINDS), result).inc()
+
+    @hook.register
+    def _(self, event: RetryScheduled) -> None:
+        self.retries.labels(one_of(event.operation, OPERATIONS), word_label(event.reason)).inc()
+
+    @hook.register
+    def _(self, event: CommandConsumed) -> None:
+        self.commands_consumed.inc()
+
+    @hook.register
+    def _(self, event: CommandRejected) -> None:
+        self.rejected.labels(word_label(event.reason)).inc()
+
+    @hook.register
+    def _(self, event: DeadLettered) -> None:
+        self.dead_letters.labels(word_label(event.reason)).inc()
+
+    @hook.register
+    def _(self, event: ResultPublished) -> None:
+        self._on_result(event)
+
+    @hook.register
+    def _(self, event: ResolutionStarted) -> None:
+        self.resolutions_started.labels(word_label(event.reason)).inc()
+
+    @hook.register
+    def _(self, event: StatusInquiryAnswered) -> None:
+        self.status_inquiries.labels(one_of(event.answer, INQUIRY_ANSWERS)).inc()
+
+    @hook.register
+    def _(self, event: ResolutionFinished) -> None:
+        outcome = one_of(event.outcome, RESOLUTION_OUTCOMES)
+        self.resolutions_finished.labels(outcome).inc()
+        self.resolution_duration.labels(outcome).observe(max(0.0, event.duration_s))
+
+    @hook.register
+    def _(self, event: JournalRestored) -> None:
+        self.journal_records.inc(max(0, event.records))
+        self.restore_duration.observe(max(0.0, event.duration_s))
+
+    @hook.register
+    def _(self, event: BreakerStateChanged) -> None:
+        self.breaker_transitions.labels(one_of(event.state, BREAKER_STATES)).inc()
+
+    @hook.register
+    def _(self, event: BreakerProbed) -> None:
+        self.breaker_probes.labels(one_of(event.result, PROBE_RESULTS)).inc()
+
+    @hook.register
+    def _(self, event: FatalConfiguration) -> None:
+        self._fatal_reason = event.reason
+
+    @hook.register
+    def _(self, event: PartitionsChanged) -> None:
+        self._partitions("assigned", len(event.assigned))
+        self._partitions("revoked", len(event.revoked))
+
+    @hook.register
+    def _(self, event: PartitionFenced) -> None:
+        self._partitions("lost", 1)
+
+    def _partitions(self, change: PartitionChange, count: int) -> None:
+        self.partition_changes.labels(change).inc(count)
 
     def _on_result(self, event: ResultPublished) -> None:
         outcome = one_of(event.outcome, OUTCOMES)
@@ -320,7 +387,7 @@ class _SnapshotCollector(Collector):
         event_fatal = self._metrics.fatal_reason is not None
         try:
             snap = self._metrics.snapshot()
-        except Exception:  # a scrape must not fail because the pipeline is mid-change
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the pipeline is mid-change
             yield _flag("ecash_fatal_configuration", _FATAL_DOC, event_fatal)
             return
         if snap is None:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 
+from worker.client import parse_dead_letter as parse_dead_letter  # re-exported: ops read them here
+from worker.client import parse_result as parse_result
 from worker.clock import Clock, SystemClock
 from worker.contracts import DeadLetter, Result
 from worker.kafka import clients
@@ -19,25 +20,6 @@ from worker.ops.reading import CLIENT_ID, kafka_consumer, topic_partitions, unre
 from worker.settings import Settings
 
 _POLL_MS = 200
-
-
-def parse_result(value: bytes | None) -> Result | None:
-    """A result event, or None for anything else on the topic (never raises)."""
-    if value is None:
-        return None
-    try:
-        return Result.model_validate_json(value)
-    except ValidationError:
-        return None
-
-
-def parse_dead_letter(value: bytes | None) -> DeadLetter | None:
-    if value is None:
-        return None
-    try:
-        return DeadLetter.model_validate_json(value)
-    except ValidationError:
-        return None
 
 
 @dataclass(frozen=True)

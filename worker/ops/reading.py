@@ -65,6 +65,33 @@ async def topic_partitions(settings: Settings, topic: str, setting: str) -> list
     return [TopicPartition(topic, partition) for partition in partitions]
 
 
+async def stream_topic(
+    settings: Settings,
+    topic: str,
+    setting: str,
+    handle: Callable[[Any], None],
+    *,
+    progress: Progress | None = None,
+    clock: Clock | None = None,
+) -> int:
+    """Hand every record of ``topic`` up to the end offsets taken when the read starts (``read_to_end``'s
+    stop rule) to ``handle`` as it arrives, keeping none; return how many. A read that stalls for
+    ``STALL_TIMEOUT_S`` is an unreachable cluster (exit 3)."""
+    partitions = await topic_partitions(settings, topic, setting)
+    async with kafka_consumer(settings) as consumer:
+        try:
+            return await read_to_end(
+                consumer,
+                partitions,
+                handle,
+                stall_timeout_s=STALL_TIMEOUT_S,
+                clock=clock,
+                on_progress=None if progress is None else progress.update,
+            )
+        except ReadStalled as exc:
+            raise OpsError(str(exc), EXIT_UNREACHABLE) from None
+
+
 async def read_topic(
     settings: Settings,
     topic: str,
@@ -74,21 +101,15 @@ async def read_topic(
     progress: Progress | None = None,
     clock: Clock | None = None,
 ) -> list[T]:
-    """Every record of ``topic`` up to the end offsets taken when the read starts (``read_to_end``'s stop
-    rule), each turned into what the caller keeps (``decode(record)``), so a large topic is not held as raw
-    bytes. A read that stalls for ``STALL_TIMEOUT_S`` is an unreachable cluster (exit 3)."""
-    partitions = await topic_partitions(settings, topic, setting)
+    """Every record of ``topic`` (``stream_topic``), each turned into what the caller keeps
+    (``decode(record)``), so a large topic is not held as raw bytes."""
     decoded: list[T] = []
-    async with kafka_consumer(settings) as consumer:
-        try:
-            await read_to_end(
-                consumer,
-                partitions,
-                lambda record: decoded.append(decode(record)),
-                stall_timeout_s=STALL_TIMEOUT_S,
-                clock=clock,
-                on_progress=None if progress is None else progress.update,
-            )
-        except ReadStalled as exc:
-            raise OpsError(str(exc), EXIT_UNREACHABLE) from None
+    await stream_topic(
+        settings,
+        topic,
+        setting,
+        lambda record: decoded.append(decode(record)),
+        progress=progress,
+        clock=clock,
+    )
     return decoded

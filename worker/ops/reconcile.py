@@ -2,10 +2,12 @@
 
     ecash-worker reconcile --from 2026-01-01 --to 2026-01-31 [--msisdn M ...] [--agent PREFIX | --any-agent]
 
-Reads every result the worker published (the whole results topic) and, for each wallet involved in the
-range (or each ``--msisdn``), its Transaction History; compares them per trace number and lists what
-disagrees. Days are calendar days in the API's time (WIB, UTC+7). ``reconcile`` is the pure comparison;
-the rest of the module is the thin I/O around it.
+Reads every result the worker published (the whole results topic, ``read_committed``) and, for each
+wallet involved in the range (or each ``--msisdn``), its Transaction History; compares them per trace
+number and lists what disagrees. The results stream through a spool on disk (SQLite in a temporary
+directory under $TMPDIR, which must be writable), so memory does not grow with the topic. Days are
+calendar days in the API's time (WIB, UTC+7). ``reconcile`` is the pure comparison; the rest of the
+module is the thin I/O around it.
 
 Exit codes: 0 everything agrees; 1 something disagrees (or needs attention); 2 configuration error;
 3 Kafka or the E-Cash API unreachable.
@@ -14,12 +16,15 @@ Exit codes: 0 everything agrees; 1 something disagrees (or needs attention); 2 c
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+import sqlite3
+import tempfile
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
 from typing import Any, TextIO
 
 from pydantic import ValidationError
@@ -34,7 +39,7 @@ from worker.ops.arguments import day, positive_int
 from worker.ops.awaiting import parse_result
 from worker.ops.command import EXIT_CONFIG, EXIT_NOT_OK, EXIT_OK, OpsError, run_command
 from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
-from worker.ops.reading import read_topic
+from worker.ops.reading import stream_topic
 from worker.settings import Settings
 
 
@@ -109,6 +114,103 @@ class Report:
         return not self.findings
 
 
+# --- the results, spooled ---------------------------------------------------------------------------
+
+
+class ResultSpool:
+    """The results read from the topic, kept for the comparison without holding them in memory.
+
+    Each result is one row in SQLite (its trace number and its JSON) in ``directory`` (in memory when
+    None: tests); Python holds only the trace numbers with a result completed in the window and their
+    wallets (what the report is about), and the results of one trace number at a time while it is
+    compared. Results of other wallets than ``wanted`` (when given) are not kept; records that are not
+    results are counted (``unreadable``)."""
+
+    BATCH = 1000
+
+    def __init__(
+        self, window: Window, *, wanted: Collection[str] | None = None, directory: Path | None = None
+    ) -> None:
+        self.window = window
+        self.wanted = frozenset(wanted) if wanted else None
+        path = ":memory:" if directory is None else str(directory / "results.sqlite")
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("CREATE TABLE results (trace TEXT NOT NULL, body BLOB NOT NULL)")
+        self._pending: list[tuple[str, bytes]] = []
+        self._indexed = False
+        self.in_window: set[str] = set()
+        self.wallets: set[str] = set()
+        self.count = 0
+        self.unreadable = 0
+
+    @classmethod
+    def of(cls, results: Iterable[Result], window: Window) -> ResultSpool:
+        spool = cls(window)
+        for result in results:
+            spool.add(result)
+        return spool
+
+    def add_record(self, value: bytes | None) -> None:
+        """One record of the results topic, as read."""
+        result = parse_result(value)
+        if result is None:
+            self.unreadable += 1
+            return
+        self.add(result, value)
+
+    def add(self, result: Result, body: bytes | None = None) -> None:
+        if self.wanted is not None and result.msisdn not in self.wanted:
+            return
+        self.count += 1
+        if self.window.contains(result.completed_at):
+            self.in_window.add(result.trace_number)
+            if result.msisdn:
+                self.wallets.add(result.msisdn)
+        self._pending.append((result.trace_number, body or result.model_dump_json().encode()))
+        if len(self._pending) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT INTO results VALUES (?, ?)", self._pending)
+            self._db.execute("COMMIT")
+            self._pending.clear()
+
+    def grouped(self, traces: Iterable[str]) -> Iterator[tuple[str, list[Result]]]:
+        """``(trace, its results)`` for each of ``traces`` (sorted ascending), in one ordered pass over the
+        spool: only the results of the trace numbers asked for are parsed, one trace number at a time."""
+        self._flush()
+        if not self._indexed:
+            self._db.execute("CREATE INDEX results_trace ON results (trace)")
+            self._indexed = True
+        rows = self._db.execute("SELECT trace, body FROM results ORDER BY trace")
+        row = next(rows, None)
+        for trace in traces:
+            while row is not None and row[0] < trace:
+                row = next(rows, None)
+            found = []
+            while row is not None and row[0] == trace:
+                if (result := parse_result(row[1])) is not None:
+                    found.append(result)
+                row = next(rows, None)
+            yield trace, found
+
+    def close(self) -> None:
+        self._pending.clear()
+        self._db.close()
+
+    def __enter__(self) -> ResultSpool:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 # --- the comparison (pure) ------------------------------------------------------------------------
 
 _PRECEDENCE = (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.DECLINED, Outcome.UNRESOLVED, Outcome.REJECTED)
@@ -153,7 +255,7 @@ def _distinct(lines: Iterable[WalletLine]) -> list[WalletLine]:
 
 
 def reconcile(
-    results: Iterable[Result],
+    results: Iterable[Result] | ResultSpool,
     history: Iterable[WalletLine],
     window: Window,
     *,
@@ -162,16 +264,15 @@ def reconcile(
 ) -> Report:
     """Compare per trace number. In scope: every trace number with a result completed in the window or a
     history line dated in it (undated lines count); the other side is looked up without a date limit.
-    ``checked_wallets``: the wallets whose history was read in full (only there can money be missing)."""
+    ``checked_wallets``: the wallets whose history was read in full (only there can money be missing).
+    ``results``: a spool (``gather``'s, streamed from the topic) or any iterable of results."""
+    spool = results if isinstance(results, ResultSpool) else ResultSpool.of(results, window)
     unavailable = unavailable or {}
-    by_trace: dict[str, list[Result]] = {}
-    for result in results:
-        by_trace.setdefault(result.trace_number, []).append(result)
     lines_by_trace: dict[str, list[WalletLine]] = {}
     for line in _distinct(history):
         if line.entry.trace_suffix is not None:
             lines_by_trace.setdefault(line.entry.trace_suffix, []).append(line)
-    scope = {t for t, rs in by_trace.items() if any(window.contains(r.completed_at) for r in rs)}
+    scope = set(spool.in_window)
     for trace, lines in lines_by_trace.items():
         if any((d := line_day(line, window.tz)) is None or window.contains_day(d) for line in lines):
             scope.add(trace)
@@ -179,10 +280,8 @@ def reconcile(
         Finding(Kind.HISTORY_UNAVAILABLE, None, msisdn, detail=reason)
         for msisdn, reason in sorted(unavailable.items())
     ]
-    for trace in sorted(scope):
-        findings += check_trace(
-            trace, by_trace.get(trace, []), lines_by_trace.get(trace, []), checked_wallets
-        )
+    for trace, trace_results in spool.grouped(sorted(scope)):
+        findings += check_trace(trace, trace_results, lines_by_trace.get(trace, []), checked_wallets)
     counts: dict[str, int] = {}
     for finding in findings:
         counts[finding.kind.value] = counts.get(finding.kind.value, 0) + 1
@@ -191,8 +290,9 @@ def reconcile(
         findings=tuple(findings),
         traces_checked=len(scope),
         wallets=tuple(sorted(checked_wallets)),
-        results_read=sum(len(rs) for rs in by_trace.values()),
+        results_read=spool.count,
         history_entries=sum(len(ls) for ls in lines_by_trace.values()),
+        unreadable_results=spool.unreadable,
         counts=counts,
     )
 
@@ -337,25 +437,25 @@ async def gather(
     page_size: int,
     console: Console,
 ) -> Report:
-    progress = console.progress(f"reading {settings.results_topic}", unit="results")
-    try:
-        parsed = await read_topic(
-            settings,
-            settings.results_topic,
-            "ECASH_RESULTS_TOPIC",
-            lambda message: parse_result(message.value),
-            progress=progress,
-        )
-    finally:
-        progress.done()
-    results = [r for r in parsed if r is not None]
-    if wanted:
-        results = [r for r in results if r.msisdn in set(wanted)]
-    wallets = sorted(set(wanted)) if wanted else wallets_in(results, window)
-    lines, unavailable = await read_histories(settings, wallets, window, agent, page_size, console)
-    checked = [w for w in wallets if w not in unavailable]
-    report = reconcile(results, lines, window, checked_wallets=checked, unavailable=unavailable)
-    return dataclasses.replace(report, unreadable_results=sum(r is None for r in parsed))
+    with (
+        tempfile.TemporaryDirectory(prefix="ecash-reconcile-") as directory,
+        ResultSpool(window, wanted=wanted, directory=Path(directory)) as spool,
+    ):
+        progress = console.progress(f"reading {settings.results_topic}", unit="results")
+        try:
+            await stream_topic(
+                settings,
+                settings.results_topic,
+                "ECASH_RESULTS_TOPIC",
+                lambda message: spool.add_record(message.value),
+                progress=progress,
+            )
+        finally:
+            progress.done()
+        wallets = sorted(set(wanted)) if wanted else sorted(spool.wallets)
+        lines, unavailable = await read_histories(settings, wallets, window, agent, page_size, console)
+        checked = [w for w in wallets if w not in unavailable]
+        return reconcile(spool, lines, window, checked_wallets=checked, unavailable=unavailable)
 
 
 async def read_histories(

@@ -5,7 +5,8 @@
 
 The command goes where producers put theirs (the commands topic, key = MSISDN), so the worker handles it
 exactly like any other: journaled, sent once, resolved if ambiguous. The result is matched by trace
-number, reading the results topic from the end offsets taken before the command was produced.
+number, reading the results topic (read_committed) from the end offsets taken before the command was
+produced: through the package's client, ``worker.client.CommandClient``, as any Python producer can.
 
 Exit codes: 0 succeeded (or sent, with --no-wait); 1 declined, failed, rejected or dead-lettered;
 2 invalid command or configuration; 3 Kafka unreachable; 4 unresolved (handed to manual review);
@@ -16,17 +17,30 @@ from __future__ import annotations
 
 import argparse
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TextIO
 
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from worker.client import CommandClient, TopicMissing
 from worker.clock import Clock, SystemClock
 from worker.contracts import Command, CommandType, Outcome, Result
 from worker.ops.arguments import seconds
-from worker.ops.awaiting import Delivery, produce_and_await_result
-from worker.ops.command import EXIT_NO_RESULT, EXIT_NOT_OK, EXIT_OK, EXIT_UNRESOLVED, invalid, run_command
+from worker.ops.awaiting import Delivery
+from worker.ops.command import (
+    EXIT_CONFIG,
+    EXIT_NO_RESULT,
+    EXIT_NOT_OK,
+    EXIT_OK,
+    EXIT_UNRESOLVED,
+    OpsError,
+    invalid,
+    run_command,
+)
 from worker.ops.output import Console, add_output_option, help_text
+from worker.ops.reading import CLIENT_ID, topic_partitions, unreachable
 from worker.settings import Settings
 
 DEFAULT_WAIT_S = 60.0
@@ -107,20 +121,35 @@ async def send(
     clock = clock or SystemClock()
     command = build_command(args, clock)
     wait_s = None if args.no_wait else args.wait_s
+    # the topics first: a missing one is a configuration error that names its setting (exit 2)
+    await topic_partitions(settings, settings.commands_topic, "ECASH_COMMANDS_TOPIC")
+    if wait_s is not None:
+        await topic_partitions(settings, settings.results_topic, "ECASH_RESULTS_TOPIC")
+        await topic_partitions(settings, settings.dlq_topic, "ECASH_DLQ_TOPIC")
     progress = console.progress(f"waiting for the result of {command.trace_number}", unit="s")
     try:
-        delivery = await produce_and_await_result(
-            settings,
-            key=command.msisdn.encode(),
-            value=command.model_dump_json(exclude_none=True).encode(),
-            matches=lambda result: result.trace_number == command.trace_number,
-            wait_s=wait_s,
-            progress=progress,
-            clock=clock,
-        )
+        delivery = await deliver(settings, command, wait_s, lambda waited_s: progress.update(int(waited_s)))
     finally:
         progress.done()
     return report(command, delivery, wait_s, console)
+
+
+async def deliver(
+    settings: Settings, command: Command, wait_s: float | None, on_wait: Callable[[float], None]
+) -> Delivery:
+    """Through the package's client (worker/client.py): the command, and its result within ``wait_s``."""
+    try:
+        async with CommandClient.from_settings(settings, client_id=CLIENT_ID) as client:
+            if wait_s is None:
+                sent = await client.send(command)
+                return Delivery(sent.topic, sent.partition, sent.offset)
+            answer = await client.send_and_wait(command, wait_s, on_wait=on_wait)
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from None
+    except TopicMissing as exc:
+        raise OpsError(f"{exc}: is this the worker's configuration?", EXIT_CONFIG) from None
+    sent = answer.sent
+    return Delivery(sent.topic, sent.partition, sent.offset, answer.result, answer.dead_letter)
 
 
 def report(command: Command, delivery: Delivery, wait_s: float | None, console: Console) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence, Set
 from typing import TypeVar
 
 from worker.clock import Clock
-from worker.observability.events import EventSink, JournalRestored
+from worker.events import EventSink, JournalRestored
 from worker.pipeline.claims import claim_tombstone
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.journal import Journal
@@ -95,7 +95,7 @@ async def activate_with_retries(
             return True
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # any failure is retried from scratch: the partition is not taken meanwhile
+        except Exception as exc:  # noqa: BLE001 - any failure is retried from scratch: the partition is not taken meanwhile
             log.warning(
                 "activating partition %d failed (attempt %d of %d): %s: %s",
                 partition,

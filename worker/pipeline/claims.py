@@ -33,6 +33,21 @@ from pydantic import BaseModel, ConfigDict
 from worker.contracts import Command, Result
 from worker.pipeline.ownership import OutRecord
 
+__all__ = [
+    "CLAIM_VERSION",
+    "Claim",
+    "ClaimState",
+    "Entry",
+    "Standing",
+    "claim_key",
+    "claim_record",
+    "claim_tombstone",
+    "claims_partition",
+    "final_claim",
+    "new_claim",
+    "standing",
+]
+
 CLAIM_VERSION = 1
 
 

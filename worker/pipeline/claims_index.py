@@ -31,6 +31,8 @@ from aiokafka.errors import KafkaError
 from worker.pipeline.claims import Claim, ClaimState, Entry
 from worker.pipeline.journal_store import StoreBusy, lock_exclusively, open_cache_db
 
+__all__ = ["SCHEMA_VERSION", "SLOTS", "WAIT_STEP_S", "ClaimsIndex", "ClaimsStore", "open_claims_store"]
+
 log = logging.getLogger("ecash_worker.claims")
 
 SCHEMA_VERSION = "1"
@@ -272,7 +274,7 @@ class ClaimsIndex:
             except KafkaError as exc:
                 log.warning("claims follower: %s", exc)
                 await asyncio.sleep(0.5)
-            except Exception as exc:  # a store that cannot be written: stop deciding, say why
+            except Exception as exc:  # noqa: BLE001 - a store that cannot be written: stop deciding, say why
                 self.failure = f"claims index failed: {type(exc).__name__}: {exc}"
                 log.error("%s", self.failure)
                 self._notify()

@@ -9,6 +9,8 @@ from typing import Protocol
 from worker.contracts import DeadLetter
 from worker.pipeline.intake import DeadLetterReason
 
+__all__ = ["Source", "dead_letter"]
+
 
 class Source(Protocol):
     partition: int

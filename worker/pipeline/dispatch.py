@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.observability.events import CommandConsumed, EventSink
+from worker.events import CommandConsumed, EventSink
 from worker.pipeline.commits import StreamOffsets
-from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, parse_command
+from worker.pipeline.intake import DeadLetterReason, Decision, Framing, Intake, Parsed, parse_command
 from worker.pipeline.journal import Journal, JournalState
 from worker.pipeline.key_rule import on_commands_topic
 from worker.pipeline.lanes import Lanes
@@ -97,6 +97,7 @@ class Dispatcher:
         commands_topic: str,
         decisions_topic: str,
         max_bytes: int,
+        framing: Framing = "plain",
         journal: Journal,
         offsets: StreamOffsets,
         lanes: Lanes[Job],
@@ -106,6 +107,7 @@ class Dispatcher:
         self._topic = commands_topic
         self._decisions_topic = decisions_topic
         self._max_bytes = max_bytes
+        self._framing: Framing = framing
         self._journal = journal
         self._offsets = offsets
         self._lanes = lanes
@@ -113,7 +115,7 @@ class Dispatcher:
         self._sink = sink
 
     def command(self, message: Any) -> None:
-        parsed = parse_command(message.value, max_bytes=self._max_bytes)
+        parsed = parse_command(message.value, max_bytes=self._max_bytes, framing=self._framing)
         intake = on_commands_topic(parsed, message.key, decisions_topic=self._decisions_topic)
         if isinstance(parsed, Parsed) and self._journaled(message, parsed):
             intake = parsed  # accepted before the key rule existed: carry its journal record on
@@ -125,7 +127,7 @@ class Dispatcher:
 
     def decision(self, message: Any) -> None:
         intake = decision_intake(
-            parse_command(message.value, max_bytes=self._max_bytes),
+            parse_command(message.value, max_bytes=self._max_bytes, framing=None),
             commands_topic=self._topic,
             decisions_topic=self._decisions_topic,
         )

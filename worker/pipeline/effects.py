@@ -6,11 +6,13 @@ review_decisions.py), so that none of them writes any other way.
 
 from __future__ import annotations
 
+from worker import tracing
 from worker.clock import Clock
 from worker.contracts import Attempt, Command, CommandType, Outcome, ResolvedBy, Result
+from worker.core.resolution import AnswerKind
 from worker.ecash.client import MoneyCallResult
-from worker.observability import tracing
-from worker.observability.events import DeadLettered, EventSink, ResultPublished
+from worker.ecash.codes import CallClass
+from worker.events import DeadLettered, EventSink, ResultPublished
 from worker.pipeline.claims import claim_key, claim_record, final_claim, new_claim
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.dead_letters import dead_letter
@@ -24,6 +26,12 @@ from worker.pipeline.results import command_result
 __all__ = ["Effects"]
 
 SLEEP_STEP_S = 0.25  # how soon a sleeping job notices that it was abandoned
+
+
+# What an attempt's ``outcome_class`` holds: the money call's class, or the Status Inquiry answer's kind.
+# Typed here, where attempts are written; on the wire it stays a plain string (contracts.Attempt): a reader
+# must take a value it does not know, and the published schema has no enum for it.
+AttemptClass = CallClass | AnswerKind
 
 
 class Effects:
@@ -76,7 +84,8 @@ class Effects:
 
     async def dead_letter(self, job: Job, reason: DeadLetterReason) -> None:
         letter = dead_letter(job, topic=job.topic or self.topic, reason=reason, now=self.clock.now())
-        await self.answer(job, [self.outbox.dead_letter(letter, job.key)])
+        subject = job.intake.decision.trace_number if isinstance(job.intake, Decision) else None
+        await self.answer(job, [self.outbox.dead_letter(letter, job.key, job.headers, subject=subject)])
         self.sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
 
     def final_claim(self, record: JournalRecord, result: Result) -> list[OutRecord]:
@@ -137,7 +146,7 @@ class Effects:
                 *(before or []),
                 self.journal.out(record),
                 *self.final_claim(record, result),
-                self.outbox.result(result),
+                self.outbox.result(result, job.headers),
             ],
             record,
         )
@@ -176,9 +185,9 @@ class Effects:
             ResultPublished(
                 trace_number=trace,
                 msisdn=msisdn,
-                command_type=kind.value if kind else "unknown",
-                outcome=outcome.value,
-                resolved_by=resolved_by.value,
+                command_type=kind or "unknown",
+                outcome=outcome,
+                resolved_by=resolved_by,
                 response_code=code,
                 attempts=attempts,
                 end_to_end_s=e2e_s,
@@ -189,7 +198,7 @@ class Effects:
         self,
         record: JournalRecord,
         command: Command,
-        outcome_class: str,
+        outcome_class: AttemptClass,
         code: str | None,
         detail: str,
         *,
@@ -198,7 +207,7 @@ class Effects:
         attempt = Attempt(
             at=self.clock.now(),
             operation=operation or command.type.value,
-            outcome_class=outcome_class,
+            outcome_class=str(outcome_class),  # a CallClass member is its value
             response_code=code,
             detail=detail[:500],
         )

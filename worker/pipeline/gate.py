@@ -11,6 +11,8 @@ from collections.abc import Callable
 from worker.clock import Clock
 from worker.core.breaker import CircuitBreaker
 
+__all__ = ["Gate"]
+
 
 class Gate:
     def __init__(self, breaker: CircuitBreaker, clock: Clock, *, poll_s: float = 0.2) -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from worker.contracts import MSISDN_PATTERN, Command, ReviewDecision
+from worker.events import DeadLetterLabel, RejectReason
 from worker.pipeline.strict_json import Document, Duplicate, Unreadable, read
 
 IDENTIFIABLE_TRACE = re.compile(r"^[\x21-\x7e]{1,64}$")
@@ -39,7 +40,7 @@ class Rejection:
     trace_number: str
     msisdn: str | None
     raw: dict[str, Any]
-    reason: str  # a bounded label: invalid
+    reason: RejectReason  # "invalid" here; key_rule.py gives "key_not_msisdn"
     detail: str  # a sentence for the producer, naming the field and the rule
     field: str = "command"  # the first field at fault ("amount", "metadata.order_id")
     rule: str = "invalid"  # the rule it broke ("amount_exponent", "unknown_field", "duplicate_key")
@@ -47,7 +48,7 @@ class Rejection:
 
 @dataclass(frozen=True)
 class DeadLetterReason:
-    reason: str  # a bounded label, see DEAD_LETTER_REASONS
+    reason: DeadLetterLabel  # parse_command gives those in DEAD_LETTER_REASONS
     detail: str
 
 
@@ -73,10 +74,65 @@ _SHOWN_NAME_CHARS = 64
 _SHOWN_ERRORS = 5
 
 
-def parse_command(value: bytes | None, *, max_bytes: int) -> Intake:
+Framing = Literal["plain", "confluent", "auto"]
+FRAMING_SETTING = "ECASH_COMMANDS_FRAMING"
+CONFLUENT_MAGIC = b"\x00"
+CONFLUENT_HEADER_BYTES = 5  # the magic byte 0x00, then the schema id: 4 bytes, big-endian
+
+
+def confluent_schema_id(value: bytes) -> int | None:
+    """The schema id of a message in the Confluent Schema Registry wire format (0x00, a 4-byte schema id,
+    then the payload), or None. JSON never starts with 0x00 (strict_json.py reads UTF-8, no NUL), so a
+    plain command is never mistaken for a framed one."""
+    if len(value) < CONFLUENT_HEADER_BYTES or value[:1] != CONFLUENT_MAGIC:
+        return None
+    return int.from_bytes(value[1:CONFLUENT_HEADER_BYTES], "big")
+
+
+def unframe(value: bytes | None, framing: Framing) -> bytes | DeadLetterReason | None:
+    """The JSON payload of a command message as ``framing`` reads it (``ECASH_COMMANDS_FRAMING``):
+
+    - ``plain``: the value is the JSON; a framed one is a dead letter (``not_json``) naming the setting;
+    - ``confluent``: the value must be framed, the frame is dropped; an unframed one is a dead letter;
+    - ``auto``: framed or not, each message as it comes.
+
+    The schema id is not looked up in any registry: the payload is read against the worker's own contract
+    like any command."""
+    if value is None:
+        return None
+    schema_id = confluent_schema_id(value)
+    if schema_id is not None:
+        if framing == "plain":
+            return DeadLetterReason(
+                "not_json",
+                f"the message is not JSON: it looks framed in the Confluent Schema Registry wire format "
+                f"(byte 0x00, then schema id {schema_id}); set {FRAMING_SETTING}=confluent or auto to "
+                "accept such commands",
+            )
+        return value[CONFLUENT_HEADER_BYTES:]
+    if framing == "confluent":
+        return DeadLetterReason(
+            "not_json",
+            f"the message is not in the Confluent Schema Registry wire format (byte 0x00, a 4-byte schema "
+            f"id, then JSON), which {FRAMING_SETTING}=confluent requires; set it to auto to accept plain "
+            "JSON as well",
+        )
+    return value
+
+
+def parse_command(value: bytes | None, *, max_bytes: int, framing: Framing | None = "plain") -> Intake:
+    """``framing``: how command messages are framed (``unframe``); None reads the bytes as they are (the
+    review decisions topic, written by ``ecash-worker review resolve`` only)."""
     try:
+        if (
+            framing is not None and value is not None and len(value) <= max_bytes
+        ):  # a larger one is oversize, framed or not
+            unframed = unframe(value, framing)
+            if isinstance(unframed, DeadLetterReason):
+                return unframed
+            value = unframed
         return _parse(value, max_bytes)
-    except Exception as exc:  # a bug here must cost one message, never the consumer loop
+    except Exception as exc:  # noqa: BLE001 - a bug here must cost one message, never the consumer loop
         return DeadLetterReason(
             "internal_error", f"reading the message failed ({type(exc).__name__}); please report it"
         )

@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.contracts import Attempt, Command, Result
+from worker.core.resolution import ResolutionRecord
 from worker.pipeline.journal_store import PartitionStore, open_store
 from worker.pipeline.ownership import OutRecord
+
+__all__ = ["ANSWERED", "Journal", "JournalRecord", "JournalState", "RestoreReport"]
 
 ANSWERED = b'{"state":"done","answered":true}'  # a final record (journal_store.is_final)
 
@@ -50,7 +52,7 @@ class JournalRecord(BaseModel):
     sends: int = 0
     resubmits: int = 0
     attempts: list[Attempt] = Field(default_factory=list)
-    resolution: dict[str, Any] | None = None
+    resolution: ResolutionRecord | None = None  # while resolving (and kept once done): the schedule's state
     result: Result | None = None
     updated_at: datetime
     # When the record entered the journal: the broker's append time (LogAppendTime) for a restored record,

@@ -16,6 +16,19 @@ import os
 import sqlite3
 from pathlib import Path
 
+__all__ = [
+    "PUTS_PER_COMMIT",
+    "SCHEMA_VERSION",
+    "PartitionStore",
+    "StoreBusy",
+    "is_final",
+    "is_open_review",
+    "lock_exclusively",
+    "open_cache_db",
+    "open_store",
+    "store_path",
+]
+
 _UPSERT = (
     "INSERT INTO records(trace, value, ts_ms, final, review) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT(trace) DO UPDATE SET value = excluded.value, ts_ms = excluded.ts_ms, "

@@ -24,6 +24,20 @@ from aiokafka.partitioner import murmur2
 from worker.contracts import Command
 from worker.pipeline.intake import DeadLetterReason, Decision, Intake, Parsed, Rejection
 
+__all__ = [
+    "KEY_MISMATCH",
+    "KEY_MISSING",
+    "KEY_REASON",
+    "RULES",
+    "SHOWN_KEY_CHARS",
+    "java_partition",
+    "key_problem",
+    "key_rejection",
+    "on_commands_topic",
+    "shown_bytes",
+    "shown_text",
+]
+
 KEY_REASON: Final = "key_not_msisdn"
 KEY_MISSING: Final = "key_missing"
 KEY_MISMATCH: Final = "key_mismatch"
@@ -44,7 +58,7 @@ def key_problem(key: bytes | None, msisdn: str) -> tuple[str, str] | None:
     """
     try:
         return _problem(key, msisdn)
-    except Exception as exc:  # no input is known to get here; a bug must cost one message, not the loop
+    except Exception as exc:  # noqa: BLE001 - no input is known to get here; a bug must cost one message, not the loop
         return KEY_MISMATCH, _detail(
             msisdn, f"the key could not be checked ({type(exc).__name__})", KEY_MISMATCH
         )

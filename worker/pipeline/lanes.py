@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+__all__ = ["J", "Laned", "Lanes"]
+
 
 class Laned(Protocol):
     @property

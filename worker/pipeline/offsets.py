@@ -9,6 +9,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+__all__ = ["OffsetTracker", "PartitionOffsets"]
+
 
 @dataclass
 class PartitionOffsets:

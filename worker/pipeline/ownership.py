@@ -31,6 +31,21 @@ from typing import Any, Protocol
 
 from worker.clock import Clock
 
+__all__ = [
+    "COMMANDS",
+    "DECISIONS",
+    "OffsetSource",
+    "OffsetTarget",
+    "OutRecord",
+    "PartitionLost",
+    "PartitionWriter",
+    "ProducerFactory",
+    "TxnProducer",
+    "WriterPolicy",
+    "Writers",
+    "transactional_id",
+]
+
 log = logging.getLogger("ecash_worker.ownership")
 
 
@@ -201,7 +216,7 @@ class PartitionWriter:
             except asyncio.CancelledError:
                 self._fail_waiters(batch, "the partition was released")
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of the transaction loses the partition, never the worker
                 reason = f"transaction failed: {type(exc).__name__}: {exc}"[:300]
                 self._lose(reason, batch)
                 return
@@ -259,7 +274,7 @@ async def _quietly(awaitable: Awaitable[Any]) -> None:
     """Best effort on the way out: the producer may already be fenced or closed."""
     try:
         await asyncio.wait_for(awaitable, 10.0)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - best effort on the way out: the producer may already be fenced or closed
         log.debug("ignored on producer cleanup: %s", exc)
 
 

@@ -14,24 +14,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 
 from worker.clock import Clock
 from worker.core.breaker import BreakerState, CircuitBreaker
 from worker.ecash.errors import FatalConfigError
-from worker.observability.events import BreakerProbed, EventSink
+from worker.events import BreakerProbed, EventSink, ProbeResult
 from worker.pipeline.gate import Gate
+
+__all__ = ["BreakerProber", "ProbeCall", "probe_wait_s"]
 
 log = logging.getLogger("ecash_worker.probe")
 
 ProbeCall = Callable[[], Awaitable[object]]
-
-
-class ProbeResult(StrEnum):
-    CLOSED = "closed"  # the API answered: the breaker closed
-    REOPENED = "reopened"  # no usable answer: the breaker is open again, for longer
-    FATAL = "fatal"  # the API refused the credentials: a configuration error, consumption stays stopped
-    NO_ANSWER = "no_answer"  # the call ended before any answer reached the breaker (a bug, or cancelled)
 
 
 def probe_wait_s(due_in_s: float | None, poll_s: float) -> float:
@@ -79,12 +73,12 @@ class BreakerProber:
         except FatalConfigError as exc:
             self._on_fatal(str(exc))
             result = ProbeResult.FATAL
-        except Exception as exc:  # the API's failures are the breaker's business: it heard them already
+        except Exception as exc:  # noqa: BLE001 - the API's failures are the breaker's business: it heard them already
             result = self._judged()
             log.debug("breaker probe: %s (%s)", result, type(exc).__name__)
         else:
             result = self._judged()
-        self._sink.emit(BreakerProbed(result.value, self._clock.monotonic_s() - started_s))
+        self._sink.emit(BreakerProbed(result, self._clock.monotonic_s() - started_s))
         return result
 
     def _judged(self) -> ProbeResult:

@@ -13,6 +13,7 @@ only within ``send_lease_s`` of that transaction's start (lease.py, checked at t
 
 from __future__ import annotations
 
+from worker import tracing
 from worker.clock import Clock
 from worker.contracts import Command, CommandType, Outcome, ResolvedBy
 from worker.core.fingerprint import fingerprint
@@ -41,8 +42,7 @@ from worker.ecash.client import EcashClient, MoneyCallResult
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.lease import LeaseExpired, send_lease
-from worker.observability import tracing
-from worker.observability.events import CommandRejected, EventSink, FatalConfiguration, RetryScheduled
+from worker.events import CommandRejected, EventSink, FatalConfiguration, RetryScheduled
 from worker.pipeline.claiming import Claimant
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.effects import Effects
@@ -137,7 +137,7 @@ class Processor:
             result = rejection_result(
                 intake, partition=job.partition, offset=job.offset, now=self.effects.clock.now()
             )
-            await self.effects.answer(job, [self.effects.outbox.result(result)])
+            await self.effects.answer(job, [self.effects.outbox.result(result, job.headers)])
             self.effects.sink.emit(CommandRejected(intake.trace_number, intake.msisdn, intake.reason))
             self.effects.emit_result(job, result.outcome, result.resolved_by, None, 0, kind=result.type)
             return True
@@ -204,13 +204,13 @@ class Processor:
         now = self.effects.clock.now()
         if isinstance(step, RejectReused):
             result = trace_reused_result(command, partition=job.partition, offset=job.offset, now=now)
-            await self.effects.answer(job, [self.effects.outbox.result(result)])
+            await self.effects.answer(job, [self.effects.outbox.result(result, job.headers)])
             self.effects.sink.emit(CommandRejected(command.trace_number, command.msisdn, "trace_reused"))
             self.effects.emit_result(job, result.outcome, result.resolved_by, None, 0, kind=command.type)
             return
         assert record.result is not None
         result = duplicate_result(record.result, partition=job.partition, offset=job.offset, now=now)
-        await self.effects.answer(job, [self.effects.outbox.result(result)])
+        await self.effects.answer(job, [self.effects.outbox.result(result, job.headers)])
         self.effects.emit_result(
             job, result.outcome, result.resolved_by, result.response_code, 0, kind=command.type
         )
@@ -257,83 +257,73 @@ class Processor:
         )
 
     async def _send(self, job: Job, record: JournalRecord) -> bool | tuple[JournalRecord, Resolve]:
-        """Send the money call after its intent; on to resolution when its answer is ambiguous."""
-        command = record.command
-        first_try = self.effects.clock.monotonic_s()
+        """Send the money call after its intent, round after round while it provably never left; on to
+        resolution when its answer is ambiguous."""
+        fx, command = self.effects, record.command
+        first_try = fx.clock.monotonic_s()
         retries = 0
         while True:
             if not await self._gate.wait_for_new_work(lambda: job.abandoned):
                 return False
-            if command.expires_at is not None and self.effects.clock.now() >= command.expires_at:
-                return await self.effects.finish(
-                    job,
-                    record,
-                    Outcome.FAILED,
-                    ResolvedBy.RESPONSE,
-                    f"the command expired at {command.expires_at.isoformat()} before the API could be "
-                    "reached; no money moved",
+            if command.expires_at is not None and fx.clock.now() >= command.expires_at:
+                detail = f"the command expired at {command.expires_at.isoformat()} before the API could be "
+                return await fx.finish(
+                    job, record, Outcome.FAILED, ResolvedBy.RESPONSE, detail + "reached; no money moved"
                 )
-            if self._limiter is not None:
-                await self._limiter.acquire()  # before the intent: a wait here never eats the lease
-            record = record.model_copy(
-                update={
-                    "state": JournalState.INTENT,
-                    "sends": record.sends + 1,
-                    "updated_at": self.effects.clock.now(),
-                }
-            )
-            lease_start_s = await self.effects.write(job, record)
-            try:
-                with send_lease(
-                    lease_start_s + self._send_lease_s,
-                    self.effects.clock,
-                    prepaid=self._limiter is not None,
-                ):
-                    answer = await self._money_call(command)
-            except LeaseExpired as exc:
-                # Nothing left: a stall (or a lost broker) outlasted the lease. A fresh intent proves we
-                # still own the partition; a fenced worker cannot commit one.
-                record = self.effects.with_attempt(record, command, "not_sent", None, f"not sent: {exc}")
-                self.effects.sink.emit(RetryScheduled(command.type.value, "lease_expired", record.sends, 0.0))
-                continue
-            except FatalConfigError as exc:
-                self._gate.set_fatal(str(exc))
-                self.effects.sink.emit(FatalConfiguration(str(exc)))
-                record = self.effects.with_attempt(record, command, "not_sent", None, f"not sent: {exc}")
-                continue
-            record = self.effects.with_attempt(
-                record, command, answer.call_class.value, answer.response_code, answer.evidence
-            )
+            record, answer = await self._send_once(job, record)
+            if answer is None:
+                continue  # nothing left: a fresh intent next round proves the partition is still ours
             step = on_money_answer(
                 MoneyAnswer(_CALL_CLASS[answer.call_class], answer.response_code, answer.fatal_config),
                 kind=command.type.value,
                 evidence=answer.evidence,
                 retry=self._not_sent,
                 retries_so_far=retries,
-                elapsed_s=self.effects.clock.monotonic_s() - first_try,
+                elapsed_s=fx.clock.monotonic_s() - first_try,
             )
             if isinstance(step, AgentRefused):
                 # Stop new money and wait for an operator (the gate); this command waits with them.
                 self._gate.set_fatal(step.reason)
-                self.effects.sink.emit(FatalConfiguration(step.reason))
-                continue
-            if isinstance(step, Finish):
-                return await self.effects.finish(
-                    job, record, Outcome(step.outcome), ResolvedBy.RESPONSE, step.detail, answer
-                )
-            if isinstance(step, GiveUpNotSent):
-                return await self.effects.finish(
-                    job, record, Outcome.FAILED, ResolvedBy.RESPONSE, step.detail
-                )
-            if isinstance(step, RetryNotSent):
-                self.effects.sink.emit(
+                fx.sink.emit(FatalConfiguration(step.reason))
+            elif isinstance(step, Finish | GiveUpNotSent):
+                outcome = Outcome(step.outcome) if isinstance(step, Finish) else Outcome.FAILED
+                sent = answer if isinstance(step, Finish) else None  # a give-up reports no response code
+                return await fx.finish(job, record, outcome, ResolvedBy.RESPONSE, step.detail, sent)
+            elif isinstance(step, RetryNotSent):
+                fx.sink.emit(
                     RetryScheduled(command.type.value, "api_unavailable", record.sends, step.delay_s)
                 )
-                if not await self.effects.sleep(step.delay_s, job):
+                if not await fx.sleep(step.delay_s, job):
                     return False
                 retries += 1
-                continue
-            return record, Resolve(ambiguity_reason(answer))
+            else:
+                return record, Resolve(ambiguity_reason(answer))
+
+    async def _send_once(
+        self, job: Job, record: JournalRecord
+    ) -> tuple[JournalRecord, MoneyCallResult | None]:
+        """One round: a fresh intent committed, then the money call within its lease. No answer when
+        nothing left (the lease ran out first, or the agent cannot log in)."""
+        fx, command = self.effects, record.command
+        if self._limiter is not None:
+            await self._limiter.acquire()  # before the intent: a wait here never eats the lease
+        record = record.model_copy(
+            update={"state": JournalState.INTENT, "sends": record.sends + 1, "updated_at": fx.clock.now()}
+        )
+        lease_start_s = await fx.write(job, record)
+        try:
+            with send_lease(lease_start_s + self._send_lease_s, fx.clock, prepaid=self._limiter is not None):
+                answer = await self._money_call(command)
+        except LeaseExpired as exc:
+            # A stall (or a lost broker) outlasted the lease. A fenced worker cannot commit the next intent.
+            fx.sink.emit(RetryScheduled(command.type.value, "lease_expired", record.sends, 0.0))
+            return fx.with_attempt(record, command, "not_sent", None, f"not sent: {exc}"), None
+        except FatalConfigError as exc:
+            self._gate.set_fatal(str(exc))
+            fx.sink.emit(FatalConfiguration(str(exc)))
+            return fx.with_attempt(record, command, "not_sent", None, f"not sent: {exc}"), None
+        attempt = (answer.call_class, answer.response_code, answer.evidence)
+        return fx.with_attempt(record, command, *attempt), answer
 
     async def _money_call(self, command: Command) -> MoneyCallResult:
         if command.type is CommandType.CHARGE:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from worker import tracing
 from worker.contracts import Command, Outcome, ResolvedBy
 from worker.core.corroboration import (
     Corroborated,
@@ -29,6 +30,7 @@ from worker.core.resolution import (
     InquireAt,
     ResolutionPolicy,
     ResolutionState,
+    TransportClass,
     apply_answer,
     describe,
     next_step,
@@ -38,8 +40,7 @@ from worker.core.resolution import (
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
-from worker.observability import tracing
-from worker.observability.events import (
+from worker.events import (
     FatalConfiguration,
     ResolutionFinished,
     ResolutionStarted,
@@ -108,14 +109,14 @@ class Resolver:
             record = record.model_copy(
                 update={
                     "state": JournalState.RESOLVING,
-                    "resolution": state.to_dict(),
+                    "resolution": state.to_record(),
                     "updated_at": self._fx.clock.now(),
                 }
             )
             await self._fx.write(job, record)
             self._fx.sink.emit(ResolutionStarted(command.trace_number, command.msisdn, reason))
         else:
-            state = ResolutionState.from_dict(record.resolution)
+            state = ResolutionState.from_record(record.resolution)
         self.resolving += 1
         try:
             return await self._resolution_loop(job, record, state)
@@ -127,11 +128,11 @@ class Resolver:
     ) -> bool | tuple[JournalRecord, Send]:
         command = record.command
         found: Corroborated | None = None
-        decision = next_step(
+        move = next_step(
             self._policy, state, self._fx.clock.now().timestamp(), pace_factor=self._gate.pace_factor()
         )
-        while isinstance(decision, InquireAt):
-            if not await self._fx.sleep(decision.delay_s(self._fx.clock.now().timestamp()), job):
+        while isinstance(move, InquireAt):
+            if not await self._fx.sleep(move.delay_s(self._fx.clock.now().timestamp()), job):
                 return False
             try:
                 answer = await self._client.status(
@@ -145,7 +146,7 @@ class Resolver:
                 self._fx.sink.emit(FatalConfiguration(str(exc)))
                 if not await self._fx.sleep(self._wait_when_refused_s, job):
                     return False
-                decision = next_step(
+                move = next_step(
                     self._policy,
                     state,
                     self._fx.clock.now().timestamp(),
@@ -164,7 +165,7 @@ class Resolver:
                 else:
                     observation = uncorroborated(verdict.evidence)
                 detail = f"{verdict.evidence}; {answer.evidence}"
-            state, decision = apply_answer(
+            state, move = apply_answer(
                 self._policy,
                 state,
                 observation,
@@ -176,26 +177,26 @@ class Resolver:
                 record, command, observation.kind, answer.code, detail, operation="status"
             )
             record = record.model_copy(
-                update={"resolution": state.to_dict(), "updated_at": self._fx.clock.now()}
+                update={"resolution": state.to_record(), "updated_at": self._fx.clock.now()}
             )
-            if isinstance(decision, InquireAt):
+            if isinstance(move, InquireAt):
                 await self._fx.write(job, record)
-        return await self._conclude(job, record, state, decision, found)
+        return await self._conclude(job, record, state, move, found)
 
     async def _conclude(
         self,
         job: Job,
         record: JournalRecord,
         state: ResolutionState,
-        decision: Conclude,
+        conclusion: Conclude,
         found: Corroborated | None = None,
     ) -> bool | tuple[JournalRecord, Send]:
         command = record.command
         duration_s = self._fx.clock.now().timestamp() - state.started_at_s
         self._fx.sink.emit(
-            ResolutionFinished(command.trace_number, decision.outcome, state.inquiries, duration_s)
+            ResolutionFinished(command.trace_number, conclusion.outcome, state.inquiries, duration_s)
         )
-        step = on_conclusion(decision, kind=command.type.value, evidence=found.evidence if found else None)
+        step = on_conclusion(conclusion, kind=command.type.value, evidence=found.evidence if found else None)
         if isinstance(step, Finish):
             if step.outcome != "succeeded":
                 return await self._fx.finish(
@@ -234,7 +235,7 @@ class Resolver:
             Outcome.UNRESOLVED,
             ResolvedBy.STATUS_INQUIRY,
             step.detail,
-            before=[self._fx.outbox.review(review)],
+            before=[self._fx.outbox.review(review, job.headers)],
         )
 
     async def _find_transaction(self, command: Command, record: JournalRecord) -> Verdict:
@@ -251,7 +252,7 @@ class Resolver:
                 entries.append(entry)
                 if matches(expected, entry):
                     break
-        except Exception as exc:  # an API error or no answer: not a corroboration
+        except Exception as exc:  # noqa: BLE001 - an API error or no answer: not a corroboration
             return history_unreadable(expected, f"{type(exc).__name__}: {exc}")
         return corroborate(expected, entries)
 
@@ -269,8 +270,10 @@ class Resolver:
         )
 
 
-def transport_class(call_class: CallClass) -> str | None:
+def transport_class(call_class: CallClass) -> TransportClass | None:
     """The transport's verdict where it has one (not sent, ambiguous), for core.resolution.observe."""
-    if call_class in (CallClass.NOT_SENT, CallClass.AMBIGUOUS):
-        return call_class.value
+    if call_class is CallClass.NOT_SENT:
+        return "not_sent"
+    if call_class is CallClass.AMBIGUOUS:
+        return "ambiguous"
     return None

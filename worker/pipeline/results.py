@@ -22,6 +22,17 @@ from worker.contracts import (
 )
 from worker.pipeline.intake import Rejection
 
+__all__ = [
+    "claimed_elsewhere_result",
+    "closed_review_record",
+    "command_result",
+    "duplicate_result",
+    "manual_result",
+    "rejection_result",
+    "review_record",
+    "trace_reused_result",
+]
+
 if TYPE_CHECKING:
     from worker.pipeline.claims import Claim
     from worker.pipeline.journal import JournalRecord

@@ -12,7 +12,7 @@ from worker.core.resolution import ResolutionPolicy, observe
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
-from worker.observability.events import ReviewDecisionRefused
+from worker.events import ReviewDecisionRefused
 from worker.pipeline.effects import Effects
 from worker.pipeline.gate import Gate
 from worker.pipeline.intake import DeadLetterReason
@@ -87,10 +87,10 @@ class ReviewDecisions:
         await self._fx.commit(
             job,
             [
-                self._fx.outbox.review(closed),
+                self._fx.outbox.review(closed, job.headers),
                 self._fx.journal.out(record),
                 *self._fx.final_claim(record, result),
-                self._fx.outbox.result(result),
+                self._fx.outbox.result(result, job.headers),
             ],
             record,
         )

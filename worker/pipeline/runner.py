@@ -25,7 +25,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.clock import Clock
-from worker.observability.events import EventSink, PartitionFenced, PartitionsChanged, PipelineSnapshot
+from worker.events import EventSink, PartitionFenced, PartitionsChanged, PipelineSnapshot
 from worker.pipeline import activation, backpressure
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.commits import StreamOffsets
@@ -107,6 +107,7 @@ class Runner:
             commands_topic=self.topic,
             decisions_topic=self.decisions_topic,
             max_bytes=settings.command_max_bytes,
+            framing=settings.commands_framing,
             journal=journal,
             offsets=self._offsets,
             lanes=self._lanes,

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
+
+__all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "Document", "Duplicate", "Unreadable", "nesting_depth", "read"]
 
 MAX_DEPTH = 32  # a command is an object of scalars plus a metadata object: 32 levels is plenty
 MAX_NUMBER_CHARS = 40  # longer than any integer or decimal a command can mean
@@ -37,7 +39,7 @@ class Document:
 
 @dataclass(frozen=True)
 class Unreadable:
-    reason: str  # not_json | too_deep | number_too_large
+    reason: Literal["not_json", "too_deep", "number_too_large"]  # dead-letter labels (worker.events)
     detail: str
 
 

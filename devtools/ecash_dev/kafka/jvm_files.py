@@ -161,7 +161,7 @@ def find_java(configured: str | None, java_home: str | None) -> str:
 
 def check_java(java: str) -> None:
     """Refuse a Java too old for Kafka 4 with a message that says so (instead of a class-version error)."""
-    done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603 - a fixed argv of our own tools, no shell, no user input
     match = re.search(r'version "(\d+)(?:\.(\d+))?', done.stderr + done.stdout)
     if match is None:
         raise BrokerError(f"{java} -version did not say which Java it is:\n{done.stderr.strip()}")
@@ -205,7 +205,7 @@ def _mvn_copy_dependencies(mvn: str, output_dir: Path) -> None:
         f"-DoutputDirectory={output_dir}", "-DincludeScope=runtime",
     ]  # fmt: skip
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S, check=False)  # noqa: S603
+        done = subprocess.run(command, capture_output=True, text=True, timeout=FETCH_TIMEOUT_S, check=False)  # noqa: S603 - a fixed argv of our own tools, no shell, no user input
     except subprocess.TimeoutExpired as exc:
         raise BrokerError(f"mvn did not fetch Kafka's jars within {FETCH_TIMEOUT_S:g} s") from exc
     if done.returncode != 0:
@@ -237,7 +237,7 @@ def format_storage(config: LocalKafkaConfig, java: str, classpath: str, report: 
         "kafka.tools.StorageTool", "format", "--ignore-formatted",
         "-t", new_cluster_id(), "-c", str(config.properties_file),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False)  # noqa: S603
+    done = subprocess.run(command, capture_output=True, text=True, timeout=FORMAT_TIMEOUT_S, check=False)  # noqa: S603 - a fixed argv of our own tools, no shell, no user input
     if done.returncode != 0:
         raise BrokerError(
             f"formatting {config.kraft_dir} failed (exit {done.returncode}):\n"

@@ -178,7 +178,7 @@ class _SandboxThread(threading.Thread):
         try:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 runner.run(self._serve())
-        except BaseException as exc:  # handed to the starting thread by start_serving
+        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread by start_serving
             self.error = exc
         finally:
             self._ready.set()

@@ -16,6 +16,8 @@ from aiokafka.errors import KafkaError
 
 from ecash_dev.stack.base import StackError
 from worker.clock import Clock, SystemClock
+from worker.kafka.reading import STALL_TIMEOUT_S, ReadStalled
+from worker.kafka.reading import read_to_end as kafka_read_to_end
 
 
 def command_bytes(message: Mapping[str, Any] | bytes, key: bytes | None = None) -> tuple[bytes, bytes | None]:
@@ -119,15 +121,15 @@ async def read_to_end(
     topic: str,
     *,
     client_kwargs: Mapping[str, Any] | None = None,
-    timeout_s: float = 120.0,
+    stall_timeout_s: float = STALL_TIMEOUT_S,
     clock: Clock | None = None,
 ) -> list[TopicRecord]:
-    """Every record of ``topic``, from the beginning to the end offsets taken when the read starts.
+    """Every committed record of ``topic``, from the beginning to the end offsets taken when the read starts.
 
-    Raises ``StackError`` if the topic does not exist or the end is not reached within ``timeout_s``.
+    ``worker.kafka.reading.read_to_end``'s stop rule: no overall deadline, but a read that stops moving for
+    ``stall_timeout_s`` fails. Raises ``StackError`` if the topic does not exist or the read stalls.
     """
     partitions = [TopicPartition(topic, p) for p in await partition_ids(bootstrap, topic, client_kwargs)]
-    clock = clock or SystemClock()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -139,11 +141,21 @@ async def read_to_end(
         max_partition_fetch_bytes=4 * 1024 * 1024,
         **dict(client_kwargs or {}),
     )
+    records: list[TopicRecord] = []
+
+    def keep(m: Any) -> None:
+        records.append(TopicRecord(m.partition, m.offset, m.key, m.value, m.timestamp))
+
     await consumer.start()
     try:
-        return await _read_assigned(consumer, partitions, timeout_s, clock)
+        await kafka_read_to_end(
+            consumer, partitions, keep, stall_timeout_s=stall_timeout_s, clock=clock, max_records=10_000
+        )
+    except ReadStalled as exc:
+        raise StackError(str(exc)) from exc
     finally:
         await consumer.stop()
+    return records
 
 
 async def partition_ids(
@@ -161,31 +173,6 @@ async def partition_ids(
         if entry["topic"] == topic and entry["error_code"] == 0 and entry["partitions"]:
             return sorted(int(p["partition"]) for p in entry["partitions"])
     raise StackError(f"topic {topic} does not exist")
-
-
-async def _read_assigned(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], timeout_s: float, clock: Clock
-) -> list[TopicRecord]:
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-    consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
-    records: list[TopicRecord] = []
-    deadline_s = clock.monotonic_s() + timeout_s
-    pending = {tp for tp in partitions if ends[tp] > 0}
-    while pending:
-        if clock.monotonic_s() >= deadline_s:
-            raise StackError(f"reading {partitions[0].topic}: the end was not reached in {timeout_s:g} s")
-        batch = await consumer.getmany(*pending, timeout_ms=200, max_records=10_000)
-        for tp, messages in batch.items():
-            records.extend(
-                TopicRecord(m.partition, m.offset, m.key, m.value, m.timestamp)
-                for m in messages
-                if m.offset < ends[tp]
-            )
-        for tp in list(pending):
-            if await consumer.position(tp) >= ends[tp]:
-                pending.discard(tp)
-    return records
 
 
 class ResultTail:

@@ -12,6 +12,7 @@ from worker.core.resolution import (
     ResolutionPolicy,
     ResolutionState,
     StatusObservation,
+    TransportClass,
     apply_answer,
     observe,
 )
@@ -126,9 +127,9 @@ def test_a_resubmit_decision_is_repeated_after_a_restart_until_acted_on() -> Non
     ],
 )
 def test_observe_classifies_status_answers(
-    code: str | None, transport_class: str | None, expected: StatusObservation
+    code: str | None, transport_class: TransportClass | None, expected: StatusObservation
 ) -> None:
-    assert observe(code, transport_class, POLICY) == expected
+    assert observe(code, transport_class, POLICY) == expected  # "read_timeout": untyped callers too
 
 
 def test_observe_uses_the_configured_not_found_codes() -> None:

@@ -401,11 +401,118 @@ def test_the_image_is_multi_stage_and_runs_as_a_non_root_user() -> None:
     assert any(line.startswith("COPY --from=build") for line in final_stage)
 
 
-def test_dependencies_are_installed_before_the_code_is_copied() -> None:
+def test_dependencies_are_installed_from_the_lock_before_the_code_is_copied() -> None:
     lines = dockerfile()
-    deps = next(i for i, line in enumerate(lines) if "pip install -r" in line)
+    deps = next(
+        i for i, line in enumerate(lines) if "--require-hashes -r requirements/production.txt" in line
+    )
     code = next(i for i, line in enumerate(lines) if line.startswith("COPY worker"))
-    assert lines.index("COPY pyproject.toml ./") < deps < code
+    assert (
+        lines.index("COPY requirements/production.txt requirements/build.txt ./requirements/") < deps < code
+    )
+    assert not [line for line in lines[:deps] if line.startswith("COPY") and "requirements/" not in line]
+
+
+def test_every_base_image_is_pinned_by_digest() -> None:
+    """A tag moves; a digest does not (docs/deploy.md, "Reproducible builds", to refresh it)."""
+    args = dict(
+        line.split(None, 1)[1].split("=", 1) for line in instructions("ARG") if "=" in line.split(None, 1)[1]
+    )
+    names = set(stages())
+    for line in instructions("FROM"):
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], line.split()[1])
+        if image in names:
+            continue  # a stage of this file
+        assert re.fullmatch(r"[\w./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}", image), (
+            f"{line}: {image} has no digest"
+        )
+    assert args["PYTHON_IMAGE"].startswith("python:3.11-slim")
+
+
+# What the build context must keep out (.dockerignore), as paths relative to the repository root.
+KEPT_OUT = [
+    ".venv/bin/python",
+    ".venv/lib/python3.11/site-packages/aiokafka/__init__.py",
+    ".git/HEAD",
+    ".mypy_cache/3.11/cache.db",
+    ".ruff_cache/CACHEDIR.TAG",
+    ".pytest_cache/v/cache/lastfailed",
+    ".hypothesis/examples/x",
+    "bench-results/run-1/summary.json",
+    "chaos.json",
+    "node_modules/x/package.json",
+    "tools/codegen/node_modules/quicktype/package.json",
+    "worker/__pycache__/cli.cpython-311.pyc",
+    "worker/ops/__pycache__/reconcile.cpython-311.pyc",
+    "devtools/ecash_dev/__pycache__/stack.cpython-311.pyc",
+    "ecash_worker.egg-info/PKG-INFO",
+    "devtools/ecash_dev.egg-info/PKG-INFO",
+    "tests/unit/test_x.py",
+    "docs/design.md",
+    "requirements/development.txt",
+    "deploy/k8s/base/deployment.yaml",
+]
+
+
+def dockerignore_rules() -> list[tuple[bool, re.Pattern[str]]]:
+    """(keeps it out?, pattern) per line, Docker's syntax: ``*`` within a path segment, ``**`` across."""
+    rules = []
+    for raw in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        pattern = line.removeprefix("!").strip("/")
+        regex = ""
+        for part in re.split(r"(\*\*/|\*\*|\*|\?|\[[^\]]*\])", pattern):
+            if part == "**/":
+                regex += "(?:.*/)?"
+            elif part == "**":
+                regex += ".*"
+            elif part == "*":
+                regex += "[^/]*"
+            elif part == "?":
+                regex += "[^/]"
+            elif part.startswith("["):
+                regex += part
+            else:
+                regex += re.escape(part)
+        rules.append((not negated, re.compile(regex)))
+    return rules
+
+
+def in_context(path: str) -> bool:
+    """Docker's rule: the last pattern matching the path or one of its parent directories decides."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for keeps_out, pattern in dockerignore_rules():
+        if any(pattern.fullmatch(prefix) for prefix in prefixes):
+            excluded = keeps_out
+    return not excluded
+
+
+def test_the_build_context_keeps_out_the_venv_caches_git_and_results() -> None:
+    assert [path for path in KEPT_OUT if in_context(path)] == []
+
+
+def test_the_build_context_holds_everything_the_image_copies() -> None:
+    sources = [
+        source for line in instructions("COPY") if "--from=" not in line for source in line.split()[1:-1]
+    ]
+    assert sources
+    files = []
+    for source in sources:
+        path = ROOT / source
+        files += [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    wanted = [
+        f.relative_to(ROOT).as_posix()
+        for f in files
+        if "__pycache__" not in f.parts and ".egg-info" not in str(f) and "node_modules" not in f.parts
+    ]
+    assert "worker/cli.py" in wanted
+    assert "devtools/pyproject.toml" in wanted
+    assert [path for path in wanted if not in_context(path)] == []
 
 
 def test_the_image_checks_its_own_health_and_runs_the_worker_by_default() -> None:
@@ -475,7 +582,8 @@ def test_the_development_target_adds_the_development_package_to_the_product() ->
     lines = [line for stage in closure for line in all_stages[stage]]
     assert "COPY devtools ./devtools" in lines
     assert "COPY worker ./worker" in lines
-    assert any(line.startswith("RUN pip install --no-deps ./devtools") for line in lines)
+    assert any("--no-build-isolation --wheel-dir /tmp/wheels ./devtools" in line for line in lines)
+    assert any("pip install --no-deps /tmp/wheels/ecash_dev-" in line for line in lines)
 
 
 def test_compose_runs_the_worker_from_the_production_image_and_the_sandbox_from_the_development_one() -> None:

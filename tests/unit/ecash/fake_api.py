@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from worker.ecash import wire
-from worker.observability.events import Recorder
+from worker.events import Recorder
 from worker.settings import Settings
 
 BASE_URL = "http://ecash.test/eCashHost"

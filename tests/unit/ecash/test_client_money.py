@@ -22,7 +22,7 @@ from worker.ecash import wire
 from worker.ecash.client import EcashClient, MoneyCallResult
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import FatalConfigError
-from worker.observability.events import ApiCallFinished, LoginFinished, Recorder, RetryScheduled
+from worker.events import ApiCallFinished, LoginFinished, Recorder, RetryScheduled
 
 CHARGE = wire.Operation.CHARGE
 LOGIN = wire.Operation.LOGIN

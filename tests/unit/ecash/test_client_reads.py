@@ -13,7 +13,7 @@ from worker.ecash import wire
 from worker.ecash.client import EcashClient, StatusAnswer
 from worker.ecash.codes import CallClass
 from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
-from worker.observability.events import Recorder, RetryScheduled
+from worker.events import Recorder, RetryScheduled
 
 STATUS = wire.Operation.STATUS
 HISTORY = wire.Operation.HISTORY

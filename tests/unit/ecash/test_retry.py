@@ -4,7 +4,7 @@ import pytest
 
 from tests.unit.ecash.fake_api import SleepRecorder, make_settings
 from worker.ecash.retry import RetryPolicy, retry_while
-from worker.observability.events import Recorder, RetryScheduled
+from worker.events import Recorder, RetryScheduled
 
 
 class Script:

@@ -14,7 +14,7 @@ from tests.unit.ecash.fake_api import AMOUNT, API_KEY, CREDENTIALS, FakeApi, Sle
 from worker.ecash import wire
 from worker.ecash.client import EcashClient
 from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
-from worker.observability.events import Recorder
+from worker.events import Recorder
 
 PASSWORD = "s3cret-agent-password"
 

@@ -15,7 +15,7 @@ from worker.ecash.codes import CallClass
 from worker.ecash.credentials import CredentialsProvider
 from worker.ecash.errors import FatalConfigError, LoginFailed
 from worker.ecash.session import ApiSession, read_answer
-from worker.observability.events import LoginFinished, Recorder
+from worker.events import LoginFinished, Recorder
 
 LOGIN = wire.Operation.LOGIN
 

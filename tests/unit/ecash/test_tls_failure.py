@@ -15,7 +15,7 @@ from worker.ecash import wire
 from worker.ecash.client import EcashClient
 from worker.ecash.errors import FatalConfigError
 from worker.ecash.transport import tls_failure
-from worker.observability.events import ApiCallFinished, Recorder
+from worker.events import ApiCallFinished, Recorder
 
 
 def _connect_error_from(cause: BaseException) -> httpx.ConnectError:

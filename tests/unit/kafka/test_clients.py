@@ -52,6 +52,15 @@ async def test_the_worker_reads_only_committed_records_and_commits_no_offsets_it
     assert consumers["claims"]._fetch_max_wait_ms == clients.CLAIMS_FETCH_WAIT_MS
 
 
+async def test_the_producers_client_reads_only_committed_results_and_produces_acks_all() -> None:
+    reader = clients.client_reader("k:9092", {}, client_id="c")
+    assert reader._isolation_level == "read_committed"
+    assert reader._enable_auto_commit is False
+    assert reader._group_id is None
+    producer = clients.client_producer("k:9092", {}, client_id="c")
+    assert producer.client._bootstrap_servers == "k:9092"
+
+
 async def test_a_transactional_producer_per_partition() -> None:
     producer = clients.transactional_producer(Settings(), {}, "g.commands.3")
     assert producer._txn_manager.transactional_id == "g.commands.3"

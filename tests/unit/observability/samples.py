@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from worker.observability.events import (
+from worker.contracts import CommandType, Outcome, ResolvedBy
+from worker.core.breaker import BreakerState
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
@@ -16,6 +18,7 @@ from worker.observability.events import (
     PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
+    ProbeResult,
     ResolutionFinished,
     ResolutionStarted,
     ResultPublished,
@@ -37,9 +40,9 @@ EVERY_EVENT: tuple[Event, ...] = (
     ResultPublished(
         trace_number=TRACE,
         msisdn=MSISDN,
-        command_type="charge",
-        outcome="succeeded",
-        resolved_by="response",
+        command_type=CommandType.CHARGE,
+        outcome=Outcome.SUCCEEDED,
+        resolved_by=ResolvedBy.RESPONSE,
         response_code="PROCESSED",
         attempts=1,
         end_to_end_s=0.250,
@@ -48,8 +51,8 @@ EVERY_EVENT: tuple[Event, ...] = (
     StatusInquiryAnswered(trace_number=TRACE, answer="processed", code="PROCESSED"),
     ResolutionFinished(trace_number=TRACE, outcome="succeeded", inquiries=2, duration_s=15.0),
     JournalRestored(partition=3, records=120, duration_s=0.8),
-    BreakerStateChanged(state="open", reason="failure ratio 0.6 over 30 s"),
-    BreakerProbed(result="closed", duration_s=0.05),
+    BreakerStateChanged(state=BreakerState.OPEN, reason="failure ratio 0.6 over 30 s"),
+    BreakerProbed(result=ProbeResult.CLOSED, duration_s=0.05),
     FatalConfiguration(reason="login refused: INVALID_CREDENTIAL"),
     PartitionsChanged(assigned=(0, 3), revoked=(5,)),
     PartitionFenced(2, "transaction failed: ProducerFenced"),

@@ -12,9 +12,9 @@ from dataclasses import replace
 import pytest
 
 from worker.clock import FakeClock
+from worker.events import PipelineSnapshot
 from worker.observability import check
 from worker.observability.check import configure_parser, probe_url, run_check
-from worker.observability.events import PipelineSnapshot
 from worker.observability.health import HealthServer, serve_health
 from worker.observability.metrics import Metrics
 from worker.settings import Settings, load_settings

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from worker.clock import FakeClock
-from worker.observability.events import FatalConfiguration, PipelineSnapshot, ResultPublished
+from worker.contracts import CommandType, Outcome, ResolvedBy
+from worker.events import FatalConfiguration, PipelineSnapshot, ResultPublished
 from worker.observability.health import HealthServer, serve_health
 from worker.observability.metrics import Metrics
 from worker.settings import Settings, load_settings
@@ -62,7 +63,11 @@ async def test_port_zero_binds_a_real_port(world: World) -> None:
 
 
 async def test_metrics_are_served_in_the_prometheus_text_format(world: World) -> None:
-    world.metrics.hook(ResultPublished(TRACE, MSISDN, "charge", "succeeded", "response", "PROCESSED", 1, 0.2))
+    world.metrics.hook(
+        ResultPublished(
+            TRACE, MSISDN, CommandType.CHARGE, Outcome.SUCCEEDED, ResolvedBy.RESPONSE, "PROCESSED", 1, 0.2
+        )
+    )
     response = await world.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")

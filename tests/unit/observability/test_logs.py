@@ -12,7 +12,9 @@ import pytest
 from pydantic import SecretStr
 
 from worker.clock import FakeClock
-from worker.observability.events import (
+from worker.contracts import CommandType, Outcome, ResolvedBy
+from worker.core.breaker import BreakerState
+from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
@@ -21,6 +23,7 @@ from worker.observability.events import (
     Event,
     FatalConfiguration,
     LoginFinished,
+    ProbeResult,
     ResolutionFinished,
     ResultPublished,
 )
@@ -75,7 +78,9 @@ def logged(event: Event, clock: FakeClock | None = None, **overrides: Any) -> li
 
 
 def test_a_result_is_one_json_line_with_the_fields_an_sre_searches_by() -> None:
-    event = ResultPublished(TRACE, MSISDN, "charge", "succeeded", "response", "PROCESSED", 2, 0.2504)
+    event = ResultPublished(
+        TRACE, MSISDN, CommandType.CHARGE, Outcome.SUCCEEDED, ResolvedBy.RESPONSE, "PROCESSED", 2, 0.2504
+    )
     (line,) = logged(event)
     assert line["level"] == "info"
     assert line["event"] == "result_published"
@@ -105,18 +110,39 @@ def test_log_hook_uses_the_installed_handler() -> None:
 @pytest.mark.parametrize(
     ("event", "level"),
     [
-        (ResultPublished(TRACE, MSISDN, "credit", "unresolved", "status_inquiry", None, 3, 900.0), "warning"),
         (
-            ResultPublished(TRACE, MSISDN, "credit", "declined", "response", "NOT_ENOUGH_CREDITS", 1, 0.1),
+            ResultPublished(
+                TRACE,
+                MSISDN,
+                CommandType.CREDIT,
+                Outcome.UNRESOLVED,
+                ResolvedBy.STATUS_INQUIRY,
+                None,
+                3,
+                900.0,
+            ),
+            "warning",
+        ),
+        (
+            ResultPublished(
+                TRACE,
+                MSISDN,
+                CommandType.CREDIT,
+                Outcome.DECLINED,
+                ResolvedBy.RESPONSE,
+                "NOT_ENOUGH_CREDITS",
+                1,
+                0.1,
+            ),
             "info",
         ),
         (ResolutionFinished(TRACE, "unresolved", 5, 900.0), "warning"),
         (ResolutionFinished(TRACE, "succeeded", 1, 5.0), "info"),
         (DeadLettered(0, 1, "not_json"), "warning"),
-        (BreakerStateChanged("open", "failure ratio 0.7"), "warning"),
-        (BreakerStateChanged("closed", "probe succeeded"), "info"),
-        (BreakerProbed("reopened", 0.5), "info"),
-        (BreakerProbed("no_answer", 30.0), "warning"),
+        (BreakerStateChanged(BreakerState.OPEN, "failure ratio 0.7"), "warning"),
+        (BreakerStateChanged(BreakerState.CLOSED, "probe succeeded"), "info"),
+        (BreakerProbed(ProbeResult.REOPENED, 0.5), "info"),
+        (BreakerProbed(ProbeResult.NO_ANSWER, 30.0), "warning"),
         (LoginFinished("login", False, "INVALID_CREDENTIAL"), "warning"),
         (FatalConfiguration("login refused: INVALID_CREDENTIAL"), "error"),
         (ApiCallFinished("charge", "PROCESSED", 0.1), "debug"),
@@ -191,7 +217,7 @@ def test_text_format_on_a_terminal() -> None:
     stream = Tty()
     configure_logging(settings(log_format="auto"), stream=stream)
     EventLogger(clock=FakeClock())(
-        ResultPublished(TRACE, MSISDN, "charge", "failed", "journal", None, 1, None)
+        ResultPublished(TRACE, MSISDN, CommandType.CHARGE, Outcome.FAILED, ResolvedBy.JOURNAL, None, 1, None)
     )
     line = stream.getvalue().strip()
     assert " INFO    result_published result published: failed" in line

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import get_args, get_type_hints
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker import __version__
-from worker.observability.events import (
+from worker.contracts import CommandType, Outcome, ResolvedBy
+from worker.core.breaker import BreakerState
+from worker.events import (
     ApiCallFinished,
     BreakerStateChanged,
     CommandConsumed,
     DeadLettered,
+    DeadLetterLabel,
     Event,
     FatalConfiguration,
     JournalRestored,
@@ -25,6 +28,7 @@ from worker.observability.events import (
     RetryScheduled,
     StatusInquiryAnswered,
 )
+from worker.observability import metrics as metrics_module
 from worker.observability.metrics import (
     COMMAND_TYPES,
     OPERATIONS,
@@ -33,6 +37,7 @@ from worker.observability.metrics import (
     Metrics,
     code_label,
 )
+from worker.pipeline import intake, strict_json
 
 from .samples import EVERY_EVENT, MSISDN, TRACE, busy_snapshot
 
@@ -58,7 +63,9 @@ def test_every_event_is_accepted() -> None:
 
 def test_result_counts_by_type_outcome_and_resolved_by_and_feeds_end_to_end() -> None:
     metrics = Metrics()
-    result = ResultPublished(TRACE, MSISDN, "credit", "declined", "response", "NOT_ENOUGH_CREDITS", 1, 0.3)
+    result = ResultPublished(
+        TRACE, MSISDN, CommandType.CREDIT, Outcome.DECLINED, ResolvedBy.RESPONSE, "NOT_ENOUGH_CREDITS", 1, 0.3
+    )
     metrics.hook(result)
     metrics.hook(result)
     labels = {"type": "credit", "outcome": "declined", "resolved_by": "response"}
@@ -70,7 +77,9 @@ def test_result_counts_by_type_outcome_and_resolved_by_and_feeds_end_to_end() ->
 
 def test_a_result_without_a_kafka_timestamp_is_counted_but_not_timed() -> None:
     metrics = Metrics()
-    metrics.hook(ResultPublished(TRACE, None, "unknown", "rejected", "response", None, 0, None))
+    metrics.hook(
+        ResultPublished(TRACE, None, "unknown", Outcome.REJECTED, ResolvedBy.RESPONSE, None, 0, None)
+    )
     assert (
         value(metrics, "ecash_results_total", type="unknown", outcome="rejected", resolved_by="response") == 1
     )
@@ -146,10 +155,12 @@ def test_msisdn_and_trace_number_never_become_labels() -> None:
 
 
 def test_unknown_vocabulary_is_bounded_to_other() -> None:
+    # mypy refuses these values (the label sets are Literals and enums): the hook still bounds them at
+    # run time, for a value built where types are not checked.
     metrics = Metrics()
-    metrics.hook(ResultPublished(TRACE, MSISDN, "refund", "maybe", "oracle", None, 1, 1.0))
-    metrics.hook(DeadLettered(0, 1, "Weird Reason With Spaces"))
-    metrics.hook(StatusInquiryAnswered(TRACE, "perhaps", None))
+    metrics.hook(ResultPublished(TRACE, MSISDN, "refund", "maybe", "oracle", None, 1, 1.0))  # type: ignore[arg-type]
+    metrics.hook(DeadLettered(0, 1, "Weird Reason With Spaces"))  # type: ignore[arg-type]
+    metrics.hook(StatusInquiryAnswered(TRACE, "perhaps", None))  # type: ignore[arg-type]
     assert value(metrics, "ecash_results_total", type="other", outcome="other", resolved_by="other") == 1
     assert value(metrics, "ecash_dead_letters_total", reason="other") == 1
     assert value(metrics, "ecash_status_inquiries_total", answer="other") == 1
@@ -172,8 +183,8 @@ def test_resolution_retry_login_and_inquiry_counters() -> None:
 def test_journal_restore_breaker_and_partition_changes() -> None:
     metrics = Metrics()
     metrics.hook(JournalRestored(partition=2, records=300, duration_s=1.5))
-    metrics.hook(BreakerStateChanged("open", "failure ratio"))
-    metrics.hook(BreakerStateChanged("half_open", "probe"))
+    metrics.hook(BreakerStateChanged(BreakerState.OPEN, "failure ratio"))
+    metrics.hook(BreakerStateChanged(BreakerState.HALF_OPEN, "probe"))
     metrics.hook(PartitionsChanged(assigned=(1, 2, 3), revoked=()))
     assert value(metrics, "ecash_journal_records_restored_total") == 300
     assert value(metrics, "ecash_journal_restore_duration_seconds_count") == 1
@@ -283,3 +294,56 @@ def test_every_metric_family_has_help_text_and_two_instances_do_not_collide() ->
     assert second.registry.get_sample_value("ecash_commands_consumed_total") == 0
     for family in first.registry.collect():
         assert family.documentation, family.name
+
+
+# The label values pre-created before the label sets became types (issue 15): deriving them from the
+# Literals and enums changed no series.
+PRE_CREATED_BEFORE = {
+    "TRANSPORT_CLASSES": {"not_sent", "ambiguous"},
+    "COMMAND_TYPES": {"charge", "credit", "unknown"},
+    "BREAKER_STATES": {"closed", "open", "half_open"},
+    "LOGIN_KINDS": {"login", "relogin"},
+    "LOGIN_RESULTS": {"ok", "failed"},
+    "INQUIRY_ANSWERS": {"processed", "uncorroborated", "not_found", "other", "not_sent", "ambiguous"},
+    "RESOLUTION_OUTCOMES": {"succeeded", "failed", "unresolved", "resubmit"},
+    "RETRY_REASONS": {
+        "not_sent",
+        "session_expired",
+        "read_retry",
+        "resubmit",
+        "api_unavailable",
+        "lease_expired",
+    },
+    "REJECT_REASONS": {"invalid", "trace_reused", "key_not_msisdn"},
+    "DEAD_LETTER_REASONS": {
+        "not_json",
+        "not_a_command",
+        "oversize",
+        "no_trace_number",
+        "too_deep",
+        "number_too_large",
+        "duplicate_keys",
+        "invalid_review_decision",
+        "review_decision_not_applicable",
+        "review_decision_refused",
+        "review_decision_wrong_topic",
+        "not_a_review_decision",
+        "internal_error",
+    },
+    "PARTITION_CHANGES": {"assigned", "revoked", "lost"},
+    "PROBE_RESULTS": {"closed", "reopened", "fatal", "no_answer"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRE_CREATED_BEFORE))
+def test_label_sets_derived_from_types_pre_create_the_same_values(name: str) -> None:
+    derived = getattr(metrics_module, name)
+    assert len(derived) == len(set(derived))
+    assert set(derived) == PRE_CREATED_BEFORE[name]
+
+
+def test_every_dead_letter_label_the_parser_gives_is_a_known_label() -> None:
+    assert set(intake.DEAD_LETTER_REASONS) <= set(get_args(DeadLetterLabel))
+    unreadable = set(get_args(get_type_hints(strict_json.Unreadable)["reason"]))
+    assert unreadable == {"not_json", "too_deep", "number_too_large"}
+    assert unreadable <= set(get_args(DeadLetterLabel))

@@ -1,4 +1,4 @@
-"""Trace context end to end (worker/observability/tracing.py), on the processor's in-memory rig and the
+"""Trace context end to end (worker/tracing.py), on the processor's in-memory rig and the
 SDK's in-memory exporter: the producer's ``traceparent`` is the parent of one CONSUMER span per command,
 with the journal writes, each API call, the resolution and the result publish under it; a malformed or
 missing ``traceparent`` starts a new trace; no attribute holds the MSISDN; the JSON logs carry the ids."""
@@ -28,9 +28,8 @@ from tests.spans import (
 )
 from tests.unit.ecash.fake_api import history_entry, make_settings
 from tests.unit.pipeline.rig import RICH, Rig, charge, rig
-from worker import preflight
+from worker import preflight, tracing
 from worker.ecash import wire
-from worker.observability import tracing
 from worker.observability.logs import configure_logging
 from worker.settings import load_settings
 
@@ -93,6 +92,7 @@ def test_a_valid_traceparent_and_tracestate_are_the_parent() -> None:
         [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".encode("utf-16"))],
         [("traceparent", b"\xff\xfe\xfd")],
         [("traceparent", TRACEPARENT.encode() + b" " * 600)],
+        [("traceparent", TRACEPARENT.encode()), ("traceparent", TRACEPARENT.encode())],
     ],
     ids=[
         "none",
@@ -104,6 +104,7 @@ def test_a_valid_traceparent_and_tracestate_are_the_parent() -> None:
         "utf16",
         "binary",
         "huge",
+        "two",
     ],
 )
 def test_a_missing_or_malformed_traceparent_is_no_parent(headers: list[tuple[str, bytes]]) -> None:

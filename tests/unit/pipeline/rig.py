@@ -22,7 +22,7 @@ from worker.core.fingerprint import fingerprint
 from worker.core.ratelimit import RateLimiter
 from worker.ecash.client import EcashClient
 from worker.ecash.ratelimited import RateLimitedTransport
-from worker.observability.events import Recorder
+from worker.events import Recorder
 from worker.pipeline.claims import claim_record, final_claim, new_claim
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.gate import Gate

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from worker.contracts import Command, Outcome, ResolvedBy
 from worker.core.fingerprint import fingerprint
-from worker.observability.events import PipelineSnapshot
+from worker.events import PipelineSnapshot
 from worker.observability.metrics import Metrics
 from worker.pipeline.journal import Journal, JournalRecord, JournalState
 from worker.pipeline.results import command_result

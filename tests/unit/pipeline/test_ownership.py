@@ -14,7 +14,7 @@ from tests.unit.pipeline.rig import DLQ, JOURNAL, RESULTS, REVIEW, RICH, TXN_ID,
 from worker.contracts import Command, Outcome, ResolvedBy
 from worker.core.fingerprint import fingerprint
 from worker.ecash import wire
-from worker.observability.events import RetryScheduled
+from worker.events import RetryScheduled
 from worker.pipeline.journal import JournalRecord, JournalState
 from worker.pipeline.ownership import WriterPolicy
 

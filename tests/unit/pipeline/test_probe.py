@@ -17,9 +17,9 @@ from worker.clock import FakeClock
 from worker.core.breaker import BreakerState, CircuitBreaker
 from worker.ecash import wire
 from worker.ecash.client import EcashClient
-from worker.observability.events import BreakerProbed, FanOut, Recorder
+from worker.events import BreakerProbed, FanOut, ProbeResult, Recorder
 from worker.pipeline.gate import Gate
-from worker.pipeline.probe import BreakerProber, ProbeResult, probe_wait_s
+from worker.pipeline.probe import BreakerProber, probe_wait_s
 from worker.policies import breaker_policy
 from worker.service import breaker_hook
 

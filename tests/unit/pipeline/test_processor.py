@@ -32,7 +32,7 @@ from tests.unit.pipeline.rig import (
 )
 from worker.contracts import Command, Outcome, ResolvedBy
 from worker.ecash import wire
-from worker.observability.events import CommandRejected, DeadLettered, RetryScheduled
+from worker.events import CommandRejected, DeadLettered, RetryScheduled
 from worker.pipeline.journal import JournalState
 from worker.pipeline.results import command_result
 

@@ -153,8 +153,10 @@ def parent_from_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.Co
     """The context the command's ``traceparent``/``tracestate`` headers carry; empty (a new trace) when
     they are missing, malformed or not text."""
     carrier: dict[str, str] = {}
+    parents = 0
     for name, value in headers:
         lowered = name.lower()
+        parents += lowered == "traceparent"
         if lowered not in TRACE_HEADERS or lowered in carrier or not isinstance(value, bytes | bytearray):
             continue
         try:
@@ -163,7 +165,7 @@ def parent_from_headers(headers: Iterable[tuple[str, bytes]]) -> otel_context.Co
             continue
         if len(text) <= MAX_HEADER_CHARS:
             carrier[lowered] = text
-    if "traceparent" not in carrier:
+    if "traceparent" not in carrier or parents != 1:  # two: which? none (as results copy it: headers.py)
         return otel_context.Context()
     return _PROPAGATOR.extract(carrier, context=otel_context.Context())
 
@@ -227,18 +229,17 @@ _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f
 
 
 def _producers_trace_id(headers: Iterable[tuple[str, bytes]]) -> int:
-    """The trace id of the first ``traceparent`` header when it is valid (as the propagator reads it:
+    """The trace id of the one ``traceparent`` header when it is valid (as the propagator reads it:
     tests/unit/observability/test_tracing.py holds them to the same cases), else 0."""
-    for name, value in headers:
-        if name.lower() != "traceparent":
-            continue
-        match = _TRACEPARENT.fullmatch(value) if isinstance(value, bytes) else None
-        if match is None or match[1] == b"ff" or (match[1] == b"00" and match[4] is not None):
-            return 0
-        if match[3] == b"0" * 16:
-            return 0
-        return int(match[2], 16)
-    return 0
+    found = [value for name, value in headers if name.lower() == "traceparent"]
+    if len(found) != 1:
+        return 0
+    match = _TRACEPARENT.fullmatch(found[0]) if isinstance(found[0], bytes) else None
+    if match is None or match[1] == b"ff" or (match[1] == b"00" and match[4] is not None):
+        return 0
+    if match[3] == b"0" * 16:
+        return 0
+    return int(match[2], 16)
 
 
 class _ContextOnly:

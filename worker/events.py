@@ -3,6 +3,18 @@
 Domain code never imports prometheus_client or the logging setup: it calls ``sink.emit(event)``.
 No event carries a secret. MSISDNs and trace numbers may appear in events (logs mask the MSISDN);
 the metrics adapter never uses them as labels.
+
+It lives on the ground floor and imports from ``worker`` only what is already there: ``contracts`` and
+the pure ``core`` (whose ``AnswerKind``, ``ConcludeOutcome`` and ``BreakerState`` some events carry).
+Every layer emits events (``ecash``, ``pipeline``) and ``observability`` reads them, so this module must
+sit below all of them. Under ``observability/`` it made ``ecash`` import ``observability`` while
+``observability.metrics`` imports ``ecash``: an arrow running back up (docs/design.md, "Module map";
+``tests/unit/test_packages.py`` keeps it so).
+
+The fixed label sets of the events' fields (``LoginKind``, ``RetryReason``, ...) are defined here, next
+to the field that carries them, unless they belong to what ``core`` or ``contracts`` define;
+``observability/metrics.py`` derives its pre-created label values from them (``typing.get_args``), so
+a value mypy accepts in an event is a value the metrics pre-create.
 """
 
 from __future__ import annotations
@@ -10,7 +22,83 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from worker.contracts import CommandType, Outcome, ResolvedBy
+from worker.core.breaker import BreakerState
+from worker.core.resolution import AnswerKind, ConcludeOutcome
+
+__all__ = [
+    "NULL_SINK",
+    "ApiCallFinished",
+    "BreakerProbed",
+    "BreakerStateChanged",
+    "CommandConsumed",
+    "CommandRejected",
+    "DeadLetterLabel",
+    "DeadLettered",
+    "Event",
+    "EventSink",
+    "FanOut",
+    "FatalConfiguration",
+    "JournalRestored",
+    "LoginFinished",
+    "LoginKind",
+    "NoCommandType",
+    "PartitionFenced",
+    "PartitionsChanged",
+    "PipelineSnapshot",
+    "ProbeResult",
+    "Recorder",
+    "RefusalReason",
+    "RejectReason",
+    "ResolutionFinished",
+    "ResolutionStarted",
+    "ResultPublished",
+    "RetryReason",
+    "RetryScheduled",
+    "ReviewDecisionRefused",
+    "StatusInquiryAnswered",
+]
+
+# The fixed label sets of the fields below, each defined once: metrics derive their label values here.
+LoginKind = Literal["login", "relogin"]  # the first login, or one after TOKEN_EXPIRED
+RetryReason = Literal[
+    "not_sent", "session_expired", "read_retry", "resubmit", "api_unavailable", "lease_expired"
+]
+# Why a command was rejected without a money call; the sentence lives in the result's detail.
+RejectReason = Literal["invalid", "trace_reused", "key_not_msisdn"]
+DeadLetterLabel = Literal[
+    # worker/pipeline/strict_json.py: the bytes are not JSON we read
+    "not_json",
+    "too_deep",
+    "number_too_large",
+    # worker/pipeline/intake.py: JSON, but nothing can be answered for it
+    "not_a_command",
+    "oversize",
+    "no_trace_number",
+    "duplicate_keys",
+    "invalid_review_decision",
+    # worker/pipeline/review_decisions.py, key_rule.py, dispatch.py: a decision that cannot be applied here
+    "review_decision_not_applicable",
+    "review_decision_refused",
+    "review_decision_wrong_topic",
+    "not_a_review_decision",
+    # a bug, or a message that failed too often (worker/pipeline/dispatch.py)
+    "internal_error",
+]
+RefusalReason = Literal["waiting_for_status_inquiry", "status_inquiry_processed"]  # a review decision refused
+NoCommandType = Literal["unknown"]  # a result for a message with no valid CommandType
+
+
+class ProbeResult(StrEnum):
+    """What the breaker's background probe did (worker/pipeline/probe.py)."""
+
+    CLOSED = "closed"  # the API answered: the breaker closed
+    REOPENED = "reopened"  # no usable answer: the breaker is open again, for longer
+    FATAL = "fatal"  # the API refused the credentials: a configuration error, consumption stays stopped
+    NO_ANSWER = "no_answer"  # the call ended before any answer reached the breaker (a bug, or cancelled)
 
 
 @dataclass(frozen=True)
@@ -25,7 +113,7 @@ class ApiCallFinished:
 
 @dataclass(frozen=True)
 class LoginFinished:
-    kind: str  # "login" (first) or "relogin" (after TOKEN_EXPIRED)
+    kind: LoginKind
     ok: bool
     code: str  # PROCESSED, INVALID_CREDENTIAL, not_sent, ...
 
@@ -33,7 +121,7 @@ class LoginFinished:
 @dataclass(frozen=True)
 class RetryScheduled:
     operation: str
-    reason: str  # not_sent | session_expired | read_retry | resubmit | api_unavailable
+    reason: RetryReason
     attempt: int
     delay_s: float
 
@@ -47,23 +135,23 @@ class CommandConsumed:
 class CommandRejected:
     trace_number: str
     msisdn: str | None
-    reason: str  # invalid | trace_reused | ...  (bounded set; the sentence lives in the result's detail)
+    reason: RejectReason
 
 
 @dataclass(frozen=True)
 class DeadLettered:
     partition: int
     offset: int
-    reason: str  # not_json | not_a_command | oversize | ... (bounded set)
+    reason: DeadLetterLabel
 
 
 @dataclass(frozen=True)
 class ResultPublished:
     trace_number: str
     msisdn: str | None
-    command_type: str  # charge | credit | unknown
-    outcome: str
-    resolved_by: str
+    command_type: CommandType | NoCommandType
+    outcome: Outcome
+    resolved_by: ResolvedBy
     response_code: str | None
     attempts: int
     end_to_end_s: float | None  # from the command's Kafka timestamp to the result's publication
@@ -79,14 +167,14 @@ class ResolutionStarted:
 @dataclass(frozen=True)
 class StatusInquiryAnswered:
     trace_number: str
-    answer: str  # processed | uncorroborated | not_found | other | not_sent | ambiguous
+    answer: AnswerKind
     code: str | None
 
 
 @dataclass(frozen=True)
 class ResolutionFinished:
     trace_number: str
-    outcome: str  # succeeded | failed | unresolved | resubmit
+    outcome: ConcludeOutcome
     inquiries: int
     duration_s: float
 
@@ -100,7 +188,7 @@ class JournalRestored:
 
 @dataclass(frozen=True)
 class BreakerStateChanged:
-    state: str  # closed | open | half_open
+    state: BreakerState
     reason: str
 
 
@@ -108,7 +196,7 @@ class BreakerStateChanged:
 class BreakerProbed:
     """The background probe's call while half-open (worker/pipeline/probe.py), and what it did."""
 
-    result: str  # closed | reopened | fatal | no_answer
+    result: ProbeResult
     duration_s: float
 
 
@@ -126,7 +214,7 @@ class PartitionsChanged:
 @dataclass(frozen=True)
 class ReviewDecisionRefused:
     trace_number: str
-    reason: str  # waiting_for_status_inquiry | status_inquiry_processed
+    reason: RefusalReason
 
 
 @dataclass(frozen=True)
