@@ -41,7 +41,16 @@ from worker.kafka import clients
 if TYPE_CHECKING:
     from worker.settings import Settings
 
-__all__ = ["Answer", "ClientError", "CommandClient", "Sent", "TopicMissing", "Topics"]
+__all__ = [
+    "Answer",
+    "ClientError",
+    "CommandClient",
+    "Sent",
+    "TopicMissing",
+    "Topics",
+    "parse_dead_letter",
+    "parse_result",
+]
 
 _POLL_MS = 200
 

@@ -20,6 +20,36 @@ from pydantic_core import PydanticCustomError
 
 from worker.amount_rules import AMOUNT_JSON_SCHEMA, command_amount
 
+__all__ = [
+    "CONTRACTS",
+    "EVENT_NAMESPACE",
+    "INT32",
+    "INT64",
+    "METADATA_JSON_SCHEMA",
+    "MSISDN_PATTERN",
+    "PUBLISHED",
+    "READ_BY_THE_WORKER",
+    "SCHEMA_VERSION",
+    "TRACE_NUMBER_PATTERN",
+    "Attempt",
+    "Command",
+    "CommandType",
+    "DeadLetter",
+    "Header",
+    "Outcome",
+    "PublishedVersionField",
+    "ResolvedBy",
+    "Result",
+    "ReviewDecision",
+    "ReviewRecord",
+    "SchemaVersionField",
+    "decision_event_id",
+    "event_id_for",
+    "format_amount",
+    "metadata_text",
+    "review_item_key",
+]
+
 TRACE_NUMBER_PATTERN = r"^[0-9A-Za-z]{1,32}$"
 MSISDN_PATTERN = r"^[0-9]{9,15}$"
 SCHEMA_VERSION = 1

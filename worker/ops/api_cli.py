@@ -35,6 +35,19 @@ from worker.ops.command import (
 from worker.ops.output import Console, Format, add_output_option, help_text, secret_text
 from worker.settings import Settings
 
+__all__ = [
+    "HANDLERS",
+    "HISTORY_COLUMNS",
+    "HISTORY_TABLE_COLUMNS",
+    "Handler",
+    "answered",
+    "api_failure",
+    "ask",
+    "configure_parser",
+    "history_row",
+    "run",
+]
+
 Handler = Callable[[EcashClient, argparse.Namespace, Console], Awaitable[int]]
 
 # A table shows these; JSON and CSV carry every field of ``history_row``.

@@ -10,6 +10,8 @@ from pydantic_core import PydanticCustomError
 
 from worker.amount_rules import command_amount
 
+__all__ = ["amount", "day", "page_number", "positive_int", "seconds"]
+
 
 def day(text: str) -> date:
     try:

@@ -19,6 +19,8 @@ from worker.ops.output import Progress
 from worker.ops.reading import CLIENT_ID, kafka_consumer, topic_partitions, unreachable
 from worker.settings import Settings
 
+__all__ = ["Delivery", "produce_and_await_result"]
+
 _POLL_MS = 200
 
 

@@ -30,6 +30,21 @@ from pydantic import ValidationError
 from worker.ops.output import Console, choose_format
 from worker.settings import Settings, SettingsError, load_settings, load_settings_without_api
 
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_NOT_OK",
+    "EXIT_NO_RESULT",
+    "EXIT_OK",
+    "EXIT_UNREACHABLE",
+    "EXIT_UNRESOLVED",
+    "Body",
+    "OpsError",
+    "invalid",
+    "ops_settings",
+    "quiet_kafka_logs",
+    "run_command",
+]
+
 EXIT_OK = 0
 EXIT_NOT_OK = 1
 EXIT_CONFIG = 2

@@ -22,6 +22,25 @@ from pydantic import BaseModel, SecretStr
 
 from worker.contracts import format_amount
 
+__all__ = [
+    "MAX_CELL_CHARS",
+    "SECRET_MASK",
+    "Console",
+    "Format",
+    "Progress",
+    "add_output_option",
+    "cell",
+    "choose_format",
+    "help_text",
+    "jsonable",
+    "mask_msisdn",
+    "render_table",
+    "secret_text",
+    "write_json",
+    "write_record",
+    "write_rows",
+]
+
 SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
 MAX_CELL_CHARS = 60  # a table cell longer than this is cut, but for the last column (JSON, CSV: never)
 

@@ -17,6 +17,8 @@ from worker.ops.command import EXIT_CONFIG, EXIT_UNREACHABLE, OpsError
 from worker.ops.output import Progress
 from worker.settings import Settings
 
+__all__ = ["CLIENT_ID", "kafka_consumer", "read_topic", "stream_topic", "topic_partitions", "unreachable"]
+
 T = TypeVar("T")
 
 CLIENT_ID = "ecash-worker-ops"

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from worker.client import parse_result
 from worker.contracts import CommandType, Outcome, Result
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import canonical
@@ -36,11 +37,35 @@ from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
 from worker.ecash.models import WIB, HistoryEntry
 from worker.ops.api_cli import api_failure
 from worker.ops.arguments import day, positive_int
-from worker.ops.awaiting import parse_result
 from worker.ops.command import EXIT_CONFIG, EXIT_NOT_OK, EXIT_OK, OpsError, run_command
 from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
 from worker.ops.reading import stream_topic
 from worker.settings import Settings
+
+__all__ = [
+    "COLUMNS",
+    "EMPTY_HISTORY_CODES",
+    "Finding",
+    "Kind",
+    "Report",
+    "ResultSpool",
+    "WalletLine",
+    "Window",
+    "check_trace",
+    "configure_parser",
+    "finding_row",
+    "gather",
+    "is_ours",
+    "line_day",
+    "print_report",
+    "read_histories",
+    "reconcile",
+    "run",
+    "settled",
+    "signed_amount",
+    "summary",
+    "wallets_in",
+]
 
 
 class Kind(StrEnum):

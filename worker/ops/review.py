@@ -51,6 +51,29 @@ from worker.ops.reading import read_topic
 from worker.ops.send import DEFAULT_WAIT_S, result_record
 from worker.settings import Settings
 
+__all__ = [
+    "ATTEMPT_COLUMNS",
+    "DECISION_OUTCOMES",
+    "ITEM_HELP",
+    "LIST_COLUMNS",
+    "configure_parser",
+    "decision_for",
+    "find_item",
+    "item_key",
+    "key_and_value",
+    "latest_records",
+    "list_open",
+    "list_row",
+    "load_reviews",
+    "no_result_note",
+    "open_items",
+    "report",
+    "resolve",
+    "run",
+    "show",
+    "summary",
+]
+
 LIST_COLUMNS = ("item", "trace_number", "msisdn", "amount", "type", "opened_at", "last_known_state")
 ATTEMPT_COLUMNS = ("at", "operation", "outcome_class", "response_code", "detail")
 DECISION_OUTCOMES = ("succeeded", "failed")

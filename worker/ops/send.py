@@ -43,6 +43,20 @@ from worker.ops.output import Console, add_output_option, help_text
 from worker.ops.reading import CLIENT_ID, topic_partitions, unreachable
 from worker.settings import Settings
 
+__all__ = [
+    "DEFAULT_WAIT_S",
+    "OUTCOME_EXIT_CODES",
+    "build_command",
+    "configure_parser",
+    "deliver",
+    "new_trace_number",
+    "report",
+    "result_record",
+    "run",
+    "send",
+    "sent_record",
+]
+
 DEFAULT_WAIT_S = 60.0
 
 OUTCOME_EXIT_CODES: dict[Outcome, int] = {

@@ -31,6 +31,7 @@ __all__ = [
     "ce_type",
     "cloud_event",
     "dead_letter_id",
+    "merged",
     "review_record_id",
     "trace_context",
     "valid_traceparent",

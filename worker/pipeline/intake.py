@@ -21,6 +21,23 @@ from worker.contracts import MSISDN_PATTERN, Command, ReviewDecision
 from worker.events import DeadLetterLabel, RejectReason
 from worker.pipeline.strict_json import Document, Duplicate, Unreadable, read
 
+__all__ = [
+    "CONFLUENT_HEADER_BYTES",
+    "CONFLUENT_MAGIC",
+    "DEAD_LETTER_REASONS",
+    "FRAMING_SETTING",
+    "IDENTIFIABLE_TRACE",
+    "DeadLetterReason",
+    "Decision",
+    "Framing",
+    "Intake",
+    "Parsed",
+    "Rejection",
+    "confluent_schema_id",
+    "parse_command",
+    "unframe",
+]
+
 IDENTIFIABLE_TRACE = re.compile(r"^[\x21-\x7e]{1,64}$")
 _MSISDN = re.compile(MSISDN_PATTERN)
 

@@ -16,6 +16,8 @@ from worker.contracts import DeadLetter, Result, ReviewRecord, review_item_key
 from worker.pipeline.headers import cloud_event, dead_letter_id, merged, review_record_id, trace_context
 from worker.pipeline.ownership import OutRecord
 
+__all__ = ["DEFAULT_SOURCE", "Incoming", "Outbox"]
+
 DEFAULT_SOURCE = "/ecash-worker"
 
 Incoming = Iterable[tuple[str, bytes | None]]
