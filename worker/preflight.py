@@ -169,11 +169,24 @@ def check_metrics_port(settings: Settings) -> str | None:
     return None
 
 
+def check_otel_exporter(settings: Settings) -> str | None:
+    """``otlp`` needs the exporter package (the optional ``otel`` extra)."""
+    from worker.tracing import OTLP_EXPORTER_MODULE, otlp_exporter_missing
+
+    if settings.otel_exporter == "otlp" and otlp_exporter_missing():
+        return (
+            f"ECASH_OTEL_EXPORTER: otlp needs the exporter package ({OTLP_EXPORTER_MODULE} is not installed: "
+            "pip install 'ecash-worker[otel]'), or set none"
+        )
+    return None
+
+
 CHECKS: tuple[Check, ...] = (
     check_kafka_tls,
     check_kafka_oauth_token,
     check_api_tls,
     check_api_public_key,
     check_state_dir,
+    check_otel_exporter,
     check_metrics_port,
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from worker import __version__, tracing
 from worker.clock import Clock, SystemClock
 from worker.core.breaker import CircuitBreaker
 from worker.core.ratelimit import RateLimiter
@@ -252,6 +253,7 @@ async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code p
     from worker.observability.logs import configure_logging, log_hook
 
     configure_logging(settings)
+    tracing.configure(settings.otel_exporter, service_version=__version__)
     loop = asyncio.get_running_loop()
     this = asyncio.current_task()
     worker: Worker | None = None
@@ -292,3 +294,5 @@ async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code p
     except RestoreFailed as exc:
         print(f"ecash-worker: {exc}; see docs/runbook.md (journal restore)", file=sys.stderr)
         return 4
+    finally:
+        tracing.shutdown()  # the exporter's last batch

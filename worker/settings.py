@@ -155,6 +155,8 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.AUTO
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     stuck_loop_s: float = Field(30.0, gt=0)
+    # spans are always made (their ids are in the logs); otlp sends them (extra `otel`; OTEL_EXPORTER_OTLP_*)
+    otel_exporter: Literal["none", "otlp"] = "none"
 
     @field_validator(
         "api_credentials",

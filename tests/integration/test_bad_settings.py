@@ -41,6 +41,7 @@ from worker.kafka.admin import (
     worker_topic_specs,
 )
 from worker.settings import SANDBOX_API_IDENTITY, load_settings
+from worker.tracing import otlp_exporter_missing
 
 ECASH_WORKER = str(Path(sys.executable).with_name("ecash-worker"))
 EXIT_CONFIG = 2
@@ -166,6 +167,11 @@ def test_the_tooling_variables_do_not_stop_the_worker_at_the_settings(base_env: 
             (),
             {"ECASH_METRICS_PORT": "99999"},
             ["ECASH_METRICS_PORT: Input should be less than or equal to 65535"],
+        ),
+        (
+            (),
+            {"ECASH_OTEL_EXPORTER": "jaeger"},
+            ["ECASH_OTEL_EXPORTER: Input should be 'none' or 'otlp'"],
         ),
         (
             (),
@@ -312,6 +318,23 @@ def test_check_config_prints_the_effective_settings_with_secrets_masked(base_env
     for secret in (*SANDBOX_API_IDENTITY.values(), "kafka-secret-password"):
         if secret != "agent01":
             assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("argv", [["run"], ["check", "--config"]])
+def test_otlp_without_the_exporter_package_is_one_line_naming_the_setting(
+    base_env: dict[str, str], argv: list[str]
+) -> None:
+    """The OTLP exporter is the optional extra ``otel``, not in the development venv: asking for it there
+    is the bad setting a production image without the extra would have."""
+    if not otlp_exporter_missing():
+        pytest.skip("the otel extra is installed here")
+    result = cli(argv, {**base_env, "ECASH_OTEL_EXPORTER": "otlp"})
+    assert_refused(
+        result,
+        "ecash-worker: ECASH_OTEL_EXPORTER: otlp needs the exporter package "
+        "(opentelemetry.exporter.otlp.proto.http.trace_exporter is not installed: "
+        "pip install 'ecash-worker[otel]'), or set none",
+    )
 
 
 def test_check_config_refuses_a_bad_setting_with_exit_2(base_env: dict[str, str]) -> None:

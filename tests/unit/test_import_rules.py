@@ -15,7 +15,9 @@ WORKER = ROOT / "worker"
 # The ground floor: plain values and definitions every part may use. Above it the core (pure decisions)
 # and the events (what happened, with the core's vocabularies): every other part may use both.
 GROUND = {"worker", "clock", "contracts", "amount_rules"}
-SHARED = GROUND | {"core", "events"}
+# The spans (worker/tracing.py: OpenTelemetry, nothing of ours) are shared the same way: each part that
+# does something a command's trace shows calls it where it does it.
+SHARED = GROUND | {"core", "events", "tracing"}
 # part -> the parts it may import, besides itself and the ground floor
 MAY_IMPORT: dict[str, set[str]] = {
     "worker": set(),
@@ -23,6 +25,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "amount_rules": set(),
     "contracts": set(),
     "events": {"core"},
+    "tracing": set(),
     "settings": set(),
     "schema_compat": set(),
     "core": set(),  # pure decisions: plain values in, values out; not even the settings

@@ -21,9 +21,17 @@ from typing import Any
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from worker import tracing
 from worker.clock import Clock
 from worker.ecash import wire
-from worker.ecash.codes import PROCESSED, CallClass, canonical, describe, is_fatal_config_code
+from worker.ecash.codes import (
+    PROCESSED,
+    CallClass,
+    canonical,
+    classify_money_code,
+    describe,
+    is_fatal_config_code,
+)
 from worker.ecash.credentials import CredentialsProvider
 from worker.ecash.errors import FatalConfigError, LoginFailed
 from worker.ecash.lease import LeaseExpired
@@ -134,6 +142,21 @@ class ApiSession:
     async def exchange(
         self, operation: wire.Operation, form: dict[str, str], *, credentials: SecretStr | None = None
     ) -> Exchange:
+        with tracing.api_call(operation.value, "POST", self._http.base_url, wire.PATHS[operation]) as span:
+            result = await self._exchange(operation, form, credentials)
+            if span.is_recording():
+                tracing.api_call_answered(
+                    span,
+                    http_status=result.http_status,
+                    code=result.code,
+                    call_class=_class_of(result),
+                    reason=result.reason,
+                )
+            return result
+
+    async def _exchange(
+        self, operation: wire.Operation, form: dict[str, str], credentials: SecretStr | None
+    ) -> Exchange:
         if self._http.is_closed:  # a programming error, not an outcome: nothing was sent
             raise RuntimeError("the E-Cash client is closed")
         headers = {wire.HEADER_API_KEY: self._api_key.get_secret_value()}
@@ -236,6 +259,15 @@ class ApiSession:
             raise LoginFailed(code, f"login answered {describe(code)} {detail}".strip())
         self._sink.emit(LoginFinished(kind, True, PROCESSED))
         return token
+
+
+def _class_of(result: Exchange) -> str:
+    """The exchange's class for its span: the transport's failure, a money call's class, or answered."""
+    if result.failure is not None:
+        return result.failure.value
+    if result.operation in (wire.Operation.CHARGE, wire.Operation.CREDIT):
+        return classify_money_code(canonical(result.code) or result.code).value
+    return "answered"
 
 
 def _token_of(payload: dict[str, Any] | None) -> SecretStr | None:

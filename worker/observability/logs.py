@@ -41,6 +41,7 @@ from worker.events import (
 )
 from worker.observability.kafka_noise import KafkaNoiseFilter
 from worker.settings import LogFormat, Settings
+from worker.tracing import current_ids
 
 EVENT_LOGGER_NAME = "worker.events"
 REDACTED = "[REDACTED]"
@@ -157,6 +158,7 @@ class JsonFormatter(logging.Formatter):
             "event": getattr(record, "event_name", "log"),
         }
         line.update(_record_fields(record))
+        line.update(current_ids())  # after the redaction filter: a hex id is not an MSISDN
         line["msg"] = record.getMessage()
         line["logger"] = record.name
         if record.exc_info and not record.exc_text:

@@ -6,6 +6,7 @@ review_decisions.py), so that none of them writes any other way.
 
 from __future__ import annotations
 
+from worker import tracing
 from worker.clock import Clock
 from worker.contracts import Attempt, Command, CommandType, Outcome, ResolvedBy, Result
 from worker.core.resolution import AnswerKind
@@ -50,6 +51,7 @@ class Effects:
         self.clock = clock
         self.sink = sink
         self.topic = topic
+        self._span_topics = (outbox.results_topic, outbox.dlq_topic, outbox.review_topic, journal.topic)
 
     # --- writing (all of it through the partition's transactional writer) ------------------------
     @staticmethod
@@ -61,13 +63,16 @@ class Effects:
 
     async def write(self, job: Job, record: JournalRecord) -> float:
         """Commit a journal record on its own (an intent, a resolution's progress); the lease start."""
-        lease_start_s = await self.writer(job).write([self.journal.out(record)])
+        out = self.journal.out(record)
+        with tracing.write_span([out], ends_message=False):
+            lease_start_s = await self.writer(job).write([out])
         self.journal.remember(record)
         return lease_start_s
 
     async def commit(self, job: Job, records: list[OutRecord], journal: JournalRecord | None = None) -> None:
         """Finish ``job``: its records and its offset in one transaction."""
-        await self.writer(job).write(records, done_offset=job.offset, stream=job.stream)
+        with tracing.write_span(records, ends_message=True, prefer=self._span_topics):
+            await self.writer(job).write(records, done_offset=job.offset, stream=job.stream)
         if journal is not None:
             self.journal.remember(journal)
 
@@ -172,6 +177,7 @@ class Effects:
         msisdn = intake.command.msisdn if isinstance(intake, Parsed) else None
         if isinstance(intake, Decision):
             trace, msisdn = intake.decision.trace_number, intake.decision.msisdn
+        tracing.record_outcome(outcome.value, resolved_by.value, code)
         e2e_s = None
         if job.timestamp_ms is not None:
             e2e_s = max(0.0, self.clock.now().timestamp() - job.timestamp_ms / 1000)

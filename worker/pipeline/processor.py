@@ -13,6 +13,7 @@ only within ``send_lease_s`` of that transaction's start (lease.py, checked at t
 
 from __future__ import annotations
 
+from worker import tracing
 from worker.clock import Clock
 from worker.contracts import Command, CommandType, Outcome, ResolvedBy
 from worker.core.fingerprint import fingerprint
@@ -117,7 +118,8 @@ class Processor:
 
     async def handle(self, job: Job) -> bool:
         try:
-            return await self._handle(job)
+            with tracing.command_span(job, job.topic or self.effects.topic):
+                return await self._handle(job)
         except PartitionLost:
             return False  # fenced or released: the next owner carries on from the journal
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from worker import tracing
 from worker.contracts import Command, Outcome, ResolvedBy
 from worker.core.corroboration import (
     Corroborated,
@@ -84,6 +85,12 @@ class Resolver:
         self.resolving = 0  # resolutions in progress (the pipeline snapshot)
 
     async def resolve(
+        self, job: Job, record: JournalRecord, reason: str
+    ) -> bool | tuple[JournalRecord, Send]:
+        with tracing.resolution_span(reason):
+            return await self._resolve(job, record, reason)
+
+    async def _resolve(
         self, job: Job, record: JournalRecord, reason: str
     ) -> bool | tuple[JournalRecord, Send]:
         command = record.command
