@@ -17,6 +17,19 @@ from pathlib import Path
 
 from worker.settings import Settings, SettingsError
 
+__all__ = [
+    "CHECKS",
+    "Check",
+    "check_api_public_key",
+    "check_api_tls",
+    "check_kafka_oauth_token",
+    "check_kafka_tls",
+    "check_metrics_port",
+    "check_otel_exporter",
+    "check_state_dir",
+    "preflight",
+]
+
 Check = Callable[[Settings], str | None]
 
 

@@ -41,6 +41,8 @@ from worker.pipeline.runner import RestoreFailed, Runner
 from worker.policies import breaker_policy
 from worker.settings import Settings, SettingsError
 
+__all__ = ["BREAKER_FAILURE_CODES", "Worker", "breaker_hook", "run_worker"]
+
 log = logging.getLogger("ecash_worker")
 
 

@@ -23,6 +23,25 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+__all__ = [
+    "ENV_PREFIX",
+    "SANDBOX_API_IDENTITY",
+    "SANDBOX_API_KEY",
+    "SANDBOX_CREDENTIALS",
+    "SANDBOX_USERNAME",
+    "TOOLING_VARIABLES",
+    "LogFormat",
+    "NotFoundPolicy",
+    "Settings",
+    "SettingsError",
+    "TransportKind",
+    "load_settings",
+    "load_settings_without_api",
+    "masked_url",
+    "proxy_url_problem",
+    "unknown_variables",
+]
+
 # The sandbox's default agent: the demo and tests run on these without any configuration.
 SANDBOX_USERNAME = "agent01"
 SANDBOX_API_KEY = "sandbox-api-key-0123456789abcdef0123456789abcdef01234567"  # 56 characters, like the spec

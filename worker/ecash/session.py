@@ -45,6 +45,8 @@ from worker.ecash.transport import (
 from worker.events import ApiCallFinished, EventSink, LoginFinished, LoginKind
 from worker.settings import Settings
 
+__all__ = ["MAX_CODE_CHARS", "ApiSession", "Exchange", "read_answer"]
+
 MAX_CODE_CHARS = 64
 
 

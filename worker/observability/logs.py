@@ -43,6 +43,22 @@ from worker.observability.kafka_noise import KafkaNoiseFilter
 from worker.settings import LogFormat, Settings
 from worker.tracing import current_ids
 
+__all__ = [
+    "EVENT_LOGGER_NAME",
+    "REDACTED",
+    "EventLogger",
+    "JsonFormatter",
+    "RedactionFilter",
+    "Redactor",
+    "TextFormatter",
+    "choose_format",
+    "configure_logging",
+    "event_name",
+    "log_hook",
+    "mask_msisdn",
+    "mask_msisdns",
+]
+
 EVENT_LOGGER_NAME = "worker.events"
 REDACTED = "[REDACTED]"
 _MIN_SECRET_LEN = 6
