@@ -4,8 +4,8 @@
 
 Runs the same commands through the real ``Processor`` (the real EcashClient, journal, partition writer,
 effects, resolver) in this process, on in-memory stand-ins for what it talks to: an httpx
-``MockTransport`` answering Login and Charge, and a transactional producer that keeps nothing. Two modes,
-interleaved, each on fresh parts, ``--repeats`` times:
+``MockTransport`` answering Login and Charge, and a transactional producer that keeps nothing. Three
+modes, each on fresh parts, ``--repeats`` times (the first two in alternating pairs, the third apart):
 
 - ``untraced``: every function of ``worker.tracing`` the pipeline calls replaced by a no-op
   (the baseline: as if there were no tracing);
@@ -274,8 +274,14 @@ def measure(commands: int, repeats: int, concurrency: int, loops: int = 20_000) 
         with mode(name):
             asyncio.run(run_once(settings, min(commands, 500), concurrency))
     runs: dict[str, list[float]] = {name: [] for name in MODES}
-    for repeat in range(repeats):
-        order = MODES if repeat % 2 == 0 else MODES[::-1]
+    # untraced and none in pairs, in alternating order (ABBA); recorded in a block of its own afterwards:
+    # its batch thread and its heap, run next to none, fell on none's CPU and made it look 5% dearer
+    # than it is (docs/performance.md, "Tracing").
+    schedule: list[tuple[str, ...]] = [
+        ("untraced", "none") if r % 2 == 0 else ("none", "untraced") for r in range(repeats)
+    ]
+    schedule += [("recorded",)] * repeats
+    for order in schedule:
         for name in order:
             gc.collect()  # each run starts from the same heap
             with mode(name):

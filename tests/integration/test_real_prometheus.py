@@ -153,6 +153,9 @@ async def test_a_real_prometheus_answers_every_dashboard_alert_and_keda_expressi
     task = asyncio.create_task(worker.run())
     try:
         await eventually(lambda: worker.runner.snapshot().consuming, timeout_s=60)
+        # One scrape of the counters at zero before anything happens: an increase needs a sample before
+        # it (a dead letter before the first scrape would start its series at 1, and never alert).
+        await until_answers(server, 'ecash_dead_letters_total{reason="not_json"} == 0', timeout_s=30)
         good = [
             command(f"PG{i}", RICH if i % 2 else f"08171{i:08d}", 100 + i, ("charge", "credit")[i % 2])
             for i in range(30)
