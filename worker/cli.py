@@ -15,7 +15,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "COMMANDS",
@@ -23,10 +23,13 @@ __all__ = [
     "PLUGIN_GROUP",
     "USAGE_ERROR",
     "Command",
+    "HelpFormatter",
     "build_parser",
     "known_commands",
     "main",
+    "parsers",
     "plugin_commands",
+    "version",
 ]
 
 PLUGIN_GROUP = "ecash_worker.commands"  # entry points naming a {name: (module, help)} table
@@ -79,14 +82,69 @@ def plugin_commands() -> dict[str, Command]:
     return found
 
 
+def version() -> str:
+    """This install's version (the package metadata), read only when ``--version`` asks."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("ecash-worker")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``ecash-worker X.Y.Z`` and exit 0 (the metadata is read only then)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(f"ecash-worker {version()}")  # on stdout, as argparse's own --version
+        parser.exit()
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every ``--help``: descriptions as written (their paragraphs and examples kept), without the
+    reStructuredText literal marks of the docstrings they come from, and each option's default."""
+
+    def _format_text(self, text: str) -> str:
+        return super()._format_text(text.replace("``", ""))
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = (action.help or "").replace("``", "")
+        if _shows_default(action) and "default" not in text:
+            text = f"{text} (default: %(default)s)".lstrip()
+        return text or None
+
+
+def _shows_default(action: argparse.Action) -> bool:
+    """Whether ``(default: X)`` says something: not for flags, nothing or an empty list."""
+    if action.default in (None, argparse.SUPPRESS, [], ()) or not action.option_strings:
+        return False
+    return action.nargs != 0 or isinstance(action, argparse.BooleanOptionalAction)
+
+
+def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every parser below it (subcommands of subcommands)."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases name the same parser
+                found.extend(parsers(child))
+    return found
+
+
 def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="ecash-worker",
         description=(
-            "Moves money through the Mandiri e-cash H2H API from Kafka commands, "
-            "at most once per trace number."
+            "Moves money through the Mandiri e-cash H2H API from Kafka commands, at most once per trace\n"
+            "number. Exit codes: docs/operations.md (run: docs/settings.md)."
         ),
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     return parser, subparsers
 
@@ -112,6 +170,8 @@ def build_parser(
                 f"ecash-worker: cannot load the '{name}' command ({command.module}): {exc}"
             ) from exc
         module.configure_parser(subparsers)
+        for each in parsers(parser):
+            each.formatter_class = HelpFormatter
         return parser
     for listed, command in commands.items():
         subparsers.add_parser(listed, help=command.help, add_help=False)
@@ -120,7 +180,7 @@ def build_parser(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
-    # The command is the first argument: the top level has no option but --help.
+    # The command is the first argument: the top level has no option but --help and --version.
     name = args_in[0] if args_in and not args_in[0].startswith("-") else None
     commands = known_commands(name)
     if name in DEVELOPMENT_TOOLS and name not in commands:

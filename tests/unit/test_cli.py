@@ -133,3 +133,36 @@ def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         cli.main(["no-such-command"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"ecash-worker {cli.version()}\n"
+    assert cli.version() != "unknown"
+
+
+def every_parser() -> list[tuple[str, argparse.ArgumentParser]]:
+    """Each command's parser and the parsers below it (``review list``, ``api history``...), as the CLI
+    builds them."""
+    found: list[tuple[str, argparse.ArgumentParser]] = []
+    for name in {**cli.COMMANDS, **cli.plugin_commands()}:
+        found.extend((each.prog, each) for each in cli.parsers(cli.build_parser(name)))
+    return found
+
+
+@pytest.mark.parametrize(("prog", "parser"), every_parser(), ids=[prog for prog, _ in every_parser()])
+def test_every_option_says_what_it_does_and_its_default(prog: str, parser: argparse.ArgumentParser) -> None:
+    text = parser.format_help()
+    assert "``" not in text, prog  # no reStructuredText marks from the docstrings
+    assert "the rest of the module" not in text, prog  # no developer prose
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            assert all(choice.help for choice in action._choices_actions), prog
+            continue
+        assert action.help, f"{prog} {action.option_strings or action.dest}: no help"
+        if cli._shows_default(action):
+            formatter = parser._get_formatter()
+            shown = formatter._expand_help(action) if isinstance(formatter, cli.HelpFormatter) else ""
+            assert "default" in shown, f"{prog} {action.option_strings}: default not shown"
