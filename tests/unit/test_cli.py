@@ -166,3 +166,45 @@ def test_every_option_says_what_it_does_and_its_default(prog: str, parser: argpa
             formatter = parser._get_formatter()
             shown = formatter._expand_help(action) if isinstance(formatter, cli.HelpFormatter) else ""
             assert "default" in shown, f"{prog} {action.option_strings}: default not shown"
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["re"], ["review", "reconcile"]),
+        (["review", ""], ["list", "show", "resolve"]),
+        (["review", "resolve", "--outcome", ""], ["succeeded", "failed"]),
+        (["reconcile", "--p"], ["--page-size"]),
+        (["kafka", "st"], ["start", "stop", "status"]),
+        (["send", "charge", "--output", "j"], ["json"]),
+        (["--completion", ""], ["bash", "zsh"]),
+        (["check", "--port", ""], []),  # a value to type: the shell offers file names
+        (["no-such-command", ""], []),
+    ],
+)
+def test_completion_offers_commands_options_and_choices(words: list[str], expected: list[str]) -> None:
+    assert cli.complete(words) == expected
+
+
+def test_completing_the_command_name_imports_no_command() -> None:
+    loaded = modules_loaded_by("__complete", "")
+    commands = {**cli.COMMANDS, **cli.plugin_commands()}.values()
+    assert offenders(loaded, tuple(c.module for c in commands)) == []
+    # the development package's table of commands, and nothing else of it
+    assert offenders(loaded, tuple(p for p in NOT_FOR_CHECK if p != "ecash_dev")) == []
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_the_completion_script_completes_in_bash(shell: str) -> None:
+    """The script that ``--completion`` prints, sourced by bash, asks this CLI (zsh: through bashcompinit)."""
+    script = cli.completion_script(shell).replace("autoload -U +X bashcompinit && bashcompinit\n", "")
+    probe = 'COMP_WORDS=(ecash-worker review ""); COMP_CWORD=2; _ecash_worker; echo "${COMPREPLY[*]}"'
+    done = subprocess.run(
+        ["bash", "-c", f"{script}\n{probe}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"},
+    )
+    assert done.stdout.split() == ["list", "show", "resolve"]
