@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -65,6 +66,26 @@ def test_table_cuts_long_cells_but_the_last_and_keeps_one_line_per_row() -> None
     assert len(detail) == MAX_CELL_CHARS
     assert detail.endswith("…")
     assert last == "y" * 200
+
+
+def test_on_a_terminal_the_table_is_drawn_by_rich_with_the_same_cells() -> None:
+    out = Terminal()
+    markup: dict[str, object] = {"trace_number": "[bold]T3[/bold]", "amount": Decimal("-14500")}
+    rows = [*ROWS, markup]
+    write_rows(rows, COLUMNS, Format.TABLE, out)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())  # the header's bold
+    lines = text.splitlines()
+    assert lines[0].split() == ["TRACE_NUMBER", "AMOUNT", "TYPE", "NOTE"]
+    assert lines[2].split() == ["T1", "100000", "charge"]
+    assert lines[3].split() == ["T22", "1500.50", "credit", "a,", "b"]
+    assert "[bold]T3[/bold]" in text  # a value is never read as markup
+    assert SECRET_MASK not in text
+
+
+def test_table_format_into_a_pipe_stays_plain_text() -> None:
+    out = io.StringIO()
+    write_rows(ROWS, COLUMNS, Format.TABLE, out)
+    assert out.getvalue() == render_table(ROWS, COLUMNS)
 
 
 def test_json_keeps_money_exact_and_times_in_iso_8601() -> None:
