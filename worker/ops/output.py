@@ -25,6 +25,7 @@ from worker.contracts import format_amount
 
 __all__ = [
     "MAX_CELL_CHARS",
+    "PROGRESS_BAR_CHARS",
     "SECRET_MASK",
     "Console",
     "Format",
@@ -223,13 +224,18 @@ def write_record(record: Mapping[str, Any], fmt: Format, out: TextIO) -> None:
             out.write(f"{key.ljust(width)}  {cell(value)}".rstrip() + "\n")
 
 
-class Progress:
-    """A counter line on stderr (``label: 42``), rewritten in place; silent unless stderr is a terminal."""
+PROGRESS_BAR_CHARS = 24  # the width of a progress bar, in characters
 
-    def __init__(self, label: str, stream: TextIO, *, unit: str = "") -> None:
+
+class Progress:
+    """A counter line on stderr (``label: 42``), or with a known ``total`` a bar (``label [####    ]
+    12/60 s``), rewritten in place; silent unless stderr is a terminal."""
+
+    def __init__(self, label: str, stream: TextIO, *, unit: str = "", total: int | None = None) -> None:
         self._label = label
         self._stream = stream
         self._unit = unit
+        self._total = total
         self.enabled = _isatty(stream)
         self._shown = False
 
@@ -238,7 +244,13 @@ class Progress:
             return
         unit = f" {self._unit}" if self._unit else ""
         extra = f" ({detail})" if detail else ""
-        self._stream.write(f"\r\x1b[K{self._label}: {count}{unit}{extra}")
+        if self._total:
+            filled = PROGRESS_BAR_CHARS * min(count, self._total) // self._total
+            bar = "#" * filled + " " * (PROGRESS_BAR_CHARS - filled)
+            shown = f"{self._label} [{bar}] {count}/{self._total}{unit}{extra}"
+        else:
+            shown = f"{self._label}: {count}{unit}{extra}"
+        self._stream.write(f"\r\x1b[K{shown}")
         self._stream.flush()
         self._shown = True
 
@@ -263,8 +275,8 @@ class Console:
         self.err.write(text + "\n")
         self.err.flush()
 
-    def progress(self, label: str, *, unit: str = "") -> Progress:
-        return Progress(label, self.err, unit=unit)
+    def progress(self, label: str, *, unit: str = "", total: int | None = None) -> Progress:
+        return Progress(label, self.err, unit=unit, total=total)
 
     def record(self, record: Mapping[str, Any]) -> None:
         write_record(record, self.fmt, self.out)

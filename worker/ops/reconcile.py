@@ -498,7 +498,7 @@ async def read_histories(
     start, end = window.history_range()
     lines: list[WalletLine] = []
     unavailable: dict[str, str] = {}
-    progress = console.progress("reading history", unit=f"of {len(wallets)} wallets")
+    progress = console.progress("reading history", unit="wallets", total=len(wallets))
     try:
         async with EcashClient(settings) as client:
             for done, msisdn in enumerate(wallets):

@@ -310,7 +310,11 @@ async def resolve(
 ) -> int:
     decision = decision_for(records, args)
     wait_s = None if args.no_wait else args.wait_s
-    progress = console.progress(f"waiting for the worker to settle {decision.trace_number}", unit="s")
+    progress = console.progress(
+        f"waiting for the worker to settle {decision.trace_number}",
+        unit="s",
+        total=None if wait_s is None else int(wait_s),
+    )
     try:
         delivery = await produce_and_await_result(
             settings,

@@ -144,7 +144,11 @@ async def send(
     if wait_s is not None:
         await topic_partitions(settings, settings.results_topic, "ECASH_RESULTS_TOPIC")
         await topic_partitions(settings, settings.dlq_topic, "ECASH_DLQ_TOPIC")
-    progress = console.progress(f"waiting for the result of {command.trace_number}", unit="s")
+    progress = console.progress(
+        f"waiting for the result of {command.trace_number}",
+        unit="s",
+        total=None if wait_s is None else int(wait_s),
+    )
     try:
         delivery = await deliver(settings, command, wait_s, lambda waited_s: progress.update(int(waited_s)))
     finally:

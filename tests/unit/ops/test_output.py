@@ -16,6 +16,7 @@ from worker.contracts import CommandType
 from worker.ecash.models import RegisterTicketResponse
 from worker.ops.output import (
     MAX_CELL_CHARS,
+    PROGRESS_BAR_CHARS,
     SECRET_MASK,
     Format,
     Progress,
@@ -167,6 +168,15 @@ def test_progress_counts_on_a_terminal_and_clears_its_line() -> None:
     assert "reading ecash.review: 250 records (page 5)" in text
     assert text.endswith("\r\x1b[K")
     assert "\n" not in text
+
+
+def test_progress_with_a_total_draws_a_bar() -> None:
+    err = Terminal()
+    progress = Progress("waiting for the result of T1", err, unit="s", total=60)
+    progress.update(15)
+    progress.done()
+    bar = "[" + "#" * (PROGRESS_BAR_CHARS // 4) + " " * (PROGRESS_BAR_CHARS * 3 // 4) + "]"
+    assert f"waiting for the result of T1 {bar} 15/60 s" in err.getvalue()
 
 
 def test_progress_is_silent_when_stderr_is_not_a_terminal() -> None:
