@@ -20,6 +20,9 @@ from worker.settings import ENV_PREFIX, SANDBOX_API_IDENTITY
 NOT_FOR_CHECK = (
     "aiokafka",
     "aiohttp",
+    "httpx",  # the probe uses the standard library's client: httpx would load click and rich
+    "rich",
+    "click",
     "starlette",
     "uvicorn",
     "prometheus_client",
