@@ -150,7 +150,12 @@ def incompatibilities(released: Path | None = None) -> list[str]:
 
 def configure_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("schemas", help="write or check schemas/*.schema.json from the contracts")
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        help="where the schema files are (default: the repository's schemas/)",
+    )
     parser.add_argument(
         "--check",
         action="store_true",

@@ -20,6 +20,9 @@ from worker.settings import ENV_PREFIX, SANDBOX_API_IDENTITY
 NOT_FOR_CHECK = (
     "aiokafka",
     "aiohttp",
+    "httpx",  # the probe uses the standard library's client: httpx would load click and rich
+    "rich",
+    "click",
     "starlette",
     "uvicorn",
     "prometheus_client",
@@ -133,3 +136,78 @@ def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         cli.main(["no-such-command"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"ecash-worker {cli.version()}\n"
+    assert cli.version() != "unknown"
+
+
+def every_parser() -> list[tuple[str, argparse.ArgumentParser]]:
+    """Each command's parser and the parsers below it (``review list``, ``api history``...), as the CLI
+    builds them."""
+    found: list[tuple[str, argparse.ArgumentParser]] = []
+    for name in {**cli.COMMANDS, **cli.plugin_commands()}:
+        found.extend((each.prog, each) for each in cli.parsers(cli.build_parser(name)))
+    return found
+
+
+@pytest.mark.parametrize(("prog", "parser"), every_parser(), ids=[prog for prog, _ in every_parser()])
+def test_every_option_says_what_it_does_and_its_default(prog: str, parser: argparse.ArgumentParser) -> None:
+    text = parser.format_help()
+    assert "``" not in text, prog  # no reStructuredText marks from the docstrings
+    assert "the rest of the module" not in text, prog  # no developer prose
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            assert all(choice.help for choice in action._choices_actions), prog
+            continue
+        assert action.help, f"{prog} {action.option_strings or action.dest}: no help"
+        if cli._shows_default(action):
+            formatter = parser._get_formatter()
+            shown = formatter._expand_help(action) if isinstance(formatter, cli.HelpFormatter) else ""
+            assert "default" in shown, f"{prog} {action.option_strings}: default not shown"
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["re"], ["review", "reconcile"]),
+        (["review", ""], ["list", "show", "resolve"]),
+        (["review", "resolve", "--outcome", ""], ["succeeded", "failed"]),
+        (["reconcile", "--p"], ["--page-size"]),
+        (["kafka", "st"], ["start", "stop", "status"]),
+        (["send", "charge", "--output", "j"], ["json"]),
+        (["--completion", ""], ["bash", "zsh"]),
+        (["check", "--port", ""], []),  # a value to type: the shell offers file names
+        (["no-such-command", ""], []),
+    ],
+)
+def test_completion_offers_commands_options_and_choices(words: list[str], expected: list[str]) -> None:
+    assert cli.complete(words) == expected
+
+
+def test_completing_the_command_name_imports_no_command() -> None:
+    loaded = modules_loaded_by("__complete", "")
+    commands = {**cli.COMMANDS, **cli.plugin_commands()}.values()
+    assert offenders(loaded, tuple(c.module for c in commands)) == []
+    # the development package's table of commands, and nothing else of it
+    assert offenders(loaded, tuple(p for p in NOT_FOR_CHECK if p != "ecash_dev")) == []
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_the_completion_script_completes_in_bash(shell: str) -> None:
+    """The script that ``--completion`` prints, sourced by bash, asks this CLI (zsh: through bashcompinit)."""
+    script = cli.completion_script(shell).replace("autoload -U +X bashcompinit && bashcompinit\n", "")
+    probe = 'COMP_WORDS=(ecash-worker review ""); COMP_CWORD=2; _ecash_worker; echo "${COMPREPLY[*]}"'
+    done = subprocess.run(
+        ["bash", "-c", f"{script}\n{probe}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"},
+    )
+    assert done.stdout.split() == ["list", "show", "resolve"]

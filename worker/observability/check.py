@@ -14,7 +14,6 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-import httpx
 from pydantic import SecretStr
 
 from worker.settings import ENV_PREFIX, Settings, SettingsError, load_settings
@@ -63,29 +62,41 @@ def run_check(
     timeout_s: float = 3.0,
     port: int | None = None,
     out: TextIO | None = None,
-    transport: httpx.BaseTransport | None = None,
 ) -> int:
-    """GET /readyz (or /healthz with ``live``); print one line; 0 when it answers 200, else 1."""
+    """GET /readyz (or /healthz with ``live``); print one line; 0 when it answers 200, else 1.
+
+    The standard library's HTTP client, not httpx: an exec probe runs every few seconds, and importing
+    httpx (which loads click and rich for its own CLI when they are installed) costs more CPU than the
+    probe itself. No proxy: the probe server is local."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
     out = out or sys.stdout
     what = "live" if live else "ready"
     url = probe_url(settings, live, port)
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout_s)
     try:
-        with httpx.Client(timeout=timeout_s, transport=transport, trust_env=False) as client:
-            response = client.get(url)
-    except httpx.TimeoutException:
+        connection.request("GET", parts.path, headers={"Accept": "application/json"})
+        response = connection.getresponse()
+        status, raw = response.status, response.read()
+    except TimeoutError:
         print(f"not {what}: {url} did not answer within {timeout_s:g} s", file=out)
         return 1
-    except httpx.HTTPError as exc:
+    except (OSError, http.client.HTTPException) as exc:
         print(f"not {what}: cannot reach {url} ({type(exc).__name__}: is the worker running?)", file=out)
         return 1
+    finally:
+        connection.close()
     try:
-        body: Any = response.json()
+        body: Any = json.loads(raw)
     except ValueError:
         body = None
-    if response.status_code == 200:
+    if status == 200:
         print(f"{what}{_summary(body)}", file=out)
         return 0
-    print(f"not {what} (HTTP {response.status_code}): {_reason(body)}", file=out)
+    print(f"not {what} (HTTP {status}): {_reason(body)}", file=out)
     return 1
 
 

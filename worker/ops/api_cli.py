@@ -76,12 +76,12 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     operations = parser.add_subparsers(dest="api_command", metavar="OPERATION", required=True)
     _balance_parser(operations)
     _leaf(operations, "validate", "Validate Account: is this MSISDN a registered member?").add_argument(
-        "msisdn"
+        "msisdn", help="the member's mobile number"
     )
     _history_parser(operations)
     _status_parser(operations)
     ticket = _leaf(operations, "ticket", "Get Register Ticket for a mobile number (the ticket is a secret)")
-    ticket.add_argument("mobileno")
+    ticket.add_argument("mobileno", metavar="MSISDN", help="the mobile number to register")
     ticket.add_argument("--show-secret", action="store_true", help="print the ticket itself, not a mask")
     parser.set_defaults(func=run)
     return parser
@@ -95,16 +95,20 @@ def _leaf(operations: Any, name: str, help_text: str) -> argparse.ArgumentParser
 
 def _balance_parser(operations: Any) -> None:
     balance = _leaf(operations, "balance", "Balance Inquiry for a member's wallet")
-    balance.add_argument("msisdn")
+    balance.add_argument("msisdn", help="the wallet's mobile number")
     balance.add_argument("--account-id", default=None, help="accountID (default: ECASH_API_ACCOUNT_ID)")
 
 
 def _history_parser(operations: Any) -> None:
     history = _leaf(operations, "history", "Transaction History of a wallet over a range of days")
-    history.add_argument("msisdn")
-    history.add_argument("--from", dest="start", type=day, required=True, metavar="YYYY-MM-DD")
-    history.add_argument("--to", dest="end", type=day, required=True, metavar="YYYY-MM-DD")
-    history.add_argument("--page-size", type=positive_int, default=50)
+    history.add_argument("msisdn", help="the wallet's mobile number")
+    history.add_argument(
+        "--from", dest="start", type=day, required=True, metavar="YYYY-MM-DD", help="first day (WIB)"
+    )
+    history.add_argument(
+        "--to", dest="end", type=day, required=True, metavar="YYYY-MM-DD", help="last day (WIB), included"
+    )
+    history.add_argument("--page-size", type=positive_int, default=50, help="entries per page")
     history.add_argument("--account-id", default=None, help="accountID (default: ECASH_API_ACCOUNT_ID)")
     which = history.add_mutually_exclusive_group()
     which.add_argument("--page", type=page_number, default=0, help="one page, counted from 0 (default 0)")
@@ -115,9 +119,11 @@ def _status_parser(operations: Any) -> None:
     status = _leaf(
         operations, "status", "Status Inquiry: did the Charge/Credit with this trace number happen?"
     )
-    status.add_argument("trace_number", metavar="TRACE")
+    status.add_argument("trace_number", metavar="TRACE", help="the trace number of the Charge/Credit")
     status.add_argument("--amount", type=amount, required=True, help="the amount of the Charge/Credit")
-    status.add_argument("--account-type-id", default=None)
+    status.add_argument(
+        "--account-type-id", default=None, help="accountTypeID (default: the worker's, from its settings)"
+    )
 
 
 # --- running ----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """How the operator's commands print: a table for a person, JSON or CSV for a program.
 
 ``--output table|json|csv``; without it, a table when stdout is a terminal and JSON otherwise (so a pipe
-into ``jq`` just works). Progress of long operations goes to stderr, and only when stderr is a terminal.
+into ``jq`` just works). A table on a terminal is drawn by rich (imported only then); elsewhere it is
+plain aligned text. Progress of long operations goes to stderr, and only when stderr is a terminal.
 Secrets never reach the output by accident: a ``SecretStr`` prints as a mask wherever it appears; a
 command shows one only when the operator asked (``--show-secret``) by handing over the plain text.
 """
@@ -24,6 +25,7 @@ from worker.contracts import format_amount
 
 __all__ = [
     "MAX_CELL_CHARS",
+    "PROGRESS_BAR_CHARS",
     "SECRET_MASK",
     "Console",
     "Format",
@@ -182,10 +184,32 @@ def write_rows(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows([cell(row.get(column)) for column in columns] for row in rows)
+    elif rows and _isatty(out):
+        _write_rich_table(rows, columns, out)
     elif rows:
         out.write(render_table(rows, columns))
     else:
         out.write(empty + "\n")
+
+
+def _write_rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+    """The table ``render_table`` draws, by rich for a terminal: the same cells (cut the same way, never
+    read as markup), numbers right-aligned, the last column folded rather than cut."""
+    from rich import box
+    from rich.console import Console as RichConsole
+    from rich.table import Table
+    from rich.text import Text
+
+    last = len(columns) - 1
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
+    for i, column in enumerate(columns):
+        right = all(_is_number(row.get(column)) for row in rows)
+        table.add_column(
+            column.upper(), justify="right" if right else "left", no_wrap=i < last, overflow="fold"
+        )
+    for row in rows:
+        table.add_row(*(Text(_clip(cell(row.get(c)), cut=i < last)) for i, c in enumerate(columns)))
+    RichConsole(file=out, highlight=False, markup=False, emoji=False).print(table)
 
 
 def write_record(record: Mapping[str, Any], fmt: Format, out: TextIO) -> None:
@@ -200,13 +224,18 @@ def write_record(record: Mapping[str, Any], fmt: Format, out: TextIO) -> None:
             out.write(f"{key.ljust(width)}  {cell(value)}".rstrip() + "\n")
 
 
-class Progress:
-    """A counter line on stderr (``label: 42``), rewritten in place; silent unless stderr is a terminal."""
+PROGRESS_BAR_CHARS = 24  # the width of a progress bar, in characters
 
-    def __init__(self, label: str, stream: TextIO, *, unit: str = "") -> None:
+
+class Progress:
+    """A counter line on stderr (``label: 42``), or with a known ``total`` a bar (``label [####    ]
+    12/60 s``), rewritten in place; silent unless stderr is a terminal."""
+
+    def __init__(self, label: str, stream: TextIO, *, unit: str = "", total: int | None = None) -> None:
         self._label = label
         self._stream = stream
         self._unit = unit
+        self._total = total
         self.enabled = _isatty(stream)
         self._shown = False
 
@@ -215,7 +244,13 @@ class Progress:
             return
         unit = f" {self._unit}" if self._unit else ""
         extra = f" ({detail})" if detail else ""
-        self._stream.write(f"\r\x1b[K{self._label}: {count}{unit}{extra}")
+        if self._total:
+            filled = PROGRESS_BAR_CHARS * min(count, self._total) // self._total
+            bar = "#" * filled + " " * (PROGRESS_BAR_CHARS - filled)
+            shown = f"{self._label} [{bar}] {count}/{self._total}{unit}{extra}"
+        else:
+            shown = f"{self._label}: {count}{unit}{extra}"
+        self._stream.write(f"\r\x1b[K{shown}")
         self._stream.flush()
         self._shown = True
 
@@ -240,8 +275,8 @@ class Console:
         self.err.write(text + "\n")
         self.err.flush()
 
-    def progress(self, label: str, *, unit: str = "") -> Progress:
-        return Progress(label, self.err, unit=unit)
+    def progress(self, label: str, *, unit: str = "", total: int | None = None) -> Progress:
+        return Progress(label, self.err, unit=unit, total=total)
 
     def record(self, record: Mapping[str, Any]) -> None:
         write_record(record, self.fmt, self.out)

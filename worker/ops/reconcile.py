@@ -6,8 +6,7 @@ Reads every result the worker published (the whole results topic, ``read_committ
 wallet involved in the range (or each ``--msisdn``), its Transaction History; compares them per trace
 number and lists what disagrees. The results stream through a spool on disk (SQLite in a temporary
 directory under $TMPDIR, which must be writable), so memory does not grow with the topic. Days are
-calendar days in the API's time (WIB, UTC+7). ``reconcile`` is the pure comparison; the rest of the
-module is the thin I/O around it.
+calendar days in the API's time (WIB, UTC+7).
 
 Exit codes: 0 everything agrees; 1 something disagrees (or needs attention); 2 configuration error;
 3 Kafka or the E-Cash API unreachable.
@@ -400,8 +399,12 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--from", dest="start", type=day, required=True, metavar="YYYY-MM-DD")
-    parser.add_argument("--to", dest="end", type=day, required=True, metavar="YYYY-MM-DD")
+    parser.add_argument(
+        "--from", dest="start", type=day, required=True, metavar="YYYY-MM-DD", help="first day (WIB)"
+    )
+    parser.add_argument(
+        "--to", dest="end", type=day, required=True, metavar="YYYY-MM-DD", help="last day (WIB), included"
+    )
     parser.add_argument(
         "--msisdn",
         nargs="+",
@@ -495,7 +498,7 @@ async def read_histories(
     start, end = window.history_range()
     lines: list[WalletLine] = []
     unavailable: dict[str, str] = {}
-    progress = console.progress("reading history", unit=f"of {len(wallets)} wallets")
+    progress = console.progress("reading history", unit="wallets", total=len(wallets))
     try:
         async with EcashClient(settings) as client:
             for done, msisdn in enumerate(wallets):

@@ -91,7 +91,7 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
     actions = parser.add_subparsers(dest="review_command", metavar="ACTION", required=True)
     add_output_option(actions.add_parser("list", help="the open review items (MSISDN masked)"))
     show = actions.add_parser("show", help="one item's full evidence: the command and every attempt")
-    show.add_argument("trace_number", metavar="TRACE")
+    show.add_argument("trace_number", metavar="TRACE", help="the trace number of the item")
     show.add_argument("--item", default=None, metavar="KEY", help=ITEM_HELP)
     add_output_option(show)
     _resolve_parser(actions)
@@ -103,7 +103,7 @@ def _resolve_parser(actions: Any) -> None:
     resolve: argparse.ArgumentParser = actions.add_parser(
         "resolve", help="settle an open item as succeeded or failed (the worker publishes the result)"
     )
-    resolve.add_argument("trace_number", metavar="TRACE")
+    resolve.add_argument("trace_number", metavar="TRACE", help="the trace number of the item")
     resolve.add_argument("--item", default=None, metavar="KEY", help=ITEM_HELP)
     resolve.add_argument("--outcome", required=True, choices=DECISION_OUTCOMES, help="what really happened")
     resolve.add_argument("--by", dest="decided_by", required=True, metavar="NAME", help="who decides")
@@ -310,7 +310,11 @@ async def resolve(
 ) -> int:
     decision = decision_for(records, args)
     wait_s = None if args.no_wait else args.wait_s
-    progress = console.progress(f"waiting for the worker to settle {decision.trace_number}", unit="s")
+    progress = console.progress(
+        f"waiting for the worker to settle {decision.trace_number}",
+        unit="s",
+        total=None if wait_s is None else int(wait_s),
+    )
     try:
         delivery = await produce_and_await_result(
             settings,

@@ -76,16 +76,20 @@ def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("type", choices=[kind.value for kind in CommandType])
-    parser.add_argument("--msisdn", required=True)
+    parser.add_argument("type", choices=[kind.value for kind in CommandType], help="charge or credit")
+    parser.add_argument("--msisdn", required=True, help="the wallet's mobile number")
     # Checked by the command's own rules in build_command, so a bad amount is one line naming the rule.
     parser.add_argument("--amount", required=True, help="a decimal amount: 100000, 1500.50")
     parser.add_argument(
         "--trace-number", default=None, help="the idempotency key, [0-9A-Za-z] (default: a new one)"
     )
-    parser.add_argument("--transfer-type-id", default=None)
-    parser.add_argument("--account-type-id", default=None)
-    parser.add_argument("--description", default=None)
+    parser.add_argument(
+        "--transfer-type-id", default=None, help="transferTypeID (default: the worker's, from its settings)"
+    )
+    parser.add_argument(
+        "--account-type-id", default=None, help="accountTypeID (default: the worker's, from its settings)"
+    )
+    parser.add_argument("--description", default=None, help="free text sent with it (default: none)")
     parser.add_argument(
         "--expires-in-s", type=float, default=None, help="the worker must not start it after this long"
     )
@@ -140,7 +144,11 @@ async def send(
     if wait_s is not None:
         await topic_partitions(settings, settings.results_topic, "ECASH_RESULTS_TOPIC")
         await topic_partitions(settings, settings.dlq_topic, "ECASH_DLQ_TOPIC")
-    progress = console.progress(f"waiting for the result of {command.trace_number}", unit="s")
+    progress = console.progress(
+        f"waiting for the result of {command.trace_number}",
+        unit="s",
+        total=None if wait_s is None else int(wait_s),
+    )
     try:
         delivery = await deliver(settings, command, wait_s, lambda waited_s: progress.update(int(waited_s)))
     finally:

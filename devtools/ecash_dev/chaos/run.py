@@ -526,10 +526,15 @@ async def _drive(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ChaosOptions()
-    parser.add_argument("--commands", type=int, default=defaults.commands)
-    parser.add_argument("--msisdns", type=int, default=defaults.msisdns)
-    parser.add_argument("--workers", type=int, default=defaults.workers)
-    parser.add_argument("--seconds-between-kills", type=float, default=defaults.seconds_between_kills)
+    parser.add_argument("--commands", type=int, default=defaults.commands, help="commands to send")
+    parser.add_argument("--msisdns", type=int, default=defaults.msisdns, help="wallets they are spread over")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="worker processes in the group")
+    parser.add_argument(
+        "--seconds-between-kills",
+        type=float,
+        default=defaults.seconds_between_kills,
+        help="a worker is killed (SIGKILL) and restarted this often",
+    )
     parser.add_argument("--kills", type=int, default=None, help="at most this many kills (default: no limit)")
     parser.add_argument(
         "--freezes", type=int, default=defaults.freezes, help="SIGSTOP/SIGCONT this many times"
@@ -540,10 +545,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--journal-preload", type=int, default=defaults.journal_preload, help="finished records preloaded"
     )
-    parser.add_argument("--broker-restarts", type=int, choices=(0, 1), default=defaults.broker_restarts)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--broker-restarts",
+        type=int,
+        choices=(0, 1),
+        default=defaults.broker_restarts,
+        help="crash and restart the broker this many times",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="the same seed, the same run")
     parser.add_argument("--rate", type=float, default=defaults.rate_per_s, help="commands sent per second")
-    parser.add_argument("--partitions", type=int, default=defaults.partitions)
+    parser.add_argument(
+        "--partitions", type=int, default=defaults.partitions, help="partitions of the commands topic"
+    )
     parser.add_argument(
         "--cross-partition-duplicates",
         type=float,
@@ -556,7 +569,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.trace_reuses,
         help="share of commands whose trace number is reused by a command on another wallet",
     )
-    parser.add_argument("--max-wait-s", type=float, default=defaults.max_wait_s)
+    parser.add_argument(
+        "--max-wait-s", type=float, default=defaults.max_wait_s, help="how long to wait for every result"
+    )
     parser.add_argument("--bootstrap", default=None, help="an existing cluster (no local broker, no restart)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory")
     parser.add_argument("--json-out", type=Path, default=None, help="also write the summary here")

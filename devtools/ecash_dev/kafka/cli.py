@@ -32,16 +32,23 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3  # 3: "not runnin
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=ACTIONS)
+    parser.add_argument("action", choices=ACTIONS, help="what to do with the local broker")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port")
-    parser.add_argument("--controller-port", type=int, default=0, help="KRaft controller port (port+1)")
+    parser.add_argument(
+        "--controller-port", type=int, default=0, help="KRaft controller port (default: 0, meaning port+1)"
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="default: <cache-dir>/kafka-data-<port>")
     parser.add_argument(
-        "--cache-dir", type=Path, default=None, help="jars and default data (~/.cache/ecash-worker)"
+        "--cache-dir", type=Path, default=None, help="jars and default data (default: ~/.cache/ecash-worker)"
     )
     parser.add_argument("--fresh", action="store_true", help="start: delete the broker's data first")
     parser.add_argument("--hard", action="store_true", help="restart: kill instead of a clean shutdown")
-    parser.add_argument("--runtime", choices=("auto", "jvm", "docker"), default="auto")
+    parser.add_argument(
+        "--runtime",
+        choices=("auto", "jvm", "docker"),
+        default="auto",
+        help="how to run the broker: a JVM, Docker, or the first that works",
+    )
 
 
 def configure_parser(subparsers: Any) -> argparse.ArgumentParser:

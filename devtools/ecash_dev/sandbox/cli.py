@@ -36,10 +36,13 @@ def configure_parser(
         help="run the E-Cash sandbox host (test-only: its /admin API needs no key)",
         description="A fake E-Cash H2H host with fault injection. See docs/sandbox.md.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=18080, help="port to listen on")
     parser.add_argument(
-        "--token-lifetime-s", type=float, default=_DEFAULTS.token_lifetime_s, help="0 = never"
+        "--token-lifetime-s",
+        type=float,
+        default=_DEFAULTS.token_lifetime_s,
+        help="how long a session token lasts, 0 = never expires",
     )
     parser.add_argument(
         "--duplicate-trace",
@@ -47,13 +50,35 @@ def configure_parser(
         default=_DEFAULTS.duplicate_trace.value,
         help="what a repeated Charge/Credit trace number does (default: %(default)s)",
     )
-    parser.add_argument("--duplicate-reject-code", default=_DEFAULTS.duplicate_reject_code)
-    parser.add_argument("--unknown-status-code", default=_DEFAULTS.unknown_status_code)
+    parser.add_argument(
+        "--duplicate-reject-code",
+        default=_DEFAULTS.duplicate_reject_code,
+        help="the response code of a rejected duplicate (--duplicate-trace reject)",
+    )
+    parser.add_argument(
+        "--unknown-status-code",
+        default=_DEFAULTS.unknown_status_code,
+        help="what Status Inquiry answers for a trace number it does not know",
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="base latency added to every call")
-    parser.add_argument("--auto-create-wallets", action=argparse.BooleanOptionalAction, default=False)
-    parser.add_argument("--default-balance", default=str(_DEFAULTS.default_balance))
+    parser.add_argument(
+        "--auto-create-wallets",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="an unknown MSISDN gets a new wallet instead of an error",
+    )
+    parser.add_argument(
+        "--default-balance",
+        default=str(_DEFAULTS.default_balance),
+        help="the balance of a new wallet",
+    )
     parser.add_argument("--seed-wallets", type=int, default=0, metavar="N", help="create N demo wallets")
-    parser.add_argument("--single-session-per-agent", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument(
+        "--single-session-per-agent",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a Login ends the agent's other sessions, as some banks do",
+    )
     parser.add_argument(
         "--fault",
         type=_fault,
@@ -63,7 +88,9 @@ def configure_parser(
         help="operation:kind[:key=value,...], e.g. charge:hang_after_commit:p=0.05 (repeatable)",
     )
     parser.add_argument("--random-seed", type=int, default=None, help="makes probabilistic faults repeatable")
-    parser.add_argument("--hang-s", type=float, default=_DEFAULTS.hang_s)
+    parser.add_argument(
+        "--hang-s", type=float, default=_DEFAULTS.hang_s, help="how long a hang fault holds a call"
+    )
     parser.add_argument(
         "--private-key", type=Path, default=None, help="RSA private key (PEM) for Credentials"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from worker.contracts import CommandType
 from worker.ecash.models import RegisterTicketResponse
 from worker.ops.output import (
     MAX_CELL_CHARS,
+    PROGRESS_BAR_CHARS,
     SECRET_MASK,
     Format,
     Progress,
@@ -65,6 +67,26 @@ def test_table_cuts_long_cells_but_the_last_and_keeps_one_line_per_row() -> None
     assert len(detail) == MAX_CELL_CHARS
     assert detail.endswith("…")
     assert last == "y" * 200
+
+
+def test_on_a_terminal_the_table_is_drawn_by_rich_with_the_same_cells() -> None:
+    out = Terminal()
+    markup: dict[str, object] = {"trace_number": "[bold]T3[/bold]", "amount": Decimal("-14500")}
+    rows = [*ROWS, markup]
+    write_rows(rows, COLUMNS, Format.TABLE, out)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())  # the header's bold
+    lines = text.splitlines()
+    assert lines[0].split() == ["TRACE_NUMBER", "AMOUNT", "TYPE", "NOTE"]
+    assert lines[2].split() == ["T1", "100000", "charge"]
+    assert lines[3].split() == ["T22", "1500.50", "credit", "a,", "b"]
+    assert "[bold]T3[/bold]" in text  # a value is never read as markup
+    assert SECRET_MASK not in text
+
+
+def test_table_format_into_a_pipe_stays_plain_text() -> None:
+    out = io.StringIO()
+    write_rows(ROWS, COLUMNS, Format.TABLE, out)
+    assert out.getvalue() == render_table(ROWS, COLUMNS)
 
 
 def test_json_keeps_money_exact_and_times_in_iso_8601() -> None:
@@ -146,6 +168,15 @@ def test_progress_counts_on_a_terminal_and_clears_its_line() -> None:
     assert "reading ecash.review: 250 records (page 5)" in text
     assert text.endswith("\r\x1b[K")
     assert "\n" not in text
+
+
+def test_progress_with_a_total_draws_a_bar() -> None:
+    err = Terminal()
+    progress = Progress("waiting for the result of T1", err, unit="s", total=60)
+    progress.update(15)
+    progress.done()
+    bar = "[" + "#" * (PROGRESS_BAR_CHARS // 4) + " " * (PROGRESS_BAR_CHARS * 3 // 4) + "]"
+    assert f"waiting for the result of T1 {bar} 15/60 s" in err.getvalue()
 
 
 def test_progress_is_silent_when_stderr_is_not_a_terminal() -> None:
