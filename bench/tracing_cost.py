@@ -274,9 +274,8 @@ def measure(commands: int, repeats: int, concurrency: int, loops: int = 20_000) 
         with mode(name):
             asyncio.run(run_once(settings, min(commands, 500), concurrency))
     runs: dict[str, list[float]] = {name: [] for name in MODES}
-    # untraced and none in pairs, in alternating order (ABBA); recorded in a block of its own afterwards:
-    # its batch thread and its heap, run next to none, fell on none's CPU and made it look 5% dearer
-    # than it is (docs/performance.md, "Tracing").
+    # untraced and none in pairs, in alternating order (ABBA); recorded in a block of its own afterwards,
+    # so that its batch thread and its heap cannot fall on the pair it does not belong to.
     schedule: list[tuple[str, ...]] = [
         ("untraced", "none") if r % 2 == 0 else ("none", "untraced") for r in range(repeats)
     ]
