@@ -59,60 +59,52 @@ def _ssl_reason(exc: ssl.SSLError | ValueError) -> str:
 
 def check_kafka_tls(settings: Settings) -> str | None:
     """The CA bundle and the client certificate and key exist, are readable and load as TLS material."""
-    ca, cert, key = settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile
-    for variable, path in (
-        ("ECASH_KAFKA_SSL_CAFILE", ca),
-        ("ECASH_KAFKA_SSL_CERTFILE", cert),
-        ("ECASH_KAFKA_SSL_KEYFILE", key),
-    ):
-        if path is not None and (problem := _unreadable(variable, path)) is not None:
-            return problem
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if ca is not None:
-        try:
-            context.load_verify_locations(cafile=str(ca))
-        except (ssl.SSLError, ValueError) as exc:
-            return f"ECASH_KAFKA_SSL_CAFILE: {ca} holds no usable CA certificate ({_ssl_reason(exc)})"
-    if cert is not None:
-        try:
-            context.load_cert_chain(str(cert), str(key) if key is not None else None)
-        except (ssl.SSLError, ValueError) as exc:
-            if key is None:
-                return (
-                    f"ECASH_KAFKA_SSL_CERTFILE: {cert} does not load without ECASH_KAFKA_SSL_KEYFILE "
-                    f"(a certificate without its private key?) ({_ssl_reason(exc)})"
-                )
-            return (
-                f"ECASH_KAFKA_SSL_CERTFILE: {cert} and ECASH_KAFKA_SSL_KEYFILE {key} do not load as a "
-                f"certificate and its private key ({_ssl_reason(exc)})"
-            )
-    return None
+    return _tls_problem(
+        ("ECASH_KAFKA_SSL_CAFILE", settings.kafka_ssl_cafile),
+        ("ECASH_KAFKA_SSL_CERTFILE", settings.kafka_ssl_certfile),
+        ("ECASH_KAFKA_SSL_KEYFILE", settings.kafka_ssl_keyfile),
+    )
 
 
 def check_api_tls(settings: Settings) -> str | None:
-    """``ECASH_API_CA_FILE`` and the mTLS client certificate and key exist, are readable and load."""
-    ca, cert, key = settings.api_ca_file, settings.api_client_cert_file, settings.api_client_key_file
-    for variable, path in (
-        ("ECASH_API_CA_FILE", ca),
-        ("ECASH_API_CLIENT_CERT_FILE", cert),
-        ("ECASH_API_CLIENT_KEY_FILE", key),
-    ):
+    """``ECASH_API_CA_FILE`` and the mTLS client certificate and key exist, are readable and load (the
+    settings already refuse a certificate without its key, or a key without its certificate)."""
+    return _tls_problem(
+        ("ECASH_API_CA_FILE", settings.api_ca_file),
+        ("ECASH_API_CLIENT_CERT_FILE", settings.api_client_cert_file),
+        ("ECASH_API_CLIENT_KEY_FILE", settings.api_client_key_file),
+    )
+
+
+def _tls_problem(
+    ca: tuple[str, Path | None], cert: tuple[str, Path | None], key: tuple[str, Path | None]
+) -> str | None:
+    """Each file (setting name, path) readable, the CA bundle loadable, the certificate loadable with
+    its key (or alone, when it carries its key); None when all is well."""
+    for variable, path in (ca, cert, key):
         if path is not None and (problem := _unreadable(variable, path)) is not None:
             return problem
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if ca is not None:
+    (ca_name, ca_path), (cert_name, cert_path), (key_name, key_path) = ca, cert, key
+    if ca_path is not None:
         try:
-            context.load_verify_locations(cafile=str(ca))
+            context.load_verify_locations(cafile=str(ca_path))
         except (ssl.SSLError, ValueError) as exc:
-            return f"ECASH_API_CA_FILE: {ca} holds no usable CA certificate ({_ssl_reason(exc)})"
-    if cert is not None and key is not None:
-        try:
-            context.load_cert_chain(str(cert), str(key))
-        except (ssl.SSLError, ValueError) as exc:
+            return f"{ca_name}: {ca_path} holds no usable CA certificate ({_ssl_reason(exc)})"
+    if cert_path is None:
+        return None
+    try:
+        context.load_cert_chain(str(cert_path), str(key_path) if key_path is not None else None)
+    except (ssl.SSLError, ValueError) as exc:
+        if key_path is None:
             return (
-                f"ECASH_API_CLIENT_CERT_FILE: {cert} and ECASH_API_CLIENT_KEY_FILE {key} do not load as a "
-                f"certificate and its private key ({_ssl_reason(exc)})"
+                f"{cert_name}: {cert_path} does not load without {key_name} "
+                f"(a certificate without its private key?) ({_ssl_reason(exc)})"
             )
+        return (
+            f"{cert_name}: {cert_path} and {key_name} {key_path} do not load as a "
+            f"certificate and its private key ({_ssl_reason(exc)})"
+        )
     return None
 
 
