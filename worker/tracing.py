@@ -28,6 +28,7 @@ module (docs/tracing.md).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -80,7 +81,6 @@ _NOT_RECORDED = contextlib.nullcontext(INVALID_SPAN)  # a child span when nothin
 _provider: TracerProvider = TracerProvider(resource=Resource.create({"service.name": TRACER_NAME}))
 _tracer: trace.Tracer = _provider.get_tracer(TRACER_NAME)
 _recording = False  # True once a provider with an exporter is installed
-_EMPTY = otel_context.Context()
 # the command span of the running task (its outcome is recorded there from anywhere below it)
 _COMMAND_SPAN = otel_context.create_key("ecash-command-span")
 
@@ -242,23 +242,36 @@ def _producers_trace_id(headers: Iterable[tuple[str, bytes]]) -> int:
     return int(match[2], 16)
 
 
-class _ContextOnly:
-    """With no exporter: a span context of the message's own, in its producer's trace (or a new one),
-    current while it is processed; nothing recorded. Lean on purpose: it runs for every message."""
+# With no exporter, the current message's ids: its trace id and span id packed in one int (trace << 64 |
+# span), 0 outside any message. One int, not an OpenTelemetry context: nothing the garbage collector
+# tracks is made per message besides the variable's own token (docs/performance.md, "Tracing").
+_MESSAGE_IDS: contextvars.ContextVar[int] = contextvars.ContextVar("ecash_message_ids", default=0)
+_SPAN_BITS = 64
+_SPAN_MASK = (1 << _SPAN_BITS) - 1
 
-    __slots__ = ("_headers", "_token")
 
-    def __init__(self, headers: Iterable[tuple[str, bytes]]) -> None:
+class _ContextOnly(NonRecordingSpan):
+    """With no exporter: ids of the message's own, in its producer's trace (or a new one), current while it
+    is processed (the logs read them); nothing recorded. Lean on purpose: it runs for every message. Its
+    ``SpanContext`` is made only when asked for."""
+
+    __slots__ = ("_headers", "_ids", "_token")
+
+    def __init__(self, headers: Iterable[tuple[str, bytes]]) -> None:  # no super(): no context made yet
         self._headers = headers
+        self._ids = 0
 
-    def __enter__(self) -> Span:
+    def __enter__(self) -> _ContextOnly:  # the span itself, as start_span gives
         trace_id = _producers_trace_id(self._headers) or _IDS.generate_trace_id()
-        span = NonRecordingSpan(SpanContext(trace_id, _IDS.generate_span_id(), is_remote=False))
-        self._token = otel_context.attach(trace.set_span_in_context(span, _EMPTY))
-        return span
+        self._ids = trace_id << _SPAN_BITS | _IDS.generate_span_id()
+        self._token = _MESSAGE_IDS.set(self._ids)
+        return self
 
     def __exit__(self, *_exc: object) -> None:
-        otel_context.detach(self._token)
+        _MESSAGE_IDS.reset(self._token)
+
+    def get_span_context(self) -> SpanContext:
+        return SpanContext(self._ids >> _SPAN_BITS, self._ids & _SPAN_MASK, is_remote=False)
 
 
 def record_outcome(outcome: str, resolved_by: str, response_code: str | None) -> None:
@@ -352,7 +365,11 @@ def api_call_answered(
 
 
 def current_ids() -> Mapping[str, str]:
-    """``trace_id`` and ``span_id`` of the current span (hex, as W3C writes them), or nothing."""
+    """``trace_id`` and ``span_id`` of the current message (no exporter) or span (hex, as W3C writes them),
+    or nothing."""
+    ids = _MESSAGE_IDS.get()
+    if ids:
+        return {"trace_id": format(ids >> _SPAN_BITS, "032x"), "span_id": format(ids & _SPAN_MASK, "016x")}
     ctx = trace.get_current_span().get_span_context()
     if not ctx.is_valid:
         return {}
