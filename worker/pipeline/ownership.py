@@ -12,8 +12,11 @@ offset) goes through that partition's writer, in transactions:
 - an outcome, its result, its review record and the offset that the command frees are one transaction, so
   a ``read_committed`` reader sees a command's result exactly once.
 
-Writes are batched: every caller's records join the open batch, which is flushed every
-``flush_interval_s`` (or at ``max_batch_records``) as one transaction. A failure that cannot be retried
+Writes are batched (group commit): every caller's records join the open batch, which becomes one
+transaction once its oldest write has waited ``flush_interval_s`` (Kafka's ``linger.ms``, measured from the
+batch's first write) or it holds ``max_batch_records``. Writes that arrive while a transaction is being
+committed have waited that long already: under load the commit itself is the linger, so the next
+transaction starts as soon as the previous one ends. A failure that cannot be retried
 within the same producer (fenced, a fatal transaction state, a stuck commit) loses the partition: every
 waiting writer gets ``PartitionLost`` and the runner re-activates it (a new producer, which fences, then a
 restore of the journal) only if the group still assigns it. A producer is never re-created without that
@@ -106,6 +109,7 @@ class _Pending:
     records: list[OutRecord] = field(default_factory=list)
     done_offsets: list[tuple[str, int]] = field(default_factory=list)
     waiters: list[asyncio.Future[float]] = field(default_factory=list)
+    first_at_s: float = 0.0  # monotonic time of its first write
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,8 @@ class PartitionWriter:
         if self.lost is not None:
             raise PartitionLost(self.lost)
         waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if not self._pending.waiters:
+            self._pending.first_at_s = self._clock.monotonic_s()
         self._pending.records.extend(records)
         if done_offset is not None:
             self._pending.done_offsets.append((stream, done_offset))
@@ -204,9 +210,11 @@ class PartitionWriter:
     async def _flush_loop(self) -> None:
         while True:
             await self._wake.wait()
-            # Linger so that concurrent writers share one transaction.
+            # Linger so that concurrent writers share one transaction, counted from the batch's first write.
             if len(self._pending.records) < self._policy.max_batch_records:
-                await self._clock.sleep_s(self._policy.flush_interval_s)
+                waited_s = self._clock.monotonic_s() - self._pending.first_at_s
+                if waited_s < self._policy.flush_interval_s:
+                    await self._clock.sleep_s(self._policy.flush_interval_s - waited_s)
             self._wake.clear()
             batch, self._pending = self._pending, _Pending()
             if not batch.waiters:
