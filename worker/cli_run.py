@@ -8,7 +8,6 @@ not be activated (``ECASH_RESTORE_ATTEMPTS``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -43,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
         preflight(settings)
     except SettingsError as exc:
         return report(exc)
-    from worker.service import run_worker
+    from worker.service import run as run_service
 
     try:
-        return asyncio.run(run_worker(settings))
+        return run_service(settings)
     except KeyboardInterrupt:  # Ctrl-C before the worker's own handler was installed
         return 0

@@ -41,7 +41,7 @@ from worker.pipeline.runner import RestoreFailed, Runner
 from worker.policies import breaker_policy
 from worker.settings import Settings, SettingsError
 
-__all__ = ["BREAKER_FAILURE_CODES", "Worker", "breaker_hook", "run_worker"]
+__all__ = ["BREAKER_FAILURE_CODES", "Worker", "breaker_hook", "run", "run_worker"]
 
 log = logging.getLogger("ecash_worker")
 
@@ -298,3 +298,13 @@ async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code p
         return 4
     finally:
         tracing.shutdown()  # the exporter's last batch
+
+
+def run(settings: Settings) -> int:
+    """``run_worker`` in an event loop of ``ECASH_EVENT_LOOP``'s kind: asyncio's, or uvloop's (the same
+    code on libuv; docs/performance.md has what it saves)."""
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(run_worker(settings))
+    return asyncio.run(run_worker(settings))

@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     # --- Concurrency -------------------------------------------------------------------------
     max_in_flight: int = Field(256, ge=1, le=10_000)
     max_buffered: int = Field(4096, ge=1)
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"  # uvloop: the same asyncio code on libuv
 
     # --- The E-Cash API ----------------------------------------------------------------------
     api_base_url: str = "http://127.0.0.1:18080/eCashHost"
