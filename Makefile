@@ -32,7 +32,14 @@ install: $(BIN)/.installed
 # satisfies them; `make lock-upgrade` moves every package to its newest allowed version. Then `make install`
 # (the venv follows the new lock) and `make test`. production.txt and build.txt are constrained by the
 # development lock: the image runs the versions the tests ran.
-lock: install
+# Needs only uv (its pin from the development lock): a pyproject.toml that gained a dependency cannot be
+# installed until the lock has it.
+$(BIN)/uv:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --require-hashes \
+		-r <(awk '/^uv==/ {p = 1} p {print} p && !/\\$$/ {exit}' $(DEV_LOCK))
+
+lock: $(BIN)/uv
 	$(UV_COMPILE) $(UPGRADE) --no-emit-package ecash-worker --no-emit-package ecash-dev \
 		requirements/development.in -o $(DEV_LOCK)
 	$(UV_COMPILE) $(UPGRADE) --no-emit-package ecash-worker -c $(DEV_LOCK) \

@@ -14,6 +14,7 @@ from aiokafka.errors import ProducerFenced
 class Committed:
     records: list[tuple[str, bytes | None, bytes | None, int | None]]
     offsets: dict[Any, int]
+    headers: list[list[tuple[str, bytes]]] = field(default_factory=list)  # each record's, in order
 
 
 @dataclass
@@ -32,6 +33,15 @@ class TxnBroker:
 
     def records(self, topic: str) -> list[tuple[bytes | None, bytes | None]]:
         return [(k, v) for _, c in self.committed for (t, k, v, _) in c.records if t == topic]
+
+    def headers(self, topic: str) -> list[dict[str, bytes]]:
+        """Each committed record's headers on ``topic``, in order."""
+        return [
+            dict(h)
+            for _, c in self.committed
+            for (t, *_), h in zip(c.records, c.headers, strict=True)
+            if t == topic
+        ]
 
     def offsets(self) -> list[int]:
         return [o for _, c in self.committed for o in c.offsets.values()]
@@ -71,6 +81,7 @@ class FakeTxnProducer:
     ) -> Awaitable[Any]:
         assert self._open is not None, "send outside a transaction"
         self._open.records.append((topic, key, value, partition))
+        self._open.headers.append(list(headers or ()))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done

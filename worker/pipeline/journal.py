@@ -55,6 +55,10 @@ class JournalRecord(BaseModel):
     resolution: ResolutionRecord | None = None  # while resolving (and kept once done): the schedule's state
     result: Result | None = None
     updated_at: datetime
+    # The command's W3C trace context (headers.trace_context: one valid traceparent, its tracestate), so a
+    # result published later for another message (a review decision) continues the command's trace. Left
+    # out of the JSON when there is none, so a record written before it existed is written back unchanged.
+    trace_context: list[tuple[str, str]] = Field(default_factory=list, exclude_if=lambda value: not value)
     # When the record entered the journal: the broker's append time (LogAppendTime) for a restored record,
     # the commit time for one this worker wrote. Not part of the record's JSON.
     appended_at_ms: int | None = Field(default=None, exclude=True)

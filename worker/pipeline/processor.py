@@ -47,6 +47,7 @@ from worker.pipeline.claiming import Claimant
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.effects import Effects
 from worker.pipeline.gate import Gate
+from worker.pipeline.headers import trace_context
 from worker.pipeline.intake import DeadLetterReason, Decision, Parsed, Rejection
 from worker.pipeline.job import Job
 from worker.pipeline.journal import Journal, JournalRecord, JournalState
@@ -254,6 +255,7 @@ class Processor:
             offset=job.offset,
             timestamp_ms=job.timestamp_ms,
             updated_at=self.effects.clock.now(),
+            trace_context=[(name, value.decode()) for name, value in trace_context(job.headers)],
         )
 
     async def _send(self, job: Job, record: JournalRecord) -> bool | tuple[JournalRecord, Resolve]:

@@ -84,13 +84,15 @@ class ReviewDecisions:
         closed = closed_review_record(
             record.command, decision, record=record, result=result, opened_at=opened_at, now=now
         )
+        # the result continues the command's trace (kept in its journal record), else the decision's
+        trace = [(name, value.encode()) for name, value in record.trace_context] or job.headers
         await self._fx.commit(
             job,
             [
                 self._fx.outbox.review(closed, job.headers),
                 self._fx.journal.out(record),
                 *self._fx.final_claim(record, result),
-                self._fx.outbox.result(result, job.headers),
+                self._fx.outbox.result(result, trace),
             ],
             record,
         )

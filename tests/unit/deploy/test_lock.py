@@ -226,7 +226,10 @@ def test_make_installs_the_development_lock_with_hashes_then_the_two_packages_wi
     assert installs == [
         "$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r $(DEV_LOCK)",
         "$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . -e ./devtools",
+        # `make lock` alone: uv's pin, hashed, from the same lock (a new dependency is not installable yet)
+        "$(BIN)/pip install -q --disable-pip-version-check --no-deps --require-hashes \\",
     ]
+    assert "awk '/^uv==/" in makefile
     assert "DEV_LOCK := requirements/development.txt" in makefile
     assert re.search(r"^\$\(BIN\)/\.installed: .*\$\(DEV_LOCK\)", makefile, re.MULTILINE)
     assert re.search(r"^lock: ", makefile, re.MULTILINE)

@@ -398,3 +398,24 @@ async def test_an_exact_duplicate_elsewhere_gets_the_owners_outcome_once_it_has_
     assert r.outcomes() == [("succeeded", "journal")]
     assert "commands[1]@0" in r.results()[0]["detail"]
     assert r.api.count(CHARGE) == 0
+
+
+async def test_a_review_decision_s_result_continues_the_command_s_trace() -> None:
+    """The command's ``traceparent`` is kept in its journal record, so the result a reviewer's decision
+    publishes later (from another message, with its own trace) is in the command's trace."""
+    command_trace = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    decision_trace = b"00-11111111111111111111111111111111-2222222222222222-01"
+    r = await rig(resolution_schedule_s=[5.0], resolution_deadline_s=60.0)
+    r.api.queue(CHARGE, httpx.ReadTimeout("injected"))
+    r.api.queue(STATUS, *([{"status": "GENERAL_ERROR"}] * 50))
+    job = r.job(charge())
+    job.headers = [("traceparent", command_trace), ("tracestate", b"congo=t61rcWkgMzE")]
+    assert await r.processor.handle(job)
+    later = r.job(decision(), offset=3, decision=True)
+    later.headers = [("traceparent", decision_trace)]
+    assert await r.processor.handle(later)
+    assert r.outcomes() == [("unresolved", "status_inquiry"), ("succeeded", "manual")]
+    interim, final = r.broker.headers(RESULTS)
+    assert interim["traceparent"] == final["traceparent"] == command_trace
+    assert final["tracestate"] == b"congo=t61rcWkgMzE"
+    assert r.broker.headers(REVIEW)[-1]["traceparent"] == decision_trace  # the reviewer's act, its own
