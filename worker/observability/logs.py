@@ -227,6 +227,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
             other.addFilter(redaction)
     root.setLevel(settings.log_level)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx says "HTTP Request: POST ..." at INFO for every call: a second line per command, saying less
+    # than the worker's own events (and a few percent of its CPU, docs/performance.md). Shown at DEBUG.
+    logging.getLogger("httpx").setLevel(logging.NOTSET if settings.log_level == "DEBUG" else logging.WARNING)
     logging.captureWarnings(True)
     return handler
 

@@ -294,3 +294,15 @@ def test_redaction_leaves_ordinary_operational_text_alone() -> None:
     logging.getLogger("worker.client").info(text)
     (line,) = json_lines(stream)
     assert line["msg"] == text
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("WARNING", False), ("DEBUG", True)])
+def test_httpx_s_line_per_request_is_shown_only_at_debug(level: str, shown: bool) -> None:
+    """One INFO line per result: httpx's own "HTTP Request: POST ..." line per call would be a second."""
+    stream = io.StringIO()
+    configure_logging(settings(log_level=level), stream=stream)
+    logging.getLogger("httpx").info('HTTP Request: POST http://h/eCashHost/Charge "HTTP/1.1 200 OK"')
+    logging.getLogger("httpx").warning("a warning from httpx is always shown")
+    messages = [line["msg"] for line in json_lines(stream)]
+    assert ('HTTP Request: POST http://h/eCashHost/Charge "HTTP/1.1 200 OK"' in messages) is shown
+    assert "a warning from httpx is always shown" in messages
