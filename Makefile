@@ -84,8 +84,10 @@ hostile: install kafka-jars
 	$(BIN)/python -m ecash_dev.hostile --messages 10000 --seed 1 --json-out hostile.json
 
 # The full benchmark (docs/performance.md) and its small version
+# The whole campaign of docs/performance.md (hours: the soak alone is a million commands); its reports
+# in .bench/ (bench/suite.py). One part: `.venv/bin/python -m bench.suite --part shares --commands 30000`.
 bench: install kafka-jars
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.suite --out .bench
 
 bench-small: install kafka-jars
 	$(BIN)/pytest tests/perf

@@ -70,9 +70,9 @@ async def collect_timestamps(bootstrap: str, topics: Topics, design: str) -> Tim
     stamps = Timestamps()
     await read_topic(bootstrap, topics.commands, topics.partitions, stamps.add_command)
     await read_topic(bootstrap, topics.results, topics.partitions, stamps.add_result)
-    if design in ("worker", "worker-notxn", "worker-noclaims"):  # all write journal records (intents)
+    if design in ("worker", "worker-notxn", "worker-noclaims", "worker-notracing"):  # all write intents
         await read_topic(bootstrap, topics.journal, topics.partitions, stamps.add_journal)
-    if design == "worker":  # the claims (the what-ifs write none)
+    if design in ("worker", "worker-notracing"):  # the claims (the other what-ifs write none)
         await read_topic(bootstrap, topics.claims, topics.partitions, stamps.add_claim)
     return stamps
 

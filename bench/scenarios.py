@@ -9,9 +9,9 @@ from pathlib import Path
 
 import orjson
 
-DESIGNS = ("worker", "baseline", "worker-nojournal", "worker-notxn", "worker-noclaims")
+DESIGNS = ("worker", "baseline", "worker-nojournal", "worker-notxn", "worker-noclaims", "worker-notracing")
 TRANSPORTS = ("aiohttp", "httpx")
-WORKER_DESIGNS = ("worker", "worker-nojournal", "worker-notxn", "worker-noclaims")
+WORKER_DESIGNS = ("worker", "worker-nojournal", "worker-notxn", "worker-noclaims", "worker-notracing")
 
 
 @dataclass(frozen=True)

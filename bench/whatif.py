@@ -7,6 +7,8 @@ children of the benchmark.
 - ``worker-notxn``: the same records, written by an idempotent producer without transactions (no
   ``AddPartitionsToTxn``, no ``EndTxn``, no markers) and no offset commits: the cost of the transactions.
 - ``worker-noclaims``: no deployment-wide trace-number claims (issue 14): the cost of a claim.
+- ``worker-notracing``: every tracing call a no-op (``bench.tracing_cost``'s ``untraced``): the cost of
+  tracing with no exporter (``ECASH_OTEL_EXPORTER=none``, the default) on the whole worker.
 """
 
 from __future__ import annotations
@@ -126,8 +128,17 @@ def run_worker_without_claims() -> int:
     return cli_main(["run"])
 
 
+def run_worker_without_tracing() -> int:
+    """The worker with every tracing call a no-op, as if ``worker.tracing`` were not there."""
+    from bench.tracing_cost import mode
+
+    with mode("untraced"):
+        return cli_main(["run"])
+
+
 CHILDREN = {
     "worker-nojournal": run_worker_without_journal,
     "worker-notxn": run_worker_without_transactions,
     "worker-noclaims": run_worker_without_claims,
+    "worker-notracing": run_worker_without_tracing,
 }
