@@ -419,3 +419,22 @@ async def test_a_review_decision_s_result_continues_the_command_s_trace() -> Non
     assert interim["traceparent"] == final["traceparent"] == command_trace
     assert final["tracestate"] == b"congo=t61rcWkgMzE"
     assert r.broker.headers(REVIEW)[-1]["traceparent"] == decision_trace  # the reviewer's act, its own
+
+
+async def test_an_earlier_message_settled_on_behalf_of_a_later_one_keeps_its_own_trace() -> None:
+    """After a restart, a later message finds an earlier one's intent and settles it first: that earlier
+    command's result is in the earlier command's trace (kept in its intent), the later one's in its own."""
+    earlier_trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    later_trace = b"00-11111111111111111111111111111111-2222222222222222-01"
+    r = await rig()
+    r.api.queue(STATUS, *([{"status": "PAYMENT_NOT_FOUND"}] * 2))
+    intent = seed(r, JournalState.INTENT, offset=2)
+    with_trace = intent.model_copy(update={"trace_context": [("traceparent", earlier_trace)]})
+    r.journal.seed(with_trace, int(r.clock.now().timestamp() * 1000))
+    job = r.job(charge(), offset=5)
+    job.headers = [("traceparent", later_trace)]
+    assert await r.processor.handle(job)
+    assert r.outcomes() == [("failed", "status_inquiry"), ("failed", "journal")]
+    earlier, later = r.broker.headers(RESULTS)
+    assert earlier["traceparent"] == earlier_trace.encode()
+    assert later["traceparent"] == later_trace
