@@ -9,7 +9,6 @@ command shows one only when the operator asked (``--show-secret``) by handing ov
 
 from __future__ import annotations
 
-import argparse
 import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any, TextIO
 
+import click
 import orjson
 from pydantic import BaseModel, SecretStr
 
@@ -30,12 +30,11 @@ __all__ = [
     "Console",
     "Format",
     "Progress",
-    "add_output_option",
     "cell",
     "choose_format",
-    "help_text",
     "jsonable",
     "mask_msisdn",
+    "output_option",
     "render_table",
     "secret_text",
     "write_json",
@@ -53,19 +52,15 @@ class Format(StrEnum):
     CSV = "csv"
 
 
-def add_output_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+def output_option(function: Any) -> Any:
+    """The ``--output``/``-o`` option of a command that prints records."""
+    return click.option(
         "--output",
         "-o",
-        choices=[f.value for f in Format],
+        type=click.Choice([f.value for f in Format]),
         default=None,
         help="table (default on a terminal), json (default otherwise) or csv",
-    )
-
-
-def help_text(doc: str | None) -> str:
-    """A module docstring as ``--help`` text: without the reStructuredText literal marks."""
-    return (doc or "").replace("``", "")
+    )(function)
 
 
 def choose_format(requested: str | None, out: TextIO) -> Format:
