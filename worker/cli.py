@@ -143,8 +143,9 @@ class LazyGroup(Group):
         return list(known_commands(None))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in known_commands(cmd_name) and cmd_name not in DEVELOPMENT_TOOLS:
-            return None  # click says "No such command"
+        known = cmd_name in known_commands(cmd_name)
+        if not known and (cmd_name not in DEVELOPMENT_TOOLS or ctx.resilient_parsing):
+            return None  # click says "No such command"; completing, nothing to offer (and nothing said)
         return load_command(cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -36,8 +36,8 @@ CONTEXT_SETTINGS: dict[str, Any] = {
 def help_text(doc: str | None) -> str:
     """A docstring as help: without the reStructuredText literal marks, and each paragraph kept as written
     (click rewraps paragraphs unless they start with a ``\\b`` line; the examples must stay lines)."""
-    paragraphs = (doc or "").replace("``", "").strip().split("\n\n")
-    return "\n\n".join(f"\b\n{paragraph.strip(chr(10))}" for paragraph in paragraphs if paragraph.strip())
+    paragraphs = [p.strip("\n") for p in (doc or "").replace("``", "").split("\n\n") if p.strip()]
+    return "\n\n".join("\b\n" + paragraph for paragraph in paragraphs)
 
 
 class Command(click.Command):

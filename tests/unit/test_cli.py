@@ -129,6 +129,15 @@ def test_without_the_development_package_its_commands_say_what_they_are(
     assert err[0].startswith(f"ecash-worker {name}: a development tool")
 
 
+def test_completing_a_missing_development_tool_offers_and_says_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "plugin_commands", dict)
+    completing = click.Context(cli.cli, resilient_parsing=True)
+    assert cli.cli.get_command(completing, "sandbox") is None
+    assert capsys.readouterr().err == ""
+
+
 def test_without_the_development_package_the_help_lists_the_product_only(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from pydantic_core import PydanticCustomError
@@ -27,7 +27,7 @@ class ArgumentType(click.ParamType[T, Any]):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> T:
         if not isinstance(value, str):  # a default, already a value
-            return value  # type: ignore[no-any-return]
+            return cast(T, value)
         try:
             return self._convert(value)
         except ValueError as exc:

@@ -10,12 +10,12 @@ command shows one only when the operator asked (``--show-secret``) by handing ov
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum, StrEnum
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 import orjson
@@ -52,8 +52,11 @@ class Format(StrEnum):
     CSV = "csv"
 
 
-def output_option(function: Any) -> Any:
-    """The ``--output``/``-o`` option of a command that prints records."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_option(function: F) -> F:
+    """The ``--output``/``-o`` option of a command that prints records (a decorator, as click's own)."""
     return click.option(
         "--output",
         "-o",

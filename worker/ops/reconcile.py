@@ -1,6 +1,6 @@
 """``ecash-worker reconcile``: do the worker's results and the E-Cash Transaction History agree?
 
-    ecash-worker reconcile --from 2026-01-01 --to 2026-01-31 [--msisdn M[,M...]] [--agent PREFIX | --any-agent]
+    ecash-worker reconcile --from 2026-01-01 --to 2026-01-31 [--msisdn M,...] [--agent PREFIX | --any-agent]
 
 Reads every result the worker published (the whole results topic, ``read_committed``) and, for each
 wallet involved in the range (or each ``--msisdn``), its Transaction History; compares them per trace
