@@ -1,8 +1,11 @@
 """``ecash-worker``: one command, a subcommand per job. Each subcommand lives in the module it concerns.
 
-Only the chosen subcommand's module is imported: ``ecash-worker check`` loads neither Kafka's client nor
-the probe server nor any other command. The table below names each module and its one-line help, so the
-top-level ``--help`` imports none of them.
+The command line is click's (a dependency the worker already has through uvicorn), as a lazy group: only
+the chosen subcommand's module is imported, so ``ecash-worker check`` loads neither Kafka's client nor the
+probe server nor any other command. The table below names each module (which offers its click command as
+``command``) and its one-line help, so the top-level ``--help`` and completing a command name import none
+of them. Shell completion (bash, zsh, fish) is click's own: ``ecash-worker --completion bash`` prints the
+script, which asks the CLI itself through ``_ECASH_WORKER_COMPLETE``.
 
 Development tools (the sandbox, the local broker, the demo, the chaos run) are not in this package: they
 come with the development package (``ecash-dev``, devtools/), which declares them through the
@@ -11,25 +14,31 @@ come with the development package (``ecash-dev``, devtools/), which declares the
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+import click
+from click.shell_completion import CompletionItem, get_completion_class
+
+from worker import commandline
+from worker.commandline import CONTEXT_SETTINGS, Group
 
 __all__ = [
     "COMMANDS",
+    "COMPLETE_VAR",
     "DEVELOPMENT_TOOLS",
     "PLUGIN_GROUP",
+    "SHELLS",
     "USAGE_ERROR",
     "Command",
-    "HelpFormatter",
-    "build_parser",
-    "complete",
-    "completion_script",
+    "LazyGroup",
+    "cli",
+    "completion_source",
     "known_commands",
+    "load_command",
     "main",
-    "parsers",
     "plugin_commands",
     "version",
 ]
@@ -38,10 +47,13 @@ PLUGIN_GROUP = "ecash_worker.commands"  # entry points naming a {name: (module, 
 # Named only to say where they went when they are missing; worker never imports them.
 DEVELOPMENT_TOOLS = ("sandbox", "kafka", "demo", "chaos")
 USAGE_ERROR = 2
+PROG = "ecash-worker"
+COMPLETE_VAR = "_ECASH_WORKER_COMPLETE"  # click's completion protocol: bash_source, bash_complete, ...
+SHELLS = ("bash", "zsh", "fish")
 
 
 class Command(NamedTuple):
-    """A subcommand: the module with ``configure_parser(subparsers)`` (setting ``func``), and its help."""
+    """A subcommand: the module offering its click command as ``command``, and its one-line help."""
 
     module: str
     help: str
@@ -84,6 +96,11 @@ def plugin_commands() -> dict[str, Command]:
     return found
 
 
+def known_commands(name: str | None) -> dict[str, Command]:
+    """The product's commands, and the installed plugins' unless ``name`` is a product command."""
+    return COMMANDS if name in COMMANDS else {**COMMANDS, **plugin_commands()}
+
+
 def version() -> str:
     """This install's version (the package metadata), read only when ``--version`` asks."""
     from importlib.metadata import PackageNotFoundError
@@ -95,193 +112,115 @@ def version() -> str:
         return "unknown"
 
 
-class _VersionAction(argparse.Action):
-    """``--version``: print ``ecash-worker X.Y.Z`` and exit 0 (the metadata is read only then)."""
-
-    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        print(f"ecash-worker {version()}")  # on stdout, as argparse's own --version
-        parser.exit()
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Every ``--help``: descriptions as written (their paragraphs and examples kept), without the
-    reStructuredText literal marks of the docstrings they come from, and each option's default."""
-
-    def _format_text(self, text: str) -> str:
-        return super()._format_text(text.replace("``", ""))
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = (action.help or "").replace("``", "")
-        if _shows_default(action) and "default" not in text:
-            text = f"{text} (default: %(default)s)".lstrip()
-        return text or None
-
-
-def _shows_default(action: argparse.Action) -> bool:
-    """Whether ``(default: X)`` says something: not for flags, nothing or an empty list."""
-    if action.default in (None, argparse.SUPPRESS, [], ()) or not action.option_strings:
-        return False
-    return action.nargs != 0 or isinstance(action, argparse.BooleanOptionalAction)
-
-
-class _CompletionAction(argparse.Action):
-    """``--completion bash|zsh``: print the shell's completion script and exit 0."""
-
-    def __call__(self, parser: argparse.ArgumentParser, _: Any, values: Any, *__: Any) -> None:
-        print(completion_script(str(values)), end="")
-        parser.exit()
-
-
-# Bash asks ``ecash-worker __complete WORD...`` (the words up to the cursor, the last one being completed)
-# for one candidate a line; none means a file name. zsh runs the same function through bashcompinit.
-_BASH_COMPLETION = """_ecash_worker() {
-    local IFS=$'\\n'
-    COMPREPLY=($("${COMP_WORDS[0]}" __complete "${COMP_WORDS[@]:1:$COMP_CWORD}" 2>/dev/null))
-    if [[ ${#COMPREPLY[@]} -eq 0 ]]; then compopt -o default 2>/dev/null; fi
-    return 0
-}
-complete -F _ecash_worker ecash-worker
-"""
-_ZSH_PRELUDE = "autoload -U +X bashcompinit && bashcompinit\n"
-
-
-def completion_script(shell: str) -> str:
-    """The script that makes ``shell`` complete ``ecash-worker`` (``eval "$(ecash-worker --completion
-    bash)"``, or save it where the shell loads completions from)."""
-    return (_ZSH_PRELUDE if shell == "zsh" else "") + _BASH_COMPLETION
-
-
-def complete(words: Sequence[str]) -> list[str]:
-    """The completions of the last of ``words`` (the command line after ``ecash-worker``, up to the
-    cursor): command names, subcommands, options, or an option's or argument's choices. Only the named
-    command's module is imported."""
-    *before, current = list(words) or [""]
-    if not before:
-        names = [*known_commands(None), "--help", "--version", "--completion"]
-        return [name for name in names if name.startswith(current)]
-    if before[0].startswith("-"):
-        return (
-            [shell for shell in ("bash", "zsh") if shell.startswith(current)]
-            if before == ["--completion"]
-            else []
-        )
-    commands = known_commands(before[0])
-    if before[0] not in commands:
-        return []
+def load_command(name: str) -> click.Command:
+    """The click command ``name``, importing its module (and no other). A development tool without the
+    development package, or a broken install, is said in one line on stderr: exit 2, or 1."""
+    commands = known_commands(name)
+    if name not in commands:
+        if name in DEVELOPMENT_TOOLS:
+            click.echo(
+                f"{PROG} {name}: a development tool, not part of a production install "
+                "(it comes with the ecash-dev package: pip install -e ./devtools)",
+                err=True,
+            )
+            raise click.exceptions.Exit(USAGE_ERROR)
+        raise click.UsageError(f"No such command '{name}'.")
+    module_name = commands[name].module
     try:
-        parser = _child(build_parser(before[0], commands), before[0])
-    except SystemExit:  # a broken install: nothing to offer
-        return []
-    for word in before[1:]:
-        parser = _child(parser, word) or parser
-    if parser is None:
-        return []
-    option = parser._option_string_actions.get(before[-1])
-    if option is not None and option.nargs != 0:  # completing an option's value
-        candidates = [str(choice) for choice in option.choices or ()]
-    elif current.startswith("-"):
-        candidates = [o for o in parser._option_string_actions if o.startswith("--")]
-    else:
-        candidates = [
-            str(choice)
-            for action in parser._actions
-            if not action.option_strings and action.choices is not None
-            for choice in action.choices
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # a broken install must say which part is missing
+        click.echo(f"{PROG}: cannot load the '{name}' command ({module_name}): {exc}", err=True)
+        raise click.exceptions.Exit(1) from exc
+    command: click.Command = module.command
+    return command
+
+
+class LazyGroup(Group):
+    """click's documented lazily-loading group: the names and help lines come from the tables, a command's
+    module is imported only by ``get_command`` (running, or completing past, that command)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(known_commands(None))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        known = cmd_name in known_commands(cmd_name)
+        if not known and (cmd_name not in DEVELOPMENT_TOOLS or ctx.resilient_parsing):
+            return None  # click says "No such command"; completing, nothing to offer (and nothing said)
+        return load_command(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the tables' help lines (click's own would import every command)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, command.help) for name, command in known_commands(None).items()])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Command names (with their help lines) and the top-level options, importing no command; nothing
+        after a word that names no command."""
+        if ctx._protected_args:  # click could not resolve the command word the line has
+            return []
+        names = [
+            CompletionItem(name, help=command.help)
+            for name, command in known_commands(None).items()
+            if name.startswith(incomplete)
         ]
-    return [candidate for candidate in candidates if candidate.startswith(current)]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
 
 
-def _child(parser: argparse.ArgumentParser | None, word: str) -> argparse.ArgumentParser | None:
-    """The subcommand ``word`` of ``parser``, if it has one by that name."""
-    for action in parser._actions if parser is not None else ():
-        if isinstance(action, argparse._SubParsersAction) and word in action.choices:
-            child: argparse.ArgumentParser = action.choices[word]
-            return child
-    return None
+def completion_source(shell: str) -> str:
+    """The script that makes ``shell`` complete ``ecash-worker`` (``eval "$(ecash-worker --completion
+    bash)"``, or save it where the shell loads completions from): click's, for this command."""
+    complete = get_completion_class(shell)
+    if complete is None:
+        raise ValueError(f"no completion for {shell!r}")
+    return complete(cli, {}, PROG, COMPLETE_VAR).source()
 
 
-def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    """``parser`` and every parser below it (subcommands of subcommands)."""
-    found = [parser]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in dict.fromkeys(action.choices.values()):  # aliases name the same parser
-                found.extend(parsers(child))
-    return found
+def _print_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"{PROG} {version()}")
+        ctx.exit(0)
 
 
-def _parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(
-        prog="ecash-worker",
-        description=(
-            "Moves money through the Mandiri e-cash H2H API from Kafka commands, at most once per trace\n"
-            "number. Exit codes: docs/operations.md (run: docs/settings.md)."
-        ),
-        formatter_class=HelpFormatter,
-    )
-    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
-    parser.add_argument(
-        "--completion",
-        action=_CompletionAction,
-        choices=("bash", "zsh"),
-        default=argparse.SUPPRESS,
-        help='print the shell completion script and exit: eval "$(ecash-worker --completion bash)"',
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    return parser, subparsers
+def _print_completion(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        click.echo(completion_source(value), nl=False)
+        ctx.exit(0)
 
 
-def known_commands(name: str | None) -> dict[str, Command]:
-    """The product's commands, and the installed plugins' unless ``name`` is a product command."""
-    return COMMANDS if name in COMMANDS else {**COMMANDS, **plugin_commands()}
-
-
-def build_parser(
-    name: str | None = None, commands: dict[str, Command] | None = None
-) -> argparse.ArgumentParser:
-    """The parser for ``name`` (only its module imported), or, without a known name, one that lists every
-    command by its help line and imports none of them."""
-    commands = known_commands(name) if commands is None else commands
-    parser, subparsers = _parser()
-    if name in commands:
-        command = commands[name]
-        try:
-            module = importlib.import_module(command.module)
-        except ImportError as exc:  # a broken install must say which part is missing
-            raise SystemExit(
-                f"ecash-worker: cannot load the '{name}' command ({command.module}): {exc}"
-            ) from exc
-        module.configure_parser(subparsers)
-        for each in parsers(parser):
-            each.formatter_class = HelpFormatter
-        return parser
-    for listed, command in commands.items():
-        subparsers.add_parser(listed, help=command.help, add_help=False)
-    return parser
+@click.group(
+    cls=LazyGroup,
+    name=PROG,
+    context_settings=CONTEXT_SETTINGS,
+    subcommand_metavar="COMMAND [ARGS]...",
+    help=(
+        "\b\nMoves money through the Mandiri e-cash H2H API from Kafka commands, at most once per trace\n"
+        "number. Exit codes: docs/operations.md (run: docs/settings.md)."
+    ),
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="print the version and exit",
+)
+@click.option(
+    "--completion",
+    type=click.Choice(SHELLS),
+    expose_value=False,
+    is_eager=True,
+    callback=_print_completion,
+    help='print the shell completion script and exit: eval "$(ecash-worker --completion bash)"',
+)
+def cli() -> None:
+    """The top level: the options above, then the command."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    if args_in[:1] == ["__complete"]:  # the completion script asking (not listed in --help)
-        print("\n".join(complete(args_in[1:])))
-        return 0
-    # The command is the first argument: the top level has no option but --help and --version.
-    name = args_in[0] if args_in and not args_in[0].startswith("-") else None
-    commands = known_commands(name)
-    if name in DEVELOPMENT_TOOLS and name not in commands:
-        print(
-            f"ecash-worker {name}: a development tool, not part of a production install "
-            "(it comes with the ecash-dev package: pip install -e ./devtools)",
-            file=sys.stderr,
-        )
-        return USAGE_ERROR
-    parser = build_parser(name, commands)
-    args = parser.parse_args(args_in)
-    code: int = args.func(args)
-    return code
+    """Run ``ecash-worker`` with ``argv`` (default: the process's arguments) and return the exit code:
+    the command's own, 2 for a usage error, 0 after ``--help``, ``--version`` or ``--completion``."""
+    return commandline.main(cli, argv, PROG, complete_var=COMPLETE_VAR)
 
 
 if __name__ == "__main__":

@@ -7,27 +7,29 @@ not be activated (``ECASH_RESTORE_ATTEMPTS``).
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Any
+from types import SimpleNamespace
 
+import click
+
+from worker.commandline import Command, arguments
 from worker.preflight import preflight
 from worker.settings import SettingsError, load_settings
 
-__all__ = ["EXIT_CONFIG", "configure_parser", "report", "run"]
+__all__ = ["EXIT_CONFIG", "command", "report", "run"]
 
 EXIT_CONFIG = 2
 
 
-def configure_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "run",
-        help="run the worker (settings from ECASH_* environment variables; see docs/settings.md)",
-        description=(
-            "Consume charge/credit commands from Kafka, move money through the E-Cash API, publish results."
-        ),
-    )
-    parser.set_defaults(func=run)
+@click.command(
+    "run",
+    cls=Command,
+    short_help="run the worker (settings from ECASH_* environment variables; see docs/settings.md)",
+    help="Consume charge/credit commands from Kafka, move money through the E-Cash API, publish results.",
+)
+@click.pass_context
+def command(ctx: click.Context) -> int:
+    return run(arguments(ctx))
 
 
 def report(exc: SettingsError) -> int:
@@ -36,7 +38,7 @@ def report(exc: SettingsError) -> int:
     return EXIT_CONFIG
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     try:
         settings = load_settings()
         preflight(settings)

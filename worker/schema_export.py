@@ -18,15 +18,17 @@ generates into schemas that mainstream code generators (quicktype, Modelina) rea
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import click
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from worker.commandline import Command, arguments
 from worker.contracts import CONTRACTS, READ_BY_THE_WORKER, SCHEMA_VERSION
 from worker.schema_compat import breaking_changes
 
@@ -35,7 +37,7 @@ __all__ = [
     "DIALECT",
     "RENAMED_DEFINITIONS",
     "ContractSchema",
-    "configure_parser",
+    "command",
     "drift",
     "incompatibilities",
     "render",
@@ -148,23 +150,30 @@ def incompatibilities(released: Path | None = None) -> list[str]:
     return problems
 
 
-def configure_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("schemas", help="write or check schemas/*.schema.json from the contracts")
-    parser.add_argument(
-        "--dir",
-        type=Path,
-        default=DEFAULT_DIR,
-        help="where the schema files are (default: the repository's schemas/)",
-    )
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 if the files drifted from the models, or the models break the released version",
-    )
-    parser.set_defaults(func=run)
+@click.command(
+    "schemas",
+    cls=Command,
+    short_help="write or check schemas/*.schema.json from the contracts",
+    help="Write or check schemas/*.schema.json from the contracts.",
+)
+@click.option(
+    "--dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIR,
+    show_default="the repository's schemas/",
+    help="where the schema files are",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="exit 1 if the files drifted from the models, or the models break the released version",
+)
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     if args.check:
         problems = drift(args.dir) + incompatibilities()
         for problem in problems:

@@ -9,14 +9,17 @@ the YAML itself with the AsyncAPI parser.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
+
+from worker import commandline
+from worker.commandline import Command, help_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "schemas" / "asyncapi.yaml"
@@ -187,14 +190,11 @@ def load(source: Path = SOURCE) -> dict[str, Any]:
     return document
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ecash_dev.asyncapi_page", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 if the page is stale")
-    args = parser.parse_args(argv)
+@click.command("asyncapi_page", cls=Command, help=help_text(__doc__))
+@click.option("--check", is_flag=True, help="exit 1 if the page is stale")
+def command(check: bool) -> int:
     page = render(load())
-    if args.check:
+    if check:
         if not PAGE.exists() or PAGE.read_text() != page:
             print(
                 f"{PAGE.relative_to(ROOT)} is stale: run python -m ecash_dev.asyncapi_page", file=sys.stderr
@@ -204,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     PAGE.write_text(page)
     print(f"wrote {PAGE.relative_to(ROOT)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return commandline.main(command, argv, "python -m ecash_dev.asyncapi_page")
 
 
 if __name__ == "__main__":

@@ -192,10 +192,10 @@ async def test_a_commands_topic_that_gained_partitions_keeps_one_payment_per_tra
 async def test_review_resolve_reaches_an_unresolved_command_that_arrived_on_an_unexpected_partition(
     kafka_bootstrap: str, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    import argparse
     import io
 
     from ecash_dev.stack import settings_env
+    from worker.commandline import parse
     from worker.ops import review
 
     settings = fast_settings(
@@ -223,13 +223,12 @@ async def test_review_resolve_reaches_an_unresolved_command_that_arrived_on_an_u
             timeout_s=20,
         )
         assert (reviews[0]["source_partition"], reviews[0]["source_offset"]) == (3, offset)
-        parser = argparse.ArgumentParser(prog="ecash-worker")
-        review.configure_parser(parser.add_subparsers(dest="command", required=True))
-        args = parser.parse_args(
+        args = parse(
+            review.command,
             [
-                *("review", "resolve", "MR1", "--outcome", "succeeded", "--by", "sre"),
+                *("resolve", "MR1", "--outcome", "succeeded", "--by", "sre"),
                 *("--reason", "the ledger shows it", "--wait-s", "30"),
-            ]
+            ],
         )
         out, err = io.StringIO(), io.StringIO()
         with pytest.MonkeyPatch.context() as env:

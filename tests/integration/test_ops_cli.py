@@ -6,7 +6,6 @@ loop (a thread here, since the test's loop serves the sandbox and the worker), o
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import json
@@ -16,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -35,6 +34,7 @@ from tests.integration.harness import (
     wait_results,
 )
 from worker.client import CommandClient, TopicMissing, Topics
+from worker.commandline import parse
 from worker.contracts import Attempt, Command, Outcome, ResolvedBy, Result, ReviewRecord
 from worker.ecash.client import EcashClient
 from worker.ecash.models import WIB
@@ -98,10 +98,8 @@ async def settings(
 # --- running a command ------------------------------------------------------------------------------
 
 
-def _parse(module: ModuleType, argv: tuple[str, ...]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="ecash-worker")
-    module.configure_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(list(argv))
+def _parse(module: ModuleType, argv: tuple[str, ...]) -> SimpleNamespace:
+    return parse(module.command, argv[1:], argv[0])
 
 
 async def cli(module: ModuleType, *argv: str) -> tuple[int, str, str]:

@@ -28,19 +28,25 @@ MAY_IMPORT: dict[str, set[str]] = {
     "tracing": set(),
     "settings": set(),
     "schema_compat": set(),
+    "commandline": set(),  # click, shared by the commands: help, defaults, exclusive options
     "core": set(),  # pure decisions: plain values in, values out; not even the settings
     "policies": {"core", "settings"},  # settings -> the core's policies, the one place
     "ecash": {"core", "settings"},  # the API client
     "kafka": {"settings"},  # the one place Kafka clients are built
     "preflight": {"ecash", "settings"},
-    "observability": {"ecash", "preflight", "settings"},  # listens to events; /metrics, /healthz
+    "observability": {
+        "commandline",
+        "ecash",
+        "preflight",
+        "settings",
+    },  # listens to events; /metrics, /healthz
     "pipeline": {"core", "ecash", "kafka", "observability", "policies", "settings"},
     "client": {"kafka", "settings"},
-    "ops": {"core", "ecash", "kafka", "pipeline", "client", "settings"},
-    "schema_export": {"schema_compat"},
+    "ops": {"commandline", "core", "ecash", "kafka", "pipeline", "client", "settings"},
+    "schema_export": {"commandline", "schema_compat"},
     "service": {"core", "ecash", "kafka", "observability", "pipeline", "policies", "settings"},
-    "cli_run": {"preflight", "service", "settings"},
-    "cli": {"settings"},  # loads each command's module by name, only when that command runs
+    "cli_run": {"commandline", "preflight", "service", "settings"},
+    "cli": {"commandline", "settings"},  # loads each command's module by name, only when that command runs
 }
 
 

@@ -10,18 +10,20 @@ configuration, secrets masked; exit 0, or the one-line errors and exit 2.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 from typing import Any, TextIO
 
+import click
 from pydantic import SecretStr
 
+from worker.commandline import Command, arguments, help_text
 from worker.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 
 __all__ = [
     "MASK",
     "check_config",
-    "configure_parser",
+    "command",
     "effective_configuration",
     "probe_url",
     "run",
@@ -136,26 +138,26 @@ def check_config(out: TextIO | None = None, err: TextIO | None = None) -> int:
     return 0
 
 
-def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``check`` to the CLI's subparsers (``argparse._SubParsersAction``); its handler is ``run``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "check",
-        help="exit 0 if the running worker is ready (or live, with --live), else 1, with a one-line reason",
-        description=__doc__,
-    )
-    parser.add_argument("--live", action="store_true", help="ask /healthz (liveness) instead of /readyz")
-    parser.add_argument("--timeout-s", type=float, default=3.0, help="how long to wait for an answer")
-    parser.add_argument("--port", type=int, default=None, help="probe port (default: ECASH_METRICS_PORT)")
-    parser.add_argument(
-        "--config",
-        action="store_true",
-        help="ask no worker: validate the ECASH_* settings and print them, secrets masked (exit 0 or 2)",
-    )
-    parser.set_defaults(func=run)
-    return parser
+@click.command(
+    "check",
+    cls=Command,
+    short_help="exit 0 if the running worker is ready (or live, with --live), else 1, with a one-line reason",
+    help=help_text(__doc__),
+)
+@click.option("--live", is_flag=True, help="ask /healthz (liveness) instead of /readyz")
+@click.option("--timeout-s", type=float, default=3.0, help="how long to wait for an answer")
+@click.option("--port", type=int, default=None, help="probe port (default: ECASH_METRICS_PORT)")
+@click.option(
+    "--config",
+    is_flag=True,
+    help="ask no worker: validate the ECASH_* settings and print them, secrets masked (exit 0 or 2)",
+)
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     if getattr(args, "config", False):
         return check_config()
     try:

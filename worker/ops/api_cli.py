@@ -12,17 +12,19 @@ Exit codes: 0 the API answered PROCESSED; 1 it answered another code (printed wi
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any, TextIO
 
+import click
 from pydantic import ValidationError
 
+from worker.commandline import Group, arguments, help_text
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import CallClass, describe, lookup
 from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
 from worker.ecash.models import HistoryEntry
-from worker.ops.arguments import amount, day, page_number, positive_int
+from worker.ops.arguments import AMOUNT, DAY, PAGE_NUMBER, POSITIVE_INT
 from worker.ops.command import (
     EXIT_CONFIG,
     EXIT_NOT_OK,
@@ -32,7 +34,7 @@ from worker.ops.command import (
     invalid,
     run_command,
 )
-from worker.ops.output import Console, Format, add_output_option, help_text, secret_text
+from worker.ops.output import Console, Format, output_option, secret_text
 from worker.settings import Settings
 
 __all__ = [
@@ -43,12 +45,12 @@ __all__ = [
     "answered",
     "api_failure",
     "ask",
-    "configure_parser",
+    "command",
     "history_row",
     "run",
 ]
 
-Handler = Callable[[EcashClient, argparse.Namespace, Console], Awaitable[int]]
+Handler = Callable[[EcashClient, SimpleNamespace, Console], Awaitable[int]]
 
 # A table shows these; JSON and CSV carry every field of ``history_row``.
 HISTORY_TABLE_COLUMNS = (
@@ -62,81 +64,98 @@ HISTORY_TABLE_COLUMNS = (
 )
 
 
-# --- the parser -------------------------------------------------------------------------------------
+# --- the command line ------------------------------------------------------------------------------
 
 
-def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``api`` and its operations to the CLI's subparsers; the handler is ``run``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "api",
-        help="ask the E-Cash API one question (balance, validate, history, status, ticket)",
-        description=help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    operations = parser.add_subparsers(dest="api_command", metavar="OPERATION", required=True)
-    _balance_parser(operations)
-    _leaf(operations, "validate", "Validate Account: is this MSISDN a registered member?").add_argument(
-        "msisdn", help="the member's mobile number"
-    )
-    _history_parser(operations)
-    _status_parser(operations)
-    ticket = _leaf(operations, "ticket", "Get Register Ticket for a mobile number (the ticket is a secret)")
-    ticket.add_argument("mobileno", metavar="MSISDN", help="the mobile number to register")
-    ticket.add_argument("--show-secret", action="store_true", help="print the ticket itself, not a mask")
-    parser.set_defaults(func=run)
-    return parser
+@click.group(
+    "api",
+    cls=Group,
+    short_help="ask the E-Cash API one question (balance, validate, history, status, ticket)",
+    help=help_text(__doc__),
+    subcommand_metavar="OPERATION [ARGS]...",
+)
+def command() -> None:
+    """The operations below; each one's handler is in ``HANDLERS``."""
 
 
-def _leaf(operations: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    leaf: argparse.ArgumentParser = operations.add_parser(name, help=help_text, description=help_text)
-    add_output_option(leaf)
-    return leaf
+@command.command("balance", short_help=(line := "Balance Inquiry for a member's wallet"), help=line)
+@output_option
+@click.argument("msisdn", help="the wallet's mobile number")
+@click.option("--account-id", default=None, help="accountID (default: ECASH_API_ACCOUNT_ID)")
+@click.pass_context
+def _balance_command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def _balance_parser(operations: Any) -> None:
-    balance = _leaf(operations, "balance", "Balance Inquiry for a member's wallet")
-    balance.add_argument("msisdn", help="the wallet's mobile number")
-    balance.add_argument("--account-id", default=None, help="accountID (default: ECASH_API_ACCOUNT_ID)")
+@command.command(
+    "validate", short_help=(line := "Validate Account: is this MSISDN a registered member?"), help=line
+)
+@output_option
+@click.argument("msisdn", help="the member's mobile number")
+@click.pass_context
+def _validate_command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def _history_parser(operations: Any) -> None:
-    history = _leaf(operations, "history", "Transaction History of a wallet over a range of days")
-    history.add_argument("msisdn", help="the wallet's mobile number")
-    history.add_argument(
-        "--from", dest="start", type=day, required=True, metavar="YYYY-MM-DD", help="first day (WIB)"
-    )
-    history.add_argument(
-        "--to", dest="end", type=day, required=True, metavar="YYYY-MM-DD", help="last day (WIB), included"
-    )
-    history.add_argument("--page-size", type=positive_int, default=50, help="entries per page")
-    history.add_argument("--account-id", default=None, help="accountID (default: ECASH_API_ACCOUNT_ID)")
-    which = history.add_mutually_exclusive_group()
-    which.add_argument("--page", type=page_number, default=0, help="one page, counted from 0 (default 0)")
-    which.add_argument("--all", action="store_true", help="every page, until a short one")
+@command.command(
+    "history",
+    short_help=(line := "Transaction History of a wallet over a range of days"),
+    help=line,
+    exclusive=[("page", "all")],
+)
+@output_option
+@click.argument("msisdn", help="the wallet's mobile number")
+@click.option("--from", "start", type=DAY, required=True, metavar="YYYY-MM-DD", help="first day (WIB)")
+@click.option("--to", "end", type=DAY, required=True, metavar="YYYY-MM-DD", help="last day (WIB), included")
+@click.option("--page-size", type=POSITIVE_INT, default=50, help="entries per page")
+@click.option("--account-id", default=None, help="accountID (default: ECASH_API_ACCOUNT_ID)")
+@click.option("--page", type=PAGE_NUMBER, default=0, help="one page, counted from 0 (not with --all)")
+@click.option("--all", "all", is_flag=True, help="every page, until a short one")
+@click.pass_context
+def _history_command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def _status_parser(operations: Any) -> None:
-    status = _leaf(
-        operations, "status", "Status Inquiry: did the Charge/Credit with this trace number happen?"
-    )
-    status.add_argument("trace_number", metavar="TRACE", help="the trace number of the Charge/Credit")
-    status.add_argument("--amount", type=amount, required=True, help="the amount of the Charge/Credit")
-    status.add_argument(
-        "--account-type-id", default=None, help="accountTypeID (default: the worker's, from its settings)"
-    )
+@command.command(
+    "status",
+    short_help=(line := "Status Inquiry: did the Charge/Credit with this trace number happen?"),
+    help=line,
+)
+@output_option
+@click.argument("trace_number", metavar="TRACE", help="the trace number of the Charge/Credit")
+@click.option("--amount", type=AMOUNT, required=True, help="the amount of the Charge/Credit")
+@click.option(
+    "--account-type-id", default=None, help="accountTypeID (default: the worker's, from its settings)"
+)
+@click.pass_context
+def _status_command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
+
+
+@command.command(
+    "ticket",
+    short_help=(line := "Get Register Ticket for a mobile number (the ticket is a secret)"),
+    help=line,
+)
+@output_option
+@click.argument("mobileno", metavar="MSISDN", help="the mobile number to register")
+@click.option("--show-secret", is_flag=True, help="print the ticket itself, not a mask")
+@click.pass_context
+def _ticket_command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
 # --- running ----------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run(args: SimpleNamespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     async def body(settings: Settings, console: Console) -> int:
         return await ask(settings, args, console)
 
     return run_command("api", args, body, out, err)
 
 
-async def ask(settings: Settings, args: argparse.Namespace, console: Console) -> int:
+async def ask(settings: Settings, args: SimpleNamespace, console: Console) -> int:
     handler = HANDLERS[args.api_command]
     try:
         async with EcashClient(settings) as client:
@@ -171,7 +190,7 @@ def answered(operation: str, code: str | None, detail: str = "") -> dict[str, An
     return record
 
 
-async def _balance(client: EcashClient, args: argparse.Namespace, console: Console) -> int:
+async def _balance(client: EcashClient, args: SimpleNamespace, console: Console) -> int:
     answer = await client.balance(args.msisdn, args.account_id)
     console.record(
         {
@@ -185,7 +204,7 @@ async def _balance(client: EcashClient, args: argparse.Namespace, console: Conso
     return EXIT_OK
 
 
-async def _validate(client: EcashClient, args: argparse.Namespace, console: Console) -> int:
+async def _validate(client: EcashClient, args: SimpleNamespace, console: Console) -> int:
     answer = await client.validate_account(args.msisdn)
     console.record(
         {
@@ -200,7 +219,7 @@ async def _validate(client: EcashClient, args: argparse.Namespace, console: Cons
     return EXIT_OK
 
 
-async def _ticket(client: EcashClient, args: argparse.Namespace, console: Console) -> int:
+async def _ticket(client: EcashClient, args: SimpleNamespace, console: Console) -> int:
     answer = await client.register_ticket(args.mobileno)
     console.record(
         {
@@ -212,7 +231,7 @@ async def _ticket(client: EcashClient, args: argparse.Namespace, console: Consol
     return EXIT_OK
 
 
-async def _status(client: EcashClient, args: argparse.Namespace, console: Console) -> int:
+async def _status(client: EcashClient, args: SimpleNamespace, console: Console) -> int:
     answer = await client.status(
         trace_number=args.trace_number, amount=args.amount, account_type_id=args.account_type_id
     )
@@ -231,7 +250,7 @@ async def _status(client: EcashClient, args: argparse.Namespace, console: Consol
     return EXIT_OK if answer.call_class is CallClass.SUCCEEDED else EXIT_NOT_OK
 
 
-async def _history(client: EcashClient, args: argparse.Namespace, console: Console) -> int:
+async def _history(client: EcashClient, args: SimpleNamespace, console: Console) -> int:
     if args.all:
         entries = await _all_pages(client, args, console)
     else:
@@ -247,7 +266,7 @@ async def _history(client: EcashClient, args: argparse.Namespace, console: Conso
     return EXIT_OK
 
 
-async def _all_pages(client: EcashClient, args: argparse.Namespace, console: Console) -> list[HistoryEntry]:
+async def _all_pages(client: EcashClient, args: SimpleNamespace, console: Console) -> list[HistoryEntry]:
     progress = console.progress("history", unit="entries")
     entries: list[HistoryEntry] = []
     try:

@@ -17,11 +17,11 @@ message they produced, they say why at once (exit 1) instead of waiting in vain.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine
+from types import SimpleNamespace
 from typing import Any, TextIO
 
 from aiokafka.errors import KafkaError
@@ -81,7 +81,7 @@ Body = Callable[[Settings, Console], Coroutine[Any, Any, int]]
 
 def run_command(
     name: str,
-    args: argparse.Namespace,
+    args: SimpleNamespace,
     body: Body,
     out: TextIO | None = None,
     err: TextIO | None = None,

@@ -9,15 +9,15 @@ command shows one only when the operator asked (``--show-secret``) by handing ov
 
 from __future__ import annotations
 
-import argparse
 import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum, StrEnum
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
+import click
 import orjson
 from pydantic import BaseModel, SecretStr
 
@@ -30,12 +30,11 @@ __all__ = [
     "Console",
     "Format",
     "Progress",
-    "add_output_option",
     "cell",
     "choose_format",
-    "help_text",
     "jsonable",
     "mask_msisdn",
+    "output_option",
     "render_table",
     "secret_text",
     "write_json",
@@ -53,19 +52,18 @@ class Format(StrEnum):
     CSV = "csv"
 
 
-def add_output_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_option(function: F) -> F:
+    """The ``--output``/``-o`` option of a command that prints records (a decorator, as click's own)."""
+    return click.option(
         "--output",
         "-o",
-        choices=[f.value for f in Format],
+        type=click.Choice([f.value for f in Format]),
         default=None,
         help="table (default on a terminal), json (default otherwise) or csv",
-    )
-
-
-def help_text(doc: str | None) -> str:
-    """A module docstring as ``--help`` text: without the reStructuredText literal marks."""
-    return (doc or "").replace("``", "")
+    )(function)
 
 
 def choose_format(requested: str | None, out: TextIO) -> Format:

@@ -1,6 +1,6 @@
 """``ecash-worker reconcile``: do the worker's results and the E-Cash Transaction History agree?
 
-    ecash-worker reconcile --from 2026-01-01 --to 2026-01-31 [--msisdn M ...] [--agent PREFIX | --any-agent]
+    ecash-worker reconcile --from 2026-01-01 --to 2026-01-31 [--msisdn M,...] [--agent PREFIX | --any-agent]
 
 Reads every result the worker published (the whole results topic, ``read_committed``) and, for each
 wallet involved in the range (or each ``--msisdn``), its Transaction History; compares them per trace
@@ -14,7 +14,6 @@ Exit codes: 0 everything agrees; 1 something disagrees (or needs attention); 2 c
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -23,21 +22,23 @@ from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any, TextIO
 
+import click
 from pydantic import ValidationError
 
 from worker.client import parse_result
+from worker.commandline import Command, arguments, help_text
 from worker.contracts import CommandType, Outcome, Result
 from worker.ecash.client import EcashClient
 from worker.ecash.codes import canonical
 from worker.ecash.errors import ApiError, ApiUnavailable, FatalConfigError
 from worker.ecash.models import WIB, HistoryEntry
 from worker.ops.api_cli import api_failure
-from worker.ops.arguments import day, positive_int
+from worker.ops.arguments import DAY, POSITIVE_INT
 from worker.ops.command import EXIT_CONFIG, EXIT_NOT_OK, EXIT_OK, OpsError, run_command
-from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
+from worker.ops.output import Console, Format, mask_msisdn, output_option
 from worker.ops.reading import stream_topic
 from worker.settings import Settings
 
@@ -51,7 +52,7 @@ __all__ = [
     "WalletLine",
     "Window",
     "check_trace",
-    "configure_parser",
+    "command",
     "finding_row",
     "gather",
     "is_ours",
@@ -391,46 +392,47 @@ COLUMNS = (
 )
 
 
-def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``reconcile`` to the CLI's subparsers; the handler is ``run``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "reconcile",
-        help="compare the published results with the E-Cash transaction history",
-        description=help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--from", dest="start", type=day, required=True, metavar="YYYY-MM-DD", help="first day (WIB)"
-    )
-    parser.add_argument(
-        "--to", dest="end", type=day, required=True, metavar="YYYY-MM-DD", help="last day (WIB), included"
-    )
-    parser.add_argument(
-        "--msisdn",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="M",
-        help="only these wallets (default: every wallet with a result in the range); needed to find "
-        "money moved on a wallet the worker never published a result for",
-    )
-    agent = parser.add_mutually_exclusive_group()
-    agent.add_argument(
-        "--agent",
-        default=None,
-        help="history entries are ours when their trace number starts with PREFIX- or their username is "
-        "PREFIX (default: ECASH_API_USERNAME)",
-    )
-    agent.add_argument(
-        "--any-agent", action="store_true", help="count every history entry with a trace number"
-    )
-    parser.add_argument("--page-size", type=positive_int, default=50, help="history page size")
-    add_output_option(parser)
-    parser.set_defaults(func=run)
-    return parser
+def _wallets(_: click.Context, __: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
+    """``--msisdn A --msisdn B`` or ``--msisdn A,B``: the wallets, or None (every wallet)."""
+    wallets = [wallet for value in values for wallet in value.replace(",", " ").split()]
+    return wallets or None
 
 
-def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+@click.command(
+    "reconcile",
+    cls=Command,
+    short_help="compare the published results with the E-Cash transaction history",
+    help=help_text(__doc__),
+    exclusive=[("agent", "any_agent")],
+)
+@click.option("--from", "start", type=DAY, required=True, metavar="YYYY-MM-DD", help="first day (WIB)")
+@click.option("--to", "end", type=DAY, required=True, metavar="YYYY-MM-DD", help="last day (WIB), included")
+@click.option(
+    "--msisdn",
+    multiple=True,
+    callback=_wallets,
+    metavar="M",
+    help="only these wallets, repeatable or comma-separated (default: every wallet with a result in the "
+    "range); needed to find money moved on a wallet the worker never published a result for",
+)
+@click.option(
+    "--agent",
+    default=None,
+    metavar="PREFIX",
+    help="history entries are ours when their trace number starts with PREFIX- or their username is "
+    "PREFIX (default: ECASH_API_USERNAME)",
+)
+@click.option(
+    "--any-agent", is_flag=True, help="count every history entry with a trace number (not with --agent)"
+)
+@click.option("--page-size", type=POSITIVE_INT, default=50, help="history page size")
+@output_option
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
+
+
+def run(args: SimpleNamespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     async def body(settings: Settings, console: Console) -> int:
         if args.end < args.start:
             raise OpsError("--to is before --from", EXIT_CONFIG)

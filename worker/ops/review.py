@@ -28,14 +28,16 @@ Exit codes:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any, TextIO
 
+import click
 from pydantic import ValidationError
 
+from worker.commandline import Group, arguments, help_text
 from worker.contracts import ResolvedBy, ReviewDecision, ReviewRecord, review_item_key
-from worker.ops.arguments import seconds
+from worker.ops.arguments import SECONDS
 from worker.ops.awaiting import Delivery, produce_and_await_result
 from worker.ops.command import (
     EXIT_CONFIG,
@@ -46,7 +48,7 @@ from worker.ops.command import (
     invalid,
     run_command,
 )
-from worker.ops.output import Console, Format, add_output_option, help_text, mask_msisdn
+from worker.ops.output import Console, Format, mask_msisdn, output_option
 from worker.ops.reading import read_topic
 from worker.ops.send import DEFAULT_WAIT_S, result_record
 from worker.settings import Settings
@@ -56,7 +58,7 @@ __all__ = [
     "DECISION_OUTCOMES",
     "ITEM_HELP",
     "LIST_COLUMNS",
-    "configure_parser",
+    "command",
     "decision_for",
     "find_item",
     "item_key",
@@ -80,42 +82,56 @@ DECISION_OUTCOMES = ("succeeded", "failed")
 ITEM_HELP = "the item (TRACE:PARTITION:OFFSET, as `review list` shows) when the trace number has several"
 
 
-def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``review`` (list, show, resolve) to the CLI's subparsers; the handler is ``run``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "review",
-        help="the manual-review queue: list, show and resolve unresolved commands",
-        description=help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    actions = parser.add_subparsers(dest="review_command", metavar="ACTION", required=True)
-    add_output_option(actions.add_parser("list", help="the open review items (MSISDN masked)"))
-    show = actions.add_parser("show", help="one item's full evidence: the command and every attempt")
-    show.add_argument("trace_number", metavar="TRACE", help="the trace number of the item")
-    show.add_argument("--item", default=None, metavar="KEY", help=ITEM_HELP)
-    add_output_option(show)
-    _resolve_parser(actions)
-    parser.set_defaults(func=run)
-    return parser
+@click.group(
+    "review",
+    cls=Group,
+    short_help="the manual-review queue: list, show and resolve unresolved commands",
+    help=help_text(__doc__),
+    subcommand_metavar="ACTION [ARGS]...",
+)
+def command() -> None:
+    """``list``, ``show`` and ``resolve``; ``run`` does each."""
 
 
-def _resolve_parser(actions: Any) -> None:
-    resolve: argparse.ArgumentParser = actions.add_parser(
-        "resolve", help="settle an open item as succeeded or failed (the worker publishes the result)"
-    )
-    resolve.add_argument("trace_number", metavar="TRACE", help="the trace number of the item")
-    resolve.add_argument("--item", default=None, metavar="KEY", help=ITEM_HELP)
-    resolve.add_argument("--outcome", required=True, choices=DECISION_OUTCOMES, help="what really happened")
-    resolve.add_argument("--by", dest="decided_by", required=True, metavar="NAME", help="who decides")
-    resolve.add_argument("--reason", required=True, metavar="TEXT", help="the evidence the decision rests on")
-    resolve.add_argument("--transaction-number", default=None, help="the E-Cash transaction number, if known")
-    wait = resolve.add_mutually_exclusive_group()
-    wait.add_argument("--wait-s", type=seconds, default=DEFAULT_WAIT_S, help="how long to wait for it")
-    wait.add_argument("--no-wait", action="store_true", help="produce the decision and exit")
-    add_output_option(resolve)
+@command.command("list", short_help=(line := "the open review items (MSISDN masked)"), help=line)
+@output_option
+@click.pass_context
+def _list_command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+@command.command(
+    "show", short_help=(line := "one item's full evidence: the command and every attempt"), help=line
+)
+@click.argument("trace_number", metavar="TRACE", help="the trace number of the item")
+@click.option("--item", default=None, metavar="KEY", help=ITEM_HELP)
+@output_option
+@click.pass_context
+def _show_command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
+
+
+@command.command(
+    "resolve",
+    short_help=(line := "settle an open item as succeeded or failed (the worker publishes the result)"),
+    help=line,
+    exclusive=[("wait_s", "no_wait")],
+)
+@click.argument("trace_number", metavar="TRACE", help="the trace number of the item")
+@click.option("--item", default=None, metavar="KEY", help=ITEM_HELP)
+@click.option("--outcome", required=True, type=click.Choice(DECISION_OUTCOMES), help="what really happened")
+@click.option("--by", "decided_by", required=True, metavar="NAME", help="who decides")
+@click.option("--reason", required=True, metavar="TEXT", help="the evidence the decision rests on")
+@click.option("--transaction-number", default=None, help="the E-Cash transaction number, if known")
+@click.option("--wait-s", type=SECONDS, default=DEFAULT_WAIT_S, help="how long to wait for it")
+@click.option("--no-wait", is_flag=True, help="produce the decision and exit (not with --wait-s)")
+@output_option
+@click.pass_context
+def _resolve_command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
+
+
+def run(args: SimpleNamespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     async def body(settings: Settings, console: Console) -> int:
         records = await load_reviews(settings, console)
         if args.review_command == "list":
@@ -272,7 +288,7 @@ def show(records: dict[str, ReviewRecord], trace: str, console: Console, *, item
 # --- resolving --------------------------------------------------------------------------------------
 
 
-def decision_for(records: dict[str, ReviewRecord], args: argparse.Namespace) -> ReviewDecision:
+def decision_for(records: dict[str, ReviewRecord], args: SimpleNamespace) -> ReviewDecision:
     """The decision the arguments describe, refused (exit 2) unless the trace number is open for review."""
     record = find_item(records, args.trace_number, getattr(args, "item", None))
     if record is None:
@@ -306,7 +322,7 @@ def decision_for(records: dict[str, ReviewRecord], args: argparse.Namespace) -> 
 
 
 async def resolve(
-    settings: Settings, records: dict[str, ReviewRecord], args: argparse.Namespace, console: Console
+    settings: Settings, records: dict[str, ReviewRecord], args: SimpleNamespace, console: Console
 ) -> int:
     decision = decision_for(records, args)
     wait_s = None if args.no_wait else args.wait_s

@@ -15,19 +15,22 @@ Exit codes: 0 succeeded (or sent, with --no-wait); 1 declined, failed, rejected 
 
 from __future__ import annotations
 
-import argparse
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, TextIO
 
+import click
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from worker.client import CommandClient, TopicMissing
 from worker.clock import Clock, SystemClock
+from worker.commandline import Command as ClickCommand
+from worker.commandline import arguments, help_text
 from worker.contracts import Command, CommandType, Outcome, Result
-from worker.ops.arguments import seconds
+from worker.ops.arguments import SECONDS
 from worker.ops.awaiting import Delivery
 from worker.ops.command import (
     EXIT_CONFIG,
@@ -39,7 +42,7 @@ from worker.ops.command import (
     invalid,
     run_command,
 )
-from worker.ops.output import Console, add_output_option, help_text
+from worker.ops.output import Console, output_option
 from worker.ops.reading import CLIENT_ID, topic_partitions, unreachable
 from worker.settings import Settings
 
@@ -47,7 +50,7 @@ __all__ = [
     "DEFAULT_WAIT_S",
     "OUTCOME_EXIT_CODES",
     "build_command",
-    "configure_parser",
+    "command",
     "deliver",
     "new_trace_number",
     "report",
@@ -68,40 +71,35 @@ OUTCOME_EXIT_CODES: dict[Outcome, int] = {
 }
 
 
-def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``send`` to the CLI's subparsers; the handler is ``run``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "send",
-        help="produce one charge or credit command and wait for its result",
-        description=help_text(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("type", choices=[kind.value for kind in CommandType], help="charge or credit")
-    parser.add_argument("--msisdn", required=True, help="the wallet's mobile number")
-    # Checked by the command's own rules in build_command, so a bad amount is one line naming the rule.
-    parser.add_argument("--amount", required=True, help="a decimal amount: 100000, 1500.50")
-    parser.add_argument(
-        "--trace-number", default=None, help="the idempotency key, [0-9A-Za-z] (default: a new one)"
-    )
-    parser.add_argument(
-        "--transfer-type-id", default=None, help="transferTypeID (default: the worker's, from its settings)"
-    )
-    parser.add_argument(
-        "--account-type-id", default=None, help="accountTypeID (default: the worker's, from its settings)"
-    )
-    parser.add_argument("--description", default=None, help="free text sent with it (default: none)")
-    parser.add_argument(
-        "--expires-in-s", type=float, default=None, help="the worker must not start it after this long"
-    )
-    wait = parser.add_mutually_exclusive_group()
-    wait.add_argument("--wait-s", type=seconds, default=DEFAULT_WAIT_S, help="how long to wait for it")
-    wait.add_argument("--no-wait", action="store_true", help="produce the command and exit")
-    add_output_option(parser)
-    parser.set_defaults(func=run)
-    return parser
+@click.command(
+    "send",
+    cls=ClickCommand,
+    exclusive=[("wait_s", "no_wait")],
+    short_help="produce one charge or credit command and wait for its result",
+    help=help_text(__doc__),
+)
+@click.argument("type", type=click.Choice([kind.value for kind in CommandType]), help="charge or credit")
+@click.option("--msisdn", required=True, help="the wallet's mobile number")
+# Checked by the command's own rules in build_command, so a bad amount is one line naming the rule.
+@click.option("--amount", required=True, help="a decimal amount: 100000, 1500.50")
+@click.option("--trace-number", default=None, help="the idempotency key, [0-9A-Za-z] (default: a new one)")
+@click.option(
+    "--transfer-type-id", default=None, help="transferTypeID (default: the worker's, from its settings)"
+)
+@click.option(
+    "--account-type-id", default=None, help="accountTypeID (default: the worker's, from its settings)"
+)
+@click.option("--description", default=None, help="free text sent with it (default: none)")
+@click.option("--expires-in-s", type=float, default=None, help="the worker must not start it after this long")
+@click.option("--wait-s", type=SECONDS, default=DEFAULT_WAIT_S, help="how long to wait for it")
+@click.option("--no-wait", is_flag=True, help="produce the command and exit (not with --wait-s)")
+@output_option
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run(args: SimpleNamespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     async def body(settings: Settings, console: Console) -> int:
         return await send(settings, args, console)
 
@@ -113,7 +111,7 @@ def new_trace_number(clock: Clock) -> str:
     return f"{clock.now():%Y%m%d%H%M%S}{secrets.token_hex(4)}"
 
 
-def build_command(args: argparse.Namespace, clock: Clock) -> Command:
+def build_command(args: SimpleNamespace, clock: Clock) -> Command:
     """The command the arguments describe; an invalid one is a usage error (exit 2) naming the field."""
     expires_at = None
     if args.expires_in_s is not None:
@@ -134,7 +132,7 @@ def build_command(args: argparse.Namespace, clock: Clock) -> Command:
 
 
 async def send(
-    settings: Settings, args: argparse.Namespace, console: Console, clock: Clock | None = None
+    settings: Settings, args: SimpleNamespace, console: Console, clock: Clock | None = None
 ) -> int:
     clock = clock or SystemClock()
     command = build_command(args, clock)

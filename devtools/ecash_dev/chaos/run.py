@@ -18,7 +18,6 @@ Everything it starts is stopped on exit, on failure and on Ctrl-C. The work dire
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import shutil
@@ -31,8 +30,10 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import click
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -54,7 +55,9 @@ from ecash_dev.stack import (
     cancelled_by_sigterm,
     command_bytes,
 )
+from worker import commandline
 from worker.clock import Clock, SystemClock
+from worker.commandline import Command, arguments, help_text
 from worker.kafka.admin import ensure_topics, worker_topic_specs
 from worker.ops.command import quiet_kafka_logs
 from worker.settings import Settings, load_settings
@@ -524,70 +527,78 @@ async def _drive(
 # --- the command line -----------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = ChaosOptions()
-    parser.add_argument("--commands", type=int, default=defaults.commands, help="commands to send")
-    parser.add_argument("--msisdns", type=int, default=defaults.msisdns, help="wallets they are spread over")
-    parser.add_argument("--workers", type=int, default=defaults.workers, help="worker processes in the group")
-    parser.add_argument(
-        "--seconds-between-kills",
-        type=float,
-        default=defaults.seconds_between_kills,
-        help="a worker is killed (SIGKILL) and restarted this often",
-    )
-    parser.add_argument("--kills", type=int, default=None, help="at most this many kills (default: no limit)")
-    parser.add_argument(
-        "--freezes", type=int, default=defaults.freezes, help="SIGSTOP/SIGCONT this many times"
-    )
-    parser.add_argument(
-        "--freeze-s", type=float, default=defaults.freeze_s, help="how long a worker stays frozen"
-    )
-    parser.add_argument(
-        "--journal-preload", type=int, default=defaults.journal_preload, help="finished records preloaded"
-    )
-    parser.add_argument(
-        "--broker-restarts",
-        type=int,
-        choices=(0, 1),
-        default=defaults.broker_restarts,
-        help="crash and restart the broker this many times",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="the same seed, the same run")
-    parser.add_argument("--rate", type=float, default=defaults.rate_per_s, help="commands sent per second")
-    parser.add_argument(
-        "--partitions", type=int, default=defaults.partitions, help="partitions of the commands topic"
-    )
-    parser.add_argument(
-        "--cross-partition-duplicates",
-        type=float,
-        default=defaults.cross_partition_duplicates,
-        help="share of commands sent again, same value and key, to the next partition",
-    )
-    parser.add_argument(
-        "--trace-reuses",
-        type=float,
-        default=defaults.trace_reuses,
-        help="share of commands whose trace number is reused by a command on another wallet",
-    )
-    parser.add_argument(
-        "--max-wait-s", type=float, default=defaults.max_wait_s, help="how long to wait for every result"
-    )
-    parser.add_argument("--bootstrap", default=None, help="an existing cluster (no local broker, no restart)")
-    parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory")
-    parser.add_argument("--json-out", type=Path, default=None, help="also write the summary here")
-    parser.add_argument(
-        "--status-lag-s", type=float, default=defaults.status_lag_s, help="the sandbox's status lag (s)"
-    )
-    parser.add_argument(
-        "--setting",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a worker setting for an experiment, e.g. resolution_grace_s=3 (repeatable)",
-    )
+_DEFAULTS = ChaosOptions()
+_DIR = click.Path(file_okay=False, path_type=Path)
 
 
-def options_from_args(args: argparse.Namespace) -> ChaosOptions:
+@click.command(
+    "chaos",
+    cls=Command,
+    short_help="a repeatable chaos run: kill -9, broker crash, API faults; checks results against the ledger",
+    help=help_text(__doc__),
+)
+@click.option("--commands", type=int, default=_DEFAULTS.commands, help="commands to send")
+@click.option("--msisdns", type=int, default=_DEFAULTS.msisdns, help="wallets they are spread over")
+@click.option("--workers", type=int, default=_DEFAULTS.workers, help="worker processes in the group")
+@click.option(
+    "--seconds-between-kills",
+    type=float,
+    default=_DEFAULTS.seconds_between_kills,
+    help="a worker is killed (SIGKILL) and restarted this often",
+)
+@click.option("--kills", type=int, default=None, help="at most this many kills (default: no limit)")
+@click.option("--freezes", type=int, default=_DEFAULTS.freezes, help="SIGSTOP/SIGCONT this many times")
+@click.option("--freeze-s", type=float, default=_DEFAULTS.freeze_s, help="how long a worker stays frozen")
+@click.option(
+    "--journal-preload", type=int, default=_DEFAULTS.journal_preload, help="finished records preloaded"
+)
+@click.option(
+    "--broker-restarts",
+    type=click.Choice((0, 1)),
+    default=_DEFAULTS.broker_restarts,
+    help="crash and restart the broker this many times",
+)
+@click.option("--seed", type=int, default=_DEFAULTS.seed, help="the same seed, the same run")
+@click.option("--rate", type=float, default=_DEFAULTS.rate_per_s, help="commands sent per second")
+@click.option("--partitions", type=int, default=_DEFAULTS.partitions, help="partitions of the commands topic")
+@click.option(
+    "--cross-partition-duplicates",
+    type=float,
+    default=_DEFAULTS.cross_partition_duplicates,
+    help="share of commands sent again, same value and key, to the next partition",
+)
+@click.option(
+    "--trace-reuses",
+    type=float,
+    default=_DEFAULTS.trace_reuses,
+    help="share of commands whose trace number is reused by a command on another wallet",
+)
+@click.option(
+    "--max-wait-s", type=float, default=_DEFAULTS.max_wait_s, help="how long to wait for every result"
+)
+@click.option("--bootstrap", default=None, help="an existing cluster (no local broker, no restart)")
+@click.option("--workdir", type=_DIR, default=None, help="default: a new temporary directory")
+@click.option(
+    "--json-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the summary here",
+)
+@click.option(
+    "--status-lag-s", type=float, default=_DEFAULTS.status_lag_s, help="the sandbox's status lag (s)"
+)
+@click.option(
+    "--setting",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="a worker setting for an experiment, e.g. resolution_grace_s=3 (repeatable)",
+)
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
+
+
+def options_from_args(args: SimpleNamespace) -> ChaosOptions:
     return ChaosOptions(
         commands=args.commands,
         msisdns=args.msisdns,
@@ -620,20 +631,7 @@ def _setting(text: str) -> tuple[str, Any]:
     return name.strip(), value.strip()
 
 
-def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``chaos`` subcommand to ``ecash-worker``'s subparsers (``func=run``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "chaos",
-        help="a repeatable chaos run: kill -9, broker crash, API faults; checks results against the ledger",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     quiet_kafka_logs()  # a broker restart makes aiokafka log every reconnect; the workers' logs keep them
     try:
         options = options_from_args(args)
@@ -656,13 +654,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ecash_dev.chaos",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return commandline.main(command, argv, "python -m ecash_dev.chaos")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Everything it started is stopped at the end (the broker only if the demo started
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -24,8 +23,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import click
 import httpx
 
 from ecash_dev.chaos.agreement import Agreement
@@ -41,7 +42,9 @@ from ecash_dev.stack import (
     free_port,
     produce,
 )
+from worker import commandline
 from worker.clock import Clock, SystemClock
+from worker.commandline import Command, arguments, help_text
 from worker.kafka.admin import ensure_topics, worker_topic_specs
 from worker.ops.command import quiet_kafka_logs
 from worker.settings import Settings, load_settings
@@ -381,39 +384,37 @@ def render_keep_running(summary: DemoSummary, broker_started: bool) -> str:
 # --- the command line ----------------------------------------------------------------------------
 
 
-def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``demo`` subcommand to ``ecash-worker``'s subparsers (``func=run``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "demo",
-        help="the main job on this machine: local Kafka, the sandbox, a worker and ~200 commands",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
+@click.command(
+    "demo",
+    cls=Command,
+    short_help="the main job on this machine: local Kafka, the sandbox, a worker and ~200 commands",
+    help=help_text(__doc__),
+)
+@click.option("--keep-running", is_flag=True, help="leave broker, sandbox and worker up")
+@click.option(
+    "--kafka-port",
+    type=int,
+    default=DEFAULT_PORT,
+    help="the local broker's port (ignored with ECASH_KAFKA_BOOTSTRAP_SERVERS)",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help=f"the worker's metrics port (default {DEFAULT_METRICS_PORT}, or a free one if it is taken)",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="logs (default: a new temporary directory)",
+)
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep-running", action="store_true", help="leave broker, sandbox and worker up")
-    parser.add_argument(
-        "--kafka-port",
-        type=int,
-        default=DEFAULT_PORT,
-        help="the local broker's port (default %(default)s; ignored with ECASH_KAFKA_BOOTSTRAP_SERVERS)",
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        help=f"the worker's metrics port (default {DEFAULT_METRICS_PORT}, or a free one if it is taken)",
-    )
-    parser.add_argument(
-        "--workdir", type=Path, default=None, help="logs (default: a new temporary directory)"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     quiet_kafka_logs()
     environ = os.environ
     try:
@@ -461,9 +462,7 @@ def _port_free(port: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecash_dev.demo", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    return commandline.main(command, argv, "python -m ecash_dev.demo")
 
 
 if __name__ == "__main__":

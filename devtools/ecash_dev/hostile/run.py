@@ -21,7 +21,6 @@ work directory. Everything it starts is stopped on exit, on failure and on Ctrl-
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import tempfile
@@ -31,8 +30,10 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import click
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -44,7 +45,9 @@ from ecash_dev.kafka import (
     scratch_broker,
 )
 from ecash_dev.stack import SandboxProcess, StackError, WorkerProcess, cancelled_by_sigterm
+from worker import commandline
 from worker.clock import Clock, SystemClock
+from worker.commandline import Command, arguments, help_text
 from worker.contracts import event_id_for
 from worker.kafka.admin import ensure_topics, worker_topic_specs
 from worker.ops.command import quiet_kafka_logs
@@ -351,25 +354,39 @@ def summary_table(verdict: Verdict) -> str:
 # --- the command line -----------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ecash_dev.hostile",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    defaults = HostileOptions()
-    parser.add_argument("--messages", type=int, default=defaults.messages)
-    parser.add_argument("--msisdns", type=int, default=defaults.msisdns)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--hostile-share", type=float, default=defaults.hostile_share)
-    parser.add_argument("--partitions", type=int, default=defaults.partitions)
-    parser.add_argument("--max-wait-s", type=float, default=defaults.max_wait_s)
-    parser.add_argument(
-        "--bootstrap", default=None, help="an existing cluster (default: a broker of its own)"
-    )
-    parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary directory")
-    parser.add_argument("--json-out", type=Path, default=None, help="also write the summary here")
-    args = parser.parse_args(argv)
+_DEFAULTS = HostileOptions()
+
+
+@click.command("hostile", cls=Command, help=help_text(__doc__))
+@click.option("--messages", type=int, default=_DEFAULTS.messages, help="messages to produce")
+@click.option("--msisdns", type=int, default=_DEFAULTS.msisdns, help="wallets the valid commands use")
+@click.option("--seed", type=int, default=_DEFAULTS.seed, help="the same seed, the same mix")
+@click.option(
+    "--hostile-share", type=float, default=_DEFAULTS.hostile_share, help="share of hostile messages (0-1)"
+)
+@click.option("--partitions", type=int, default=_DEFAULTS.partitions, help="partitions of the commands topic")
+@click.option(
+    "--max-wait-s", type=float, default=_DEFAULTS.max_wait_s, help="how long to wait for every answer"
+)
+@click.option("--bootstrap", default=None, help="an existing cluster (default: a broker of its own)")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="default: a new temporary directory",
+)
+@click.option(
+    "--json-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the summary here",
+)
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
+
+
+def run(args: SimpleNamespace) -> int:
     options = HostileOptions(
         messages=args.messages,
         msisdns=args.msisdns,
@@ -398,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out is not None:
         args.json_out.write_bytes(orjson.dumps(verdict.to_json(), option=orjson.OPT_INDENT_2))
     return 0 if verdict.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return commandline.main(command, argv, "python -m ecash_dev.hostile")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ See docs/kafka.md.
 """
 
 from ecash_dev.kafka.base import DEFAULT_PORT, KAFKA_VERSION, Broker, BrokerError, BrokerStatus
-from ecash_dev.kafka.cli import configure_parser, main, run
+from ecash_dev.kafka.cli import command, main, run
 from ecash_dev.kafka.docker import DockerKafka, docker_engine_answers
 from ecash_dev.kafka.jvm import LocalKafka, free_ports
 from ecash_dev.kafka.jvm_files import LocalKafkaConfig
@@ -38,7 +38,7 @@ __all__ = [
     "ExternalKafka",
     "LocalKafka",
     "LocalKafkaConfig",
-    "configure_parser",
+    "command",
     "default_cache_dir",
     "docker_engine_answers",
     "ensure_broker",

@@ -12,18 +12,22 @@ no ``start`` here made, ``status`` and ``stop`` say so and exit 1 (they never st
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+import click
 
 from ecash_dev.kafka.base import DEFAULT_PORT, BrokerError, answers
 from ecash_dev.kafka.jvm import LocalKafka
 from ecash_dev.kafka.jvm_files import fetch_jars
 from ecash_dev.kafka.selection import BOOTSTRAP_ENV, ensure_broker, local_broker, local_config
 from ecash_dev.kafka.state import StartedBroker, forget_started, record_started, state_file
+from worker import commandline
+from worker.commandline import Command, arguments, help_text
 from worker.kafka.admin import ClientKwargs, kafka_client_kwargs
 from worker.settings import SettingsError, load_settings_without_api
 
@@ -31,40 +35,36 @@ ACTIONS = ("start", "stop", "status", "restart", "fetch")  # fetch: only downloa
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_RUNNING = 0, 1, 2, 3  # 3: "not running", as LSB init scripts say
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=ACTIONS, help="what to do with the local broker")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="client port")
-    parser.add_argument(
-        "--controller-port", type=int, default=0, help="KRaft controller port (default: 0, meaning port+1)"
-    )
-    parser.add_argument("--data-dir", type=Path, default=None, help="default: <cache-dir>/kafka-data-<port>")
-    parser.add_argument(
-        "--cache-dir", type=Path, default=None, help="jars and default data (default: ~/.cache/ecash-worker)"
-    )
-    parser.add_argument("--fresh", action="store_true", help="start: delete the broker's data first")
-    parser.add_argument("--hard", action="store_true", help="restart: kill instead of a clean shutdown")
-    parser.add_argument(
-        "--runtime",
-        choices=("auto", "jvm", "docker"),
-        default="auto",
-        help="how to run the broker: a JVM, Docker, or the first that works",
-    )
+_DIR = click.Path(file_okay=False, path_type=Path)
 
 
-def configure_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``kafka`` subcommand to ``ecash-worker``'s subparsers; dispatch it to ``run``."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "kafka",
-        help="run a local Apache Kafka broker (KRaft) for development",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return parser
+@click.command(
+    "kafka",
+    cls=Command,
+    short_help="run a local Apache Kafka broker (KRaft) for development",
+    help=help_text(__doc__),
+)
+@click.argument("action", type=click.Choice(ACTIONS), help="what to do with the local broker")
+@click.option("--port", type=int, default=DEFAULT_PORT, help="client port")
+@click.option("--controller-port", type=int, default=0, help="KRaft controller port (0: port+1)")
+@click.option("--data-dir", type=_DIR, default=None, help="default: <cache-dir>/kafka-data-<port>")
+@click.option(
+    "--cache-dir", type=_DIR, default=None, help="jars and default data (default: ~/.cache/ecash-worker)"
+)
+@click.option("--fresh", is_flag=True, help="start: delete the broker's data first")
+@click.option("--hard", is_flag=True, help="restart: kill instead of a clean shutdown")
+@click.option(
+    "--runtime",
+    type=click.Choice(("auto", "jvm", "docker")),
+    default="auto",
+    help="how to run the broker: a JVM, Docker, or the first that works",
+)
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
 
 
-def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+def run(args: SimpleNamespace, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     for option, port, lowest in (("--port", args.port, 1), ("--controller-port", args.controller_port, 0)):
         if not lowest <= port <= 65_535:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
         return EXIT_ERROR
 
 
-def _dispatch(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+def _dispatch(args: SimpleNamespace, environ: Mapping[str, str]) -> int:
     where: dict[str, Any] = {
         "port": args.port,
         "controller_port": args.controller_port,
@@ -159,10 +159,5 @@ def _say(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ecash_dev.kafka",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """``python -m ecash_dev.kafka ...``: the same command, its exit code returned."""
+    return commandline.main(command, argv, "python -m ecash_dev.kafka")

@@ -5,101 +5,94 @@ ecash-worker sandbox --port 18080 --seed-wallets 2000 --fault 'charge:hang_after
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import click
 from pydantic import SecretStr, ValidationError
 
 from ecash_dev.sandbox.faults import FaultRule, FaultSpecError, parse_fault_spec, validation_reasons
 from ecash_dev.sandbox.server import RunningSandbox, loop_factory, serve_sandbox
 from ecash_dev.sandbox.state import AgentConfig, DuplicateTracePolicy, SandboxConfig, demo_msisdn
+from worker.commandline import Command, arguments
 
 _DEFAULTS = SandboxConfig()
 
 
-def _fault(spec: str) -> FaultRule:
+def _faults(_: click.Context, param: click.Parameter, specs: tuple[str, ...]) -> list[FaultRule]:
     try:
-        return parse_fault_spec(spec)
+        return [parse_fault_spec(spec) for spec in specs]
     except FaultSpecError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise click.BadParameter(str(exc), param=param) from None
 
 
-def configure_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
-    """Add the ``sandbox`` subcommand to an ``argparse`` subparsers object (``func=run``)."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "sandbox",
-        help="run the E-Cash sandbox host (test-only: its /admin API needs no key)",
-        description="A fake E-Cash H2H host with fault injection. See docs/sandbox.md.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=18080, help="port to listen on")
-    parser.add_argument(
-        "--token-lifetime-s",
-        type=float,
-        default=_DEFAULTS.token_lifetime_s,
-        help="how long a session token lasts, 0 = never expires",
-    )
-    parser.add_argument(
-        "--duplicate-trace",
-        choices=[p.value for p in DuplicateTracePolicy],
-        default=_DEFAULTS.duplicate_trace.value,
-        help="what a repeated Charge/Credit trace number does (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--duplicate-reject-code",
-        default=_DEFAULTS.duplicate_reject_code,
-        help="the response code of a rejected duplicate (--duplicate-trace reject)",
-    )
-    parser.add_argument(
-        "--unknown-status-code",
-        default=_DEFAULTS.unknown_status_code,
-        help="what Status Inquiry answers for a trace number it does not know",
-    )
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="base latency added to every call")
-    parser.add_argument(
-        "--auto-create-wallets",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="an unknown MSISDN gets a new wallet instead of an error",
-    )
-    parser.add_argument(
-        "--default-balance",
-        default=str(_DEFAULTS.default_balance),
-        help="the balance of a new wallet",
-    )
-    parser.add_argument("--seed-wallets", type=int, default=0, metavar="N", help="create N demo wallets")
-    parser.add_argument(
-        "--single-session-per-agent",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="a Login ends the agent's other sessions, as some banks do",
-    )
-    parser.add_argument(
-        "--fault",
-        type=_fault,
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="operation:kind[:key=value,...], e.g. charge:hang_after_commit:p=0.05 (repeatable)",
-    )
-    parser.add_argument("--random-seed", type=int, default=None, help="makes probabilistic faults repeatable")
-    parser.add_argument(
-        "--hang-s", type=float, default=_DEFAULTS.hang_s, help="how long a hang fault holds a call"
-    )
-    parser.add_argument(
-        "--private-key", type=Path, default=None, help="RSA private key (PEM) for Credentials"
-    )
-    parser.add_argument("--agent-password-file", type=Path, default=None, help="the default agent's password")
-    parser.set_defaults(func=run)
-    return parser
+_PATH = click.Path(dir_okay=False, path_type=Path)
 
 
-def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+@click.command(
+    "sandbox",
+    cls=Command,
+    short_help="run the E-Cash sandbox host (test-only: its /admin API needs no key)",
+    help="A fake E-Cash H2H host with fault injection. See docs/sandbox.md.",
+)
+@click.option("--host", default="127.0.0.1", help="address to listen on")
+@click.option("--port", type=int, default=18080, help="port to listen on")
+@click.option(
+    "--token-lifetime-s",
+    type=float,
+    default=_DEFAULTS.token_lifetime_s,
+    help="how long a session token lasts, 0 = never expires",
+)
+@click.option(
+    "--duplicate-trace",
+    type=click.Choice([p.value for p in DuplicateTracePolicy]),
+    default=_DEFAULTS.duplicate_trace.value,
+    help="what a repeated Charge/Credit trace number does",
+)
+@click.option(
+    "--duplicate-reject-code",
+    default=_DEFAULTS.duplicate_reject_code,
+    help="the response code of a rejected duplicate (--duplicate-trace reject)",
+)
+@click.option(
+    "--unknown-status-code",
+    default=_DEFAULTS.unknown_status_code,
+    help="what Status Inquiry answers for a trace number it does not know",
+)
+@click.option("--latency-ms", type=float, default=0.0, help="base latency added to every call")
+@click.option(
+    "--auto-create-wallets/--no-auto-create-wallets",
+    default=False,
+    help="an unknown MSISDN gets a new wallet instead of an error",
+)
+@click.option("--default-balance", default=str(_DEFAULTS.default_balance), help="the balance of a new wallet")
+@click.option("--seed-wallets", type=int, default=0, metavar="N", help="create N demo wallets")
+@click.option(
+    "--single-session-per-agent/--no-single-session-per-agent",
+    default=False,
+    help="a Login ends the agent's other sessions, as some banks do",
+)
+@click.option(
+    "--fault",
+    multiple=True,
+    callback=_faults,
+    metavar="SPEC",
+    help="operation:kind[:key=value,...], e.g. charge:hang_after_commit:p=0.05 (repeatable)",
+)
+@click.option("--random-seed", type=int, default=None, help="makes probabilistic faults repeatable")
+@click.option("--hang-s", type=float, default=_DEFAULTS.hang_s, help="how long a hang fault holds a call")
+@click.option("--private-key", type=_PATH, default=None, help="RSA private key (PEM) for Credentials")
+@click.option("--agent-password-file", type=_PATH, default=None, help="the default agent's password")
+@click.pass_context
+def command(ctx: click.Context, /, **_: Any) -> int:
+    return run(arguments(ctx))
+
+
+def config_from_args(args: SimpleNamespace) -> SandboxConfig:
     """The configuration the arguments describe; raises ValueError naming what is wrong."""
     agents = list(_DEFAULTS.agents)
     if args.agent_password_file is not None:
@@ -127,7 +120,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         raise ValueError(validation_reasons(exc)) from None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: SimpleNamespace) -> int:
     """Exit 0 when stopped by a signal; 2 (one line on stderr) for an argument that cannot work."""
     if not 0 <= args.port <= 65_535:
         print(f"ecash-worker sandbox: --port: {args.port} is not a port number (0-65535)", file=sys.stderr)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
 from worker.clock import FakeClock
+from worker.commandline import parse
 from worker.events import PipelineSnapshot
 from worker.observability import check
-from worker.observability.check import configure_parser, probe_url, run_check
+from worker.observability.check import command, probe_url, run_check
 from worker.observability.health import HealthServer, serve_health
 from worker.observability.metrics import Metrics
 from worker.settings import Settings, load_settings
@@ -122,20 +123,18 @@ def test_probe_url_reaches_a_wildcard_bind_over_loopback(host: str, live: bool, 
     assert probe_url(settings, live) == url
 
 
-def test_parser_wiring() -> None:
-    parser = argparse.ArgumentParser(prog="ecash-worker")
-    configure_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["check", "--live", "--timeout-s", "1.5", "--port", "9999"])
-    assert (args.live, args.timeout_s, args.port, args.func) == (True, 1.5, 9999, check.run)
-    defaults = parser.parse_args(["check"])
-    assert (defaults.live, defaults.port) == (False, None)
+def test_command_line_wiring() -> None:
+    args = parse(command, ["--live", "--timeout-s", "1.5", "--port", "9999"])
+    assert (args.live, args.timeout_s, args.port, args.config) == (True, 1.5, 9999, False)
+    defaults = parse(command, [])
+    assert (defaults.live, defaults.timeout_s, defaults.port) == (False, 3.0, None)
 
 
 async def test_run_reads_the_port_from_the_environment(
     probed: tuple[Probed, HealthServer], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ECASH_METRICS_PORT", str(probed[1].port))
-    args = argparse.Namespace(live=False, timeout_s=3.0, port=None)
+    args = SimpleNamespace(live=False, timeout_s=3.0, port=None)
     assert await asyncio.to_thread(check.run, args) == 0
     assert capsys.readouterr().out.startswith("ready")
 
@@ -144,5 +143,5 @@ def test_run_with_a_bad_setting_exits_1_naming_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ECASH_METRICS_PORT", "not-a-port")
-    assert check.run(argparse.Namespace(live=False, timeout_s=1.0, port=None)) == 1
+    assert check.run(SimpleNamespace(live=False, timeout_s=1.0, port=None)) == 1
     assert "ECASH_METRICS_PORT" in capsys.readouterr().out

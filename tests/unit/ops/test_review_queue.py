@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
+import click
 import pytest
 
+from worker.commandline import parse
 from worker.contracts import Attempt, Command, Outcome, ReviewDecision, ReviewRecord
 from worker.ops.awaiting import Delivery
 from worker.ops.command import EXIT_CONFIG, EXIT_NO_RESULT, OpsError
 from worker.ops.output import Console, Format
 from worker.ops.review import (
-    configure_parser,
+    command,
     decision_for,
     latest_records,
     list_row,
@@ -102,10 +104,10 @@ def test_show_of_an_unknown_trace_number_says_so() -> None:
     assert "no review record for trace number NOPE" in err.getvalue()
 
 
-def resolve_args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="ecash-worker")
-    configure_parser(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["review", "resolve", *argv])
+def resolve_args(*argv: str) -> SimpleNamespace:
+    args = parse(command, ["resolve", *argv])
+    assert args.review_command == "resolve"
+    return args
 
 
 def test_a_decision_carries_the_command_msisdn_and_the_operator_evidence() -> None:
@@ -151,13 +153,11 @@ def test_a_blank_reason_is_refused() -> None:
     assert "reason" in str(info.value)
 
 
-def test_an_outcome_other_than_succeeded_or_failed_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    with pytest.raises(SystemExit) as info:
+def test_an_outcome_other_than_succeeded_or_failed_is_a_usage_error() -> None:
+    with pytest.raises(click.UsageError) as info:
         resolve_args("T1", "--outcome", "declined", "--by", "bob", "--reason", "x")
-    assert info.value.code == 2
-    assert "invalid choice: 'declined'" in capsys.readouterr().err
+    assert info.value.exit_code == 2
+    assert "'declined' is not one of 'succeeded', 'failed'" in info.value.format_message()
 
 
 @pytest.mark.parametrize(
