@@ -34,6 +34,7 @@ __all__ = [
     "ApiCallFinished",
     "BreakerProbed",
     "BreakerStateChanged",
+    "ClaimReadBack",
     "CommandConsumed",
     "CommandRejected",
     "DeadLetterLabel",
@@ -60,6 +61,7 @@ __all__ = [
     "RetryScheduled",
     "ReviewDecisionRefused",
     "StatusInquiryAnswered",
+    "TransactionCommitted",
 ]
 
 # The fixed label sets of the fields below, each defined once: metrics derive their label values here.
@@ -225,6 +227,24 @@ class PartitionFenced:
     reason: str
 
 
+@dataclass(frozen=True)
+class TransactionCommitted:
+    """One transaction of a partition's writer (worker/pipeline/ownership.py): how long its first write
+    waited for it to begin (the linger, or a transaction before it), and the transaction itself."""
+
+    partition: int
+    records: int
+    waited_s: float
+    commit_s: float
+
+
+@dataclass(frozen=True)
+class ClaimReadBack:
+    """A command's claim, committed, was read back from the claims index: from its write to that moment."""
+
+    seconds: float
+
+
 Event = (
     ApiCallFinished
     | LoginFinished
@@ -243,6 +263,8 @@ Event = (
     | PartitionsChanged
     | ReviewDecisionRefused
     | PartitionFenced
+    | TransactionCommitted
+    | ClaimReadBack
 )
 
 

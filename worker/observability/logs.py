@@ -29,6 +29,7 @@ from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
+    ClaimReadBack,
     CommandConsumed,
     DeadLettered,
     Event,
@@ -38,6 +39,7 @@ from worker.events import (
     ResolutionFinished,
     ResultPublished,
     ReviewDecisionRefused,
+    TransactionCommitted,
 )
 from worker.observability.kafka_noise import KafkaNoiseFilter
 from worker.settings import LogFormat, Settings
@@ -291,6 +293,8 @@ class EventLogger:
                 return logging.DEBUG, f"{event.operation}: {event.code}"
             case CommandConsumed():
                 return logging.DEBUG, "command consumed"
+            case TransactionCommitted() | ClaimReadBack():  # many a second: the metrics have them
+                return logging.DEBUG, _summary(event)
             case PartitionFenced():
                 return logging.WARNING, f"partition {event.partition} lost: {event.reason}"
             case ReviewDecisionRefused():

@@ -40,6 +40,7 @@ from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
+    ClaimReadBack,
     CommandConsumed,
     CommandRejected,
     DeadLettered,
@@ -61,6 +62,7 @@ from worker.events import (
     RetryReason,
     RetryScheduled,
     StatusInquiryAnswered,
+    TransactionCommitted,
 )
 
 __all__ = [
@@ -136,6 +138,8 @@ END_TO_END_BUCKETS_S = (
     900.0,
 )
 RESOLUTION_BUCKETS_S = (1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
+# a transaction, a claim's read-back: milliseconds on a healthy cluster, seconds when it is not
+WRITE_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 RESTORE_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 _WORD_SHAPE = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -206,6 +210,9 @@ class Metrics:
         self.resolutions_finished = c("ecash_resolutions_finished", "Resolutions ended", ("outcome",))
         self.status_inquiries = c("ecash_status_inquiries", "Status Inquiry answers", ("answer",))
         self.journal_records = c("ecash_journal_records_restored", "Journal records read back on assignment")
+        self.transaction_records = c(
+            "ecash_transaction_records", "Records written in the partition writers' transactions"
+        )
         self.breaker_transitions = c("ecash_breaker_transitions", "Circuit breaker state changes", ("state",))
         self.partition_changes = c(
             "ecash_partition_changes", "Partitions assigned, revoked, or lost (fenced)", ("change",)
@@ -228,6 +235,24 @@ class Metrics:
             "Time spent resolving one ambiguous outcome",
             ("outcome",),
             RESOLUTION_BUCKETS_S,
+        )
+        self.transaction_wait = h(
+            "ecash_transaction_wait_seconds",
+            "From a transaction's first write to its beginning (the linger, or the transaction before it)",
+            (),
+            WRITE_BUCKETS_S,
+        )
+        self.transaction_duration = h(
+            "ecash_transaction_duration_seconds",
+            "One transaction of a partition's writer, from its beginning to its commit",
+            (),
+            WRITE_BUCKETS_S,
+        )
+        self.claim_read_back = h(
+            "ecash_claim_read_back_seconds",
+            "From writing a command's claim to reading it back from the claims index",
+            (),
+            WRITE_BUCKETS_S,
         )
         self.restore_duration = h(
             "ecash_journal_restore_duration_seconds",
@@ -327,6 +352,16 @@ class Metrics:
         outcome = one_of(event.outcome, RESOLUTION_OUTCOMES)
         self.resolutions_finished.labels(outcome).inc()
         self.resolution_duration.labels(outcome).observe(max(0.0, event.duration_s))
+
+    @hook.register
+    def _(self, event: TransactionCommitted) -> None:
+        self.transaction_records.inc(max(0, event.records))
+        self.transaction_wait.observe(max(0.0, event.waited_s))
+        self.transaction_duration.observe(max(0.0, event.commit_s))
+
+    @hook.register
+    def _(self, event: ClaimReadBack) -> None:
+        self.claim_read_back.observe(max(0.0, event.seconds))
 
     @hook.register
     def _(self, event: JournalRestored) -> None:

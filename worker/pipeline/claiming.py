@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from worker.contracts import Command, Result
-from worker.events import CommandRejected
+from worker.events import ClaimReadBack, CommandRejected
 from worker.pipeline.claims import claim_key, claim_record, claim_tombstone, new_claim, standing
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.effects import Effects
@@ -81,10 +81,12 @@ class Claimant:
         if claims.has(key):
             return True
         claim = new_claim(command, print_, topic=self._fx.topic, partition=job.partition, offset=job.offset)
+        written_at_s = self._fx.clock.monotonic_s()
         await self._fx.writer(job).write([claim_record(claims.topic, claim, claims.partitions)])
         while not claims.has(key):  # read-your-write: the index has read up to this claim
             if not await claims.wait_for_key(key, lambda: job.abandoned):
                 return False
+        self._fx.sink.emit(ClaimReadBack(self._fx.clock.monotonic_s() - written_at_s))
         return True
 
     async def _owners_result(self, job: Job, owner_key: str) -> Result | Literal[False] | None:

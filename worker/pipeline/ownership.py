@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worker.clock import Clock
+from worker.events import NULL_SINK, EventSink, TransactionCommitted
 
 __all__ = [
     "COMMANDS",
@@ -136,8 +137,10 @@ class PartitionWriter:
         committable: OffsetSource,
         offset_key: OffsetTarget,
         on_lost: Callable[[int, str], None],
+        sink: EventSink = NULL_SINK,
     ) -> None:
         self.partition = partition
+        self._sink = sink
         self.txn_id = txn_id
         self._group_id = group_id
         self._factory = producer_factory
@@ -219,6 +222,7 @@ class PartitionWriter:
             batch, self._pending = self._pending, _Pending()
             if not batch.waiters:
                 continue
+            waited_s = self._clock.monotonic_s() - batch.first_at_s
             try:
                 lease_start_s = await self._transaction(batch)
             except asyncio.CancelledError:
@@ -231,6 +235,8 @@ class PartitionWriter:
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_result(lease_start_s)
+            commit_s = self._clock.monotonic_s() - lease_start_s
+            self._sink.emit(TransactionCommitted(self.partition, len(batch.records), waited_s, commit_s))
 
     async def _transaction(self, batch: _Pending) -> float:
         producer = self._producer

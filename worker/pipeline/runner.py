@@ -294,6 +294,7 @@ class Runner:
             committable=lambda: self._offsets.committable(partition),
             offset_key=lambda stream: TopicPartition(self._offsets.topic_of(stream), partition),
             on_lost=self._partition_lost,
+            sink=self._sink,
         )
 
     async def _activate_once(self, partition: int) -> None:

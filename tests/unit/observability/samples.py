@@ -8,6 +8,7 @@ from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
+    ClaimReadBack,
     CommandConsumed,
     CommandRejected,
     DeadLettered,
@@ -25,6 +26,7 @@ from worker.events import (
     RetryScheduled,
     ReviewDecisionRefused,
     StatusInquiryAnswered,
+    TransactionCommitted,
 )
 
 MSISDN = "08131234567"
@@ -57,6 +59,8 @@ EVERY_EVENT: tuple[Event, ...] = (
     PartitionsChanged(assigned=(0, 3), revoked=(5,)),
     PartitionFenced(2, "transaction failed: ProducerFenced"),
     ReviewDecisionRefused("T9", "status_inquiry_processed"),
+    TransactionCommitted(partition=3, records=14, waited_s=0.02, commit_s=0.012),
+    ClaimReadBack(seconds=0.045),
 )
 
 

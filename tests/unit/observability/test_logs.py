@@ -18,6 +18,7 @@ from worker.events import (
     ApiCallFinished,
     BreakerProbed,
     BreakerStateChanged,
+    ClaimReadBack,
     CommandConsumed,
     DeadLettered,
     Event,
@@ -26,6 +27,7 @@ from worker.events import (
     ProbeResult,
     ResolutionFinished,
     ResultPublished,
+    TransactionCommitted,
 )
 from worker.observability.logs import EventLogger, configure_logging, log_hook, mask_msisdn
 from worker.settings import Settings, load_settings
@@ -180,6 +182,8 @@ def test_every_event_logs_one_line_at_debug() -> None:
         "partitions_changed",
         "partition_fenced",
         "review_decision_refused",
+        "transaction_committed",
+        "claim_read_back",
     ]
     assert all(MSISDN not in json.dumps(line) for line in lines)
 
@@ -306,3 +310,13 @@ def test_httpx_s_line_per_request_is_shown_only_at_debug(level: str, shown: bool
     messages = [line["msg"] for line in json_lines(stream)]
     assert ('HTTP Request: POST http://h/eCashHost/Charge "HTTP/1.1 200 OK"' in messages) is shown
     assert "a warning from httpx is always shown" in messages
+
+
+def test_transactions_and_claim_read_backs_are_not_logged_at_info() -> None:
+    """Many a second each: the metrics have them (ecash_transaction_*, ecash_claim_read_back_seconds)."""
+    stream = io.StringIO()
+    configure_logging(settings(log_level="INFO"), stream=stream)
+    logger = EventLogger(clock=FakeClock())
+    logger(TransactionCommitted(partition=3, records=14, waited_s=0.02, commit_s=0.012))
+    logger(ClaimReadBack(seconds=0.045))
+    assert json_lines(stream) == []

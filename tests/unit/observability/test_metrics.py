@@ -14,6 +14,7 @@ from worker.core.breaker import BreakerState
 from worker.events import (
     ApiCallFinished,
     BreakerStateChanged,
+    ClaimReadBack,
     CommandConsumed,
     DeadLettered,
     DeadLetterLabel,
@@ -27,6 +28,7 @@ from worker.events import (
     ResultPublished,
     RetryScheduled,
     StatusInquiryAnswered,
+    TransactionCommitted,
 )
 from worker.observability import metrics as metrics_module
 from worker.observability.metrics import (
@@ -347,3 +349,16 @@ def test_every_dead_letter_label_the_parser_gives_is_a_known_label() -> None:
     unreadable = set(get_args(get_type_hints(strict_json.Unreadable)["reason"]))
     assert unreadable == {"not_json", "too_deep", "number_too_large"}
     assert unreadable <= set(get_args(DeadLetterLabel))
+
+
+def test_transactions_and_claim_read_backs_are_histograms_an_sre_can_take_quantiles_of() -> None:
+    metrics = Metrics()
+    metrics.hook(TransactionCommitted(partition=3, records=14, waited_s=0.02, commit_s=0.012))
+    metrics.hook(TransactionCommitted(partition=4, records=6, waited_s=0.001, commit_s=0.3))
+    metrics.hook(ClaimReadBack(seconds=0.045))
+    assert value(metrics, "ecash_transaction_records_total") == 20
+    assert value(metrics, "ecash_transaction_duration_seconds_count") == 2
+    assert value(metrics, "ecash_transaction_duration_seconds_bucket", le="0.02") == 1  # 12 ms, not 300
+    assert value(metrics, "ecash_transaction_wait_seconds_bucket", le="0.002") == 1
+    assert value(metrics, "ecash_claim_read_back_seconds_bucket", le="0.05") == 1
+    assert value(metrics, "ecash_claim_read_back_seconds_bucket", le="0.02") == 0

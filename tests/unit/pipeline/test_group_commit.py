@@ -7,12 +7,15 @@ import asyncio
 
 from tests.fakes.txn_producer import Committed, TxnBroker
 from worker.clock import FakeClock
+from worker.events import NULL_SINK, EventSink, Recorder, TransactionCommitted
 from worker.pipeline.ownership import OutRecord, PartitionWriter, WriterPolicy
 
 LINGER_S = 0.02
 
 
-async def writer(broker: TxnBroker, clock: FakeClock, max_records: int = 500) -> PartitionWriter:
+async def writer(
+    broker: TxnBroker, clock: FakeClock, max_records: int = 500, sink: EventSink = NULL_SINK
+) -> PartitionWriter:
     w = PartitionWriter(
         partition=0,
         txn_id="g.commands.0",
@@ -24,9 +27,14 @@ async def writer(broker: TxnBroker, clock: FakeClock, max_records: int = 500) ->
         committable=dict,
         offset_key=lambda _stream: ("commands", 0),
         on_lost=lambda _partition, _reason: None,
+        sink=sink,
     )
     await w.start()
     return w
+
+
+def committed(events: Recorder) -> list[TransactionCommitted]:
+    return [e for e in events.events if isinstance(e, TransactionCommitted)]
 
 
 def record(n: int) -> OutRecord:
@@ -43,8 +51,8 @@ async def test_a_write_from_idle_lingers_the_whole_interval_so_concurrent_writes
 
 
 async def test_writes_that_waited_through_a_commit_are_committed_next_without_a_second_linger() -> None:
-    broker, clock = TxnBroker(), FakeClock()
-    w = await writer(broker, clock)
+    broker, clock, events = TxnBroker(), FakeClock(), Recorder()
+    w = await writer(broker, clock, sink=events)
     producer = w._producer
     assert producer is not None
     late: list[asyncio.Task[float]] = []
@@ -60,6 +68,9 @@ async def test_writes_that_waited_through_a_commit_are_committed_next_without_a_
     await late[0]
     assert clock.slept_s == [LINGER_S]  # only the first batch lingered: the second had waited 30 ms
     assert [len(c.records) for _, c in broker.committed] == [1, 1]
+    # what ecash_transaction_wait_seconds and ecash_transaction_duration_seconds show
+    seen = [(e.records, round(e.waited_s, 6), round(e.commit_s, 6)) for e in committed(events)]
+    assert seen == [(1, LINGER_S, 0.03), (1, 0.03, 0.0)]
     await w.close(flush=False, timeout_s=1)
 
 
