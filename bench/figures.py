@@ -110,6 +110,7 @@ class RunFigures:
     rss_mib_by_progress: dict[str, float] = field(default_factory=dict)
     rss_series: list[tuple[float, int, float]] = field(default_factory=list)  # (s since start, results, MiB)
     api_call_mean_ms: float | None = None
+    writes: dict[str, float | None] = field(default_factory=dict)  # write_means, from the first replica
     restore: dict[str, Any] = field(default_factory=dict)
     profiled: str = "none"
     replicas: int = 1
@@ -199,6 +200,25 @@ async def scrape(env: dict[str, str]) -> dict[str, float]:
         with contextlib.suppress(httpx.HTTPError):
             return metric_values((await http.get(url, timeout=5.0)).text)
     return {}
+
+
+def write_means(values: dict[str, float]) -> dict[str, float | None]:
+    """From the worker's own histograms: the mean transaction (wait before it, its duration, records in it)
+    and the mean claim read-back, the parts of a command's latency that are writes."""
+
+    def mean_ms(name: str) -> float | None:
+        count = values.get(f"{name}_count", 0.0)
+        return round(values.get(f"{name}_sum", 0.0) / count * 1000, 2) if count else None
+
+    transactions = values.get("ecash_transaction_duration_seconds_count", 0.0)
+    records = values.get("ecash_transaction_records_total", 0.0)
+    return {
+        "transaction_wait_ms": mean_ms("ecash_transaction_wait_seconds"),
+        "transaction_ms": mean_ms("ecash_transaction_duration_seconds"),
+        "records_per_transaction": round(records / transactions, 1) if transactions else None,
+        "transactions": transactions,
+        "claim_read_back_ms": mean_ms("ecash_claim_read_back_seconds"),
+    }
 
 
 def api_mean_ms(values: dict[str, float]) -> float | None:

@@ -24,6 +24,7 @@ from bench.figures import (
     fill_timing,
     scrape,
     summed,
+    write_means,
 )
 from bench.processes import Replicas, design_argv, design_env, replicas_of, start_sandbox
 from bench.reporting import summary_line
@@ -112,7 +113,9 @@ async def drive(
     if producer is not None:
         await producer
     if figures.design in WORKER_DESIGNS:
-        figures.api_call_mean_ms = api_mean_ms(await scrape(processes.processes[0].env))
+        values = await scrape(processes.processes[0].env)
+        figures.api_call_mean_ms = api_mean_ms(values)
+        figures.writes = write_means(values)
     peak = processes.kib("VmHWM")
     figures.peak_rss_mib = None if peak is None else round(peak / 1024, 1)
     for code in await processes.stop():

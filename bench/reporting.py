@@ -172,6 +172,14 @@ def print_report(runs: list[RunFigures]) -> None:
             print(
                 f"{r.scenario}: {r.design} ({r.transport}): claim -> intent p50/p99 {c['p50']}/{c['p99']} ms"
             )
+    for r in runs:
+        w = r.writes
+        if w.get("transactions"):
+            print(
+                f"{r.scenario}: {r.design} ({r.transport}): transactions {w['transactions']:.0f}, "
+                f"{w['records_per_transaction']} records each, mean wait {w['transaction_wait_ms']} ms + "
+                f"commit {w['transaction_ms']} ms; claim read back in {w['claim_read_back_ms']} ms (mean)"
+            )
     for line in ratio_lines(runs):
         print(line)
     for target in targets(runs):
