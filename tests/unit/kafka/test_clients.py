@@ -64,3 +64,15 @@ async def test_the_producers_client_reads_only_committed_results_and_produces_ac
 async def test_a_transactional_producer_per_partition() -> None:
     producer = clients.transactional_producer(Settings(), {}, "g.commands.3")
     assert producer._txn_manager.transactional_id == "g.commands.3"
+
+
+async def test_a_transaction_does_not_wait_aiokafka_s_fixed_backoffs_between_transactions() -> None:
+    """Back-to-back transactions meet CONCURRENT_TRANSACTIONS while the last one's markers are written:
+    aiokafka waits a module constant then (20 ms) and retry_backoff_ms (100 ms) on its other retries."""
+    import aiokafka.producer.sender as sender
+
+    assert hasattr(sender, "BACKOFF_OVERRIDE")  # the constant aiokafka returns for that case, still there
+    producer = clients.transactional_producer(Settings(), {}, "g.commands.3")
+    assert sender.BACKOFF_OVERRIDE == clients.CONCURRENT_TRANSACTIONS_BACKOFF_S == 0.002
+    assert producer._sender._retry_backoff == clients.TXN_RETRY_BACKOFF_MS / 1000 == 0.02
+    assert producer._sender._txn_manager is not None
