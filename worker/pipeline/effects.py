@@ -66,7 +66,7 @@ class Effects:
         out = self.journal.out(record)
         with tracing.write_span([out], ends_message=False):
             lease_start_s = await self.writer(job).write([out])
-        self.journal.remember(record)
+        self.journal.remember(record, out.value)
         return lease_start_s
 
     async def commit(self, job: Job, records: list[OutRecord], journal: JournalRecord | None = None) -> None:
@@ -74,7 +74,9 @@ class Effects:
         with tracing.write_span(records, ends_message=True, prefer=self._span_topics):
             await self.writer(job).write(records, done_offset=job.offset, stream=job.stream)
         if journal is not None:
-            self.journal.remember(journal)
+            key, topic = journal.trace_number.encode(), self.journal.topic
+            written = next((r.value for r in records if r.topic == topic and r.key == key), None)
+            self.journal.remember(journal, written)
 
     async def answer(self, job: Job, records: list[OutRecord]) -> None:
         """Finish ``job`` with an answer that has no journal record of its own: with its marker."""

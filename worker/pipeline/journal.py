@@ -156,11 +156,12 @@ class Journal:
         if store is not None:
             store.put(_marker(stream, offset), ANSWERED, self._now_ms())
 
-    def remember(self, record: JournalRecord) -> None:
-        """After the transaction holding ``record`` committed: the local store sees it at once."""
+    def remember(self, record: JournalRecord, value: bytes | None = None) -> None:
+        """After the transaction holding ``record`` committed: the local store sees it at once. ``value``:
+        the record's JSON as it was written (``out``), so it is not made twice."""
         store = self._stores.get(record.partition)
         if store is not None:
-            store.put(record.trace_number, record.model_dump_json().encode(), self._now_ms())
+            store.put(record.trace_number, value or record.model_dump_json().encode(), self._now_ms())
 
     # --- ownership -------------------------------------------------------------------------
     def open_in_memory(self, partition: int) -> None:
