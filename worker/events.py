@@ -46,6 +46,7 @@ __all__ = [
     "JournalRestored",
     "LoginFinished",
     "LoginKind",
+    "LoopLagged",
     "NoCommandType",
     "PartitionFenced",
     "PartitionsChanged",
@@ -245,6 +246,14 @@ class ClaimReadBack:
     seconds: float
 
 
+@dataclass(frozen=True)
+class LoopLagged:
+    """How late the event loop ran a timer (worker/observability/loop_lag.py): the wait every await adds
+    when the process is short of CPU."""
+
+    seconds: float
+
+
 Event = (
     ApiCallFinished
     | LoginFinished
@@ -265,6 +274,7 @@ Event = (
     | PartitionFenced
     | TransactionCommitted
     | ClaimReadBack
+    | LoopLagged
 )
 
 

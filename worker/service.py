@@ -30,6 +30,7 @@ from worker.events import (
 from worker.kafka import clients
 from worker.kafka.admin import kafka_client_kwargs
 from worker.kafka.topics import KafkaUnreachable, prepare_topics
+from worker.observability.loop_lag import watch_loop_lag
 from worker.pipeline.claims_index import ClaimsIndex, open_claims_store
 from worker.pipeline.gate import Gate
 from worker.pipeline.journal import Journal
@@ -182,6 +183,7 @@ class Worker:
                 asyncio.create_task(self._fatal_probe_loop(), name="fatal-probe"),
                 asyncio.create_task(self.runner.heartbeat_loop(), name="heartbeat"),
                 asyncio.create_task(self._prober.run(), name="breaker-probe"),
+                asyncio.create_task(watch_loop_lag(self.sink, self.clock), name="loop-lag"),
             ]
             self.pipeline_started = True
             try:

@@ -35,6 +35,7 @@ from worker.events import (
     Event,
     FatalConfiguration,
     LoginFinished,
+    LoopLagged,
     PartitionFenced,
     ResolutionFinished,
     ResultPublished,
@@ -293,7 +294,7 @@ class EventLogger:
                 return logging.DEBUG, f"{event.operation}: {event.code}"
             case CommandConsumed():
                 return logging.DEBUG, "command consumed"
-            case TransactionCommitted() | ClaimReadBack():  # many a second: the metrics have them
+            case TransactionCommitted() | ClaimReadBack() | LoopLagged():  # many a second: in the metrics
                 return logging.DEBUG, _summary(event)
             case PartitionFenced():
                 return logging.WARNING, f"partition {event.partition} lost: {event.reason}"

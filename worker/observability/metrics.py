@@ -50,6 +50,7 @@ from worker.events import (
     JournalRestored,
     LoginFinished,
     LoginKind,
+    LoopLagged,
     NoCommandType,
     PartitionFenced,
     PartitionsChanged,
@@ -140,6 +141,7 @@ END_TO_END_BUCKETS_S = (
 RESOLUTION_BUCKETS_S = (1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
 # a transaction, a claim's read-back: milliseconds on a healthy cluster, seconds when it is not
 WRITE_BUCKETS_S = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+LAG_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 RESTORE_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 _WORD_SHAPE = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -247,6 +249,12 @@ class Metrics:
             "One transaction of a partition's writer, from its beginning to its commit",
             (),
             WRITE_BUCKETS_S,
+        )
+        self.loop_lag = h(
+            "ecash_event_loop_lag_seconds",
+            "How much later than asked the event loop ran a timer (every 0.25 s): CPU starvation",
+            (),
+            LAG_BUCKETS_S,
         )
         self.claim_read_back = h(
             "ecash_claim_read_back_seconds",
@@ -358,6 +366,10 @@ class Metrics:
         self.transaction_records.inc(max(0, event.records))
         self.transaction_wait.observe(max(0.0, event.waited_s))
         self.transaction_duration.observe(max(0.0, event.commit_s))
+
+    @hook.register
+    def _(self, event: LoopLagged) -> None:
+        self.loop_lag.observe(max(0.0, event.seconds))
 
     @hook.register
     def _(self, event: ClaimReadBack) -> None:

@@ -16,6 +16,7 @@ from worker.events import (
     FatalConfiguration,
     JournalRestored,
     LoginFinished,
+    LoopLagged,
     PartitionFenced,
     PartitionsChanged,
     PipelineSnapshot,
@@ -61,6 +62,7 @@ EVERY_EVENT: tuple[Event, ...] = (
     ReviewDecisionRefused("T9", "status_inquiry_processed"),
     TransactionCommitted(partition=3, records=14, waited_s=0.02, commit_s=0.012),
     ClaimReadBack(seconds=0.045),
+    LoopLagged(seconds=0.004),
 )
 
 

@@ -184,6 +184,7 @@ def test_every_event_logs_one_line_at_debug() -> None:
         "review_decision_refused",
         "transaction_committed",
         "claim_read_back",
+        "loop_lagged",
     ]
     assert all(MSISDN not in json.dumps(line) for line in lines)
 
