@@ -218,6 +218,7 @@ def write_means(values: dict[str, float]) -> dict[str, float | None]:
         "records_per_transaction": round(records / transactions, 1) if transactions else None,
         "transactions": transactions,
         "claim_read_back_ms": mean_ms("ecash_claim_read_back_seconds"),
+        "loop_lag_ms": mean_ms("ecash_event_loop_lag_seconds"),
     }
 
 

@@ -178,7 +178,8 @@ def print_report(runs: list[RunFigures]) -> None:
             print(
                 f"{r.scenario}: {r.design} ({r.transport}): transactions {w['transactions']:.0f}, "
                 f"{w['records_per_transaction']} records each, mean wait {w['transaction_wait_ms']} ms + "
-                f"commit {w['transaction_ms']} ms; claim read back in {w['claim_read_back_ms']} ms (mean)"
+                f"commit {w['transaction_ms']} ms; claim read back in {w['claim_read_back_ms']} ms; "
+                f"event loop {w['loop_lag_ms']} ms late (means)"
             )
     for line in ratio_lines(runs):
         print(line)
