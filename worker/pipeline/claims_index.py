@@ -46,6 +46,12 @@ _UPSERT = (
 )
 
 
+def _settle(waiter: asyncio.Future[None]) -> None:
+    """A key waiter's step is over (nothing arrived): its holder looks again."""
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class ClaimsStore:
     """The claims, by key, with the trace number indexed. ``path=None`` keeps it in memory."""
 
@@ -100,11 +106,14 @@ class ClaimsStore:
     def apply(self, cpart: int, rows: list[tuple[int, bytes, bytes | None, int]], next_offset: int) -> None:
         """Records of claims partition ``cpart`` in order (offset, key, value or None, append time ms),
         and the position after them, in one transaction."""
+        upserts: list[tuple[object, ...]] = []  # in order; flushed before a delete, which may follow one
         self._db.execute("BEGIN")
         try:
             for offset, raw_key, value, ts_ms in rows:
                 key = raw_key.decode(errors="replace")
                 if value is None:
+                    self._db.executemany(_UPSERT, upserts)
+                    upserts.clear()
                     self._db.execute("DELETE FROM claims WHERE key = ?", (key,))
                     continue
                 try:
@@ -116,10 +125,9 @@ class ClaimsStore:
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                     log.warning("claims record at %d@%d is unreadable; ignored", cpart, offset)
                     continue
-                claim_offset = int(claimed_at) if isinstance(claimed_at, int) else offset
-                self._db.execute(
-                    _UPSERT, (key, trace, cpart, claim_offset, topic, command_partition, final, ts_ms, value)
-                )
+                at = int(claimed_at) if isinstance(claimed_at, int) else offset
+                upserts.append((key, trace, cpart, at, topic, command_partition, final, ts_ms, value))
+            self._db.executemany(_UPSERT, upserts)
             self._set_meta(f"position:{cpart}", str(next_offset))
             self._set_meta("checkpoint_ms", str(int(time.time() * 1000)))
             self._db.execute("COMMIT")
@@ -315,12 +323,14 @@ class ClaimsIndex:
             raise RuntimeError(self.failure)
         if abandoned():
             return False
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._key_waiters.setdefault(key, []).append(waiter)
+        step = loop.call_later(WAIT_STEP_S, _settle, waiter)  # a plain timer: no task per wait
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(waiter), WAIT_STEP_S)
+            await waiter
         finally:
+            step.cancel()
             waiters = self._key_waiters.get(key)
             if waiters is not None and waiter in waiters:
                 waiters.remove(waiter)

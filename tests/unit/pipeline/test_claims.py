@@ -22,7 +22,7 @@ from worker.pipeline.claims import (
     new_claim,
     standing,
 )
-from worker.pipeline.claims_index import ClaimsIndex, ClaimsStore, open_claims_store
+from worker.pipeline.claims_index import WAIT_STEP_S, ClaimsIndex, ClaimsStore, open_claims_store
 
 TOPIC = "ecash.claims"
 COMMANDS = "ecash.commands"
@@ -140,6 +140,33 @@ def test_a_claim_seen_again_keeps_its_first_place_and_a_tombstone_removes_it() -
     assert [e.claim_offset for e in index.entries("T1")] == [3]
     feed(index, 9, None, claim.key.encode())
     assert index.entries("T1") == []
+
+
+def test_records_of_one_fetch_are_applied_in_their_order_tombstones_included() -> None:
+    index = ClaimsIndex.in_memory(TOPIC, 1)
+    gone, back = claim_of(command("T1"), 0, 5).claim, claim_of(command("T2"), 0, 6).claim
+    gone_value, back_value = claim_record(TOPIC, gone, 1).value, claim_record(TOPIC, back, 1).value
+    assert gone_value is not None
+    assert back_value is not None
+    index.apply(
+        0,
+        [
+            (0, gone.key.encode(), gone_value, 1),
+            (1, gone.key.encode(), None, 2),  # claimed, then tombstoned, in one fetch: gone
+            (2, back.key.encode(), None, 3),
+            (3, back.key.encode(), back_value, 4),  # tombstoned, then claimed again: there
+        ],
+    )
+    assert index.entries("T1") == []
+    assert [e.claim_offset for e in index.entries("T2")] == [3]
+
+
+async def test_a_waiter_s_step_ends_after_its_time_when_nothing_arrives() -> None:
+    index = ClaimsIndex.in_memory(TOPIC, 1)
+    started = asyncio.get_running_loop().time()
+    assert await index.wait_for_key("nobody-writes-this", lambda: False) is True
+    assert asyncio.get_running_loop().time() - started >= WAIT_STEP_S * 0.9
+    assert index._key_waiters == {}  # nothing left behind
 
 
 def test_an_unreadable_claims_record_is_skipped_not_fatal() -> None:
