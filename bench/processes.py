@@ -136,9 +136,11 @@ def design_argv(design: str, profile: str, run_dir: Path, worker_src: Path | Non
     if profile == "pyinstrument":
         out = str(run_dir / "profile.txt")
         return [*python, "-m", "pyinstrument", "-r", "text", "-o", out, "--show-all", *module]
-    if profile == "py-spy":
-        out = str(run_dir / "profile.collapsed")
+    if profile in ("py-spy", "py-spy-svg"):  # collapsed stacks to count, or a flame graph to look at
+        svg = profile == "py-spy-svg"
+        out = str(run_dir / ("profile.svg" if svg else "profile.collapsed"))
         py_spy = str(Path(sys.executable).with_name("py-spy"))
-        record = [py_spy, "record", "--rate", "200", "--format", "raw", "--output", out]
+        form = ["--format", "flamegraph"] if svg else ["--format", "raw"]
+        record = [py_spy, "record", "--rate", "200", *form, "--output", out]
         return [*record, "--", *python, *module]
     return [*python, *module]

@@ -71,7 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--work-dir", type=Path, help="logs, state and per-run JSON (default: a temp dir)")
     parser.add_argument("--json-out", type=Path, help="write every figure here")
     parser.add_argument("--no-restore", action="store_true", help="skip the restart that times the restore")
-    parser.add_argument("--profile", choices=("none", "pyinstrument", "py-spy"), default="none")
+    parser.add_argument(
+        "--profile",
+        choices=("none", "pyinstrument", "py-spy", "py-spy-svg"),
+        default="none",
+        help="py-spy: collapsed stacks (profile.collapsed); py-spy-svg: a flame graph (profile.svg)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sample-interval-s", type=float, default=0.5)
     parser.add_argument("--timeout-s", type=float, help="per run (default: max(600, N/20) s)")
