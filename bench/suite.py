@@ -61,7 +61,8 @@ def part_argv(part: str, args: argparse.Namespace, capacity_per_s: float | None)
     backlog = ["--scenario", "uniform-50ms", *_sized(args), "--no-restore"]
     if part == "throughput":
         scenarios = ["--scenario", "uniform-0ms", "--scenario", "uniform-50ms", "--scenario", "skewed-50ms"]
-        return [Part(part, [*scenarios, *_sized(args), *worker, "--design", "baseline"])]
+        restore = ["--no-restore"] if args.no_restore else []
+        return [Part(part, [*scenarios, *_sized(args), *worker, "--design", "baseline", *restore])]
     if part == "shares":
         what_ifs = [arg for design in WHAT_IFS for arg in ("--design", design)]
         return [Part(part, [*backlog, *worker, *what_ifs])]
@@ -105,6 +106,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--commands", type=int, default=None, help="every part but soak: this many commands")
     parser.add_argument("--msisdns", type=int, default=None, help="every part but soak: this many MSISDNs")
     parser.add_argument("--soak-commands", type=int, default=None, help="soak: this many (default 1,000,000)")
+    parser.add_argument(
+        "--no-restore", action="store_true", help="throughput: skip the restart that times the restore"
+    )
     parser.add_argument("--capacity", type=float, default=None, help="latency: cmd/s taken as 100%%")
     parser.add_argument("--bootstrap", default=None, help="an existing broker (default: one started here)")
     parser.add_argument("--broker-pid", type=int, default=None, help="with --bootstrap: its pid")
