@@ -17,7 +17,8 @@ pytestmark = pytest.mark.kafka
 
 def test_every_part_of_the_campaign_answers_every_command(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = tmp_path / "suite"
-    argv = ["--out", str(out), "--commands", "200", "--msisdns", "50", "--soak-commands", "600", "--no-restore"]
+    argv = ["--out", str(out), "--commands", "200", "--msisdns", "50", "--soak-commands", "600"]
+    argv += ["--no-restore"]
     assert main([*argv, "--bootstrap", kafka_bootstrap]) == 0
     parts = orjson.loads((out / "suite.json").read_bytes())["parts"]
     names = [p["part"] for p in parts]
