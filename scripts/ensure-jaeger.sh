@@ -32,12 +32,18 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 mkdir -p "$dir"
 tmp="$(mktemp "$dir/.jaeger.XXXXXX")"
-trap 'rm -f "$tmp"' EXIT
+log="$(mktemp)"
+trap 'rm -f "$tmp" "$log"' EXIT
 start=$SECONDS
 echo "ensure-jaeger: building Jaeger $version (tools/jaeger; about 6 minutes the first time on 2 cores)"
-GOFLAGS=-mod=readonly go build -trimpath \
+# its ~300 "go: downloading" lines go to a log, shown only if the build fails
+if ! GOFLAGS=-mod=readonly go build -trimpath \
     -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$version" \
-    -o "$tmp" github.com/jaegertracing/jaeger/cmd/jaeger
+    -o "$tmp" github.com/jaegertracing/jaeger/cmd/jaeger >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "ensure-jaeger: building Jaeger $version failed (above: the last lines of go build)" >&2
+    exit 1
+fi
 chmod 755 "$tmp"
 mv -f "$tmp" "$bin" # atomic: another checkout building the same pin at the same time is harmless
 echo "jaeger: $bin ($version, built in $((SECONDS - start)) s, $(du -m "$bin" | cut -f1) MB)"

@@ -105,10 +105,16 @@ def jaeger_binary() -> Path:
     return binary
 
 
-def listening(port: int) -> bool:
+def ready(otlp_port: int, query_port: int) -> bool:
+    """The OTLP receiver accepts connections and the query API answers."""
     with socket.socket() as probe:
         probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        if probe.connect_ex(("127.0.0.1", otlp_port)) != 0:
+            return False
+    try:
+        return httpx.get(f"http://127.0.0.1:{query_port}/api/services", timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 @dataclass
@@ -163,7 +169,7 @@ def start_jaeger(binary: Path, work: Path) -> Jaeger:
         jaeger = Jaeger(process, otlp_port, query_port, log)
         deadline = time.monotonic() + 30
         while process.poll() is None and time.monotonic() < deadline:
-            if listening(otlp_port) and listening(query_port):
+            if ready(otlp_port, query_port):
                 return jaeger
             time.sleep(0.1)
         stop_jaeger(jaeger)
