@@ -320,15 +320,36 @@ def test_check_config_prints_the_effective_settings_with_secrets_masked(base_env
             assert secret not in result.stdout + result.stderr
 
 
+def without_the_otlp_exporter(env: Mapping[str, str], tmp_path: Path) -> dict[str, str]:
+    """``env`` for an interpreter in which the ``otel`` extra is not installed, as in an install without it
+    (the development venv and the image have it): a ``sitecustomize`` on ``PYTHONPATH`` makes its package
+    unimportable, as a missing one is."""
+    hide = tmp_path / "without-otel"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['opentelemetry.exporter.otlp'] = None\n", encoding="utf-8"
+    )
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(hide), env.get("PYTHONPATH")]))}
+
+
 @pytest.mark.parametrize("argv", [["run"], ["check", "--config"]])
 def test_otlp_without_the_exporter_package_is_one_line_naming_the_setting(
-    base_env: dict[str, str], argv: list[str]
+    base_env: dict[str, str], argv: list[str], tmp_path: Path
 ) -> None:
-    """The OTLP exporter is the optional extra ``otel``, not in the development venv: asking for it there
-    is the bad setting a production image without the extra would have."""
-    if not otlp_exporter_missing():
-        pytest.skip("the otel extra is installed here")
-    result = cli(argv, {**base_env, "ECASH_OTEL_EXPORTER": "otlp"})
+    """The OTLP exporter is the optional extra ``otel``: asking for it where it is not installed is one
+    line naming the setting, exit 2 (an install without the extra)."""
+    env = without_the_otlp_exporter({**base_env, "ECASH_OTEL_EXPORTER": "otlp"}, tmp_path)
+    hidden = subprocess.run(
+        [sys.executable, "-c", "from worker.tracing import otlp_exporter_missing as m; print(m())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert hidden.stdout.strip() == "True"
+    assert not otlp_exporter_missing()  # here it is installed: only the child lacks it
+    result = cli(argv, env)
     assert_refused(
         result,
         "ecash-worker: ECASH_OTEL_EXPORTER: otlp needs the exporter package "

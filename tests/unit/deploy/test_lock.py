@@ -110,14 +110,21 @@ PRODUCT = pyproject(ROOT / "pyproject.toml")
 DEVTOOLS = pyproject(ROOT / "devtools" / "pyproject.toml")
 
 
+def extras(lock: str) -> list[str]:
+    """The product's extras a lock's input installs: ``-e .[dev,otel]`` in ``requirements/<lock>.in``."""
+    lines = (REQUIREMENTS / f"{lock}.in").read_text(encoding="utf-8").splitlines()
+    found = [m[1] for line in lines if (m := re.fullmatch(r"-e \.(?:\[([a-z,]+)\])?", line.strip()))]
+    assert len(found) == 1, f"requirements/{lock}.in: one `-e .` line, got {found}"
+    return found[0].split(",") if found[0] else []
+
+
 def declared(lock: str) -> list[str]:
     runtime: list[str] = PRODUCT["project"]["dependencies"]
-    if lock == "production":
-        return runtime
-    if lock == "development":
-        dev: list[str] = PRODUCT["project"]["optional-dependencies"]["dev"]
+    optional: dict[str, list[str]] = PRODUCT["project"]["optional-dependencies"]
+    if lock in ("production", "development"):
+        wanted = runtime + [text for extra in extras(lock) for text in optional[extra]]
         devtools: list[str] = DEVTOOLS["project"]["dependencies"]
-        return runtime + dev + devtools
+        return wanted + devtools if lock == "development" else wanted
     assert lock == "build"
     build: list[str] = PRODUCT["build-system"]["requires"]
     return build
@@ -130,6 +137,14 @@ def lock(name: str) -> dict[str, Pin]:
 @pytest.mark.parametrize("name", ["production", "development", "build"])
 def test_the_lock_matches_pyproject(name: str) -> None:
     assert lock_problems(lock(name), declared(name)) == [], "run `make lock`"
+
+
+def test_the_image_and_the_tests_have_the_otlp_exporter() -> None:
+    """ECASH_OTEL_EXPORTER=otlp works in the shipped image without a rebuild, and the tests run it."""
+    assert extras("production") == ["otel"]
+    assert sorted(extras("development")) == ["dev", "otel"]
+    for name in ("production", "development"):
+        assert "opentelemetry-exporter-otlp-proto-http" in lock(name), name
 
 
 def test_the_production_lock_holds_the_runtime_only_at_the_versions_the_tests_run() -> None:
