@@ -115,7 +115,8 @@ class Settings(BaseSettings):
     kafka_group_instance_id: str | None = None  # static membership: a restarted pod keeps its partitions
     send_lease_s: float = Field(5.0, gt=0, le=60)  # a Charge/Credit leaves only this soon after its intent
     bank_visibility_margin_s: float = Field(5.0, ge=0)  # added before an inherited intent is believed lost
-    txn_flush_interval_s: float = Field(0.02, gt=0, le=1)  # how long a transaction gathers writes
+    # how long a transaction gathers writes, from its first (a linger: under load the commit before it is)
+    txn_flush_interval_s: float = Field(0.005, gt=0, le=1)
     txn_max_records: int = Field(500, ge=1, le=100_000)  # flush early at this many records
     activation_timeout_s: float = Field(30.0, gt=0)  # fencing a previous owner (InitProducerId) at most
     restore_attempts: int = Field(5, ge=1, le=100)  # a failing restore is retried, then the worker stops
@@ -123,7 +124,7 @@ class Settings(BaseSettings):
     # --- Concurrency -------------------------------------------------------------------------
     max_in_flight: int = Field(256, ge=1, le=10_000)
     max_buffered: int = Field(4096, ge=1)
-    event_loop: Literal["asyncio", "uvloop"] = "asyncio"  # uvloop: the same asyncio code on libuv
+    event_loop: Literal["asyncio", "uvloop"] = "uvloop"  # the same asyncio code on libuv (or asyncio's own)
 
     # --- The E-Cash API ----------------------------------------------------------------------
     api_base_url: str = "http://127.0.0.1:18080/eCashHost"

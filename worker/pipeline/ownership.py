@@ -115,7 +115,7 @@ class _Pending:
 
 @dataclass(frozen=True)
 class WriterPolicy:
-    flush_interval_s: float = 0.02
+    flush_interval_s: float = 0.005
     max_batch_records: int = 500
     start_timeout_s: float = 30.0  # InitProducerId loops without a deadline in aiokafka 0.14
     commit_timeout_s: float = 30.0  # a stuck commit (aiokafka#1145): the partition is lost, re-activated
