@@ -233,6 +233,11 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
     # httpx says "HTTP Request: POST ..." at INFO for every call: a second line per command, saying less
     # than the worker's own events (and a few percent of its CPU, docs/performance.md). Shown at DEBUG.
     logging.getLogger("httpx").setLevel(logging.NOTSET if settings.log_level == "DEBUG" else logging.WARNING)
+    # The OTLP exporter warns at every retry while the tracing backend is away (about one a second); its
+    # error for a dropped batch stays. Tracing never stops the worker (docs/runbook.md, tracing backend down).
+    logging.getLogger("opentelemetry.exporter.otlp").setLevel(
+        logging.NOTSET if settings.log_level == "DEBUG" else logging.ERROR
+    )
     logging.captureWarnings(True)
     return handler
 

@@ -321,3 +321,17 @@ def test_transactions_and_claim_read_backs_are_not_logged_at_info() -> None:
     logger(TransactionCommitted(partition=3, records=14, waited_s=0.02, commit_s=0.012))
     logger(ClaimReadBack(seconds=0.045))
     assert json_lines(stream) == []
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_the_otlp_exporter_s_retry_warnings_are_shown_only_at_debug_its_errors_always(
+    level: str, shown: bool
+) -> None:
+    stream = io.StringIO()
+    configure_logging(settings(log_level=level), stream=stream)
+    exporter = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    exporter.warning("Transient error Connection refused encountered while exporting span batch, retrying")
+    exporter.error("Failed to export span batch")
+    messages = [line["msg"] for line in json_lines(stream)]
+    assert any("retrying" in m for m in messages) is shown
+    assert "Failed to export span batch" in messages
