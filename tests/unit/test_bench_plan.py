@@ -18,7 +18,7 @@ def test_paced_latency_is_measured_at_half_and_nine_tenths_of_the_measured_capac
 
 
 def test_latency_without_a_capacity_says_how_to_get_one() -> None:
-    with pytest.raises(SystemExit, match="needs a capacity .run shares first, or --capacity"):
+    with pytest.raises(SystemExit, match=r"needs a capacity \(run shares first, or --capacity\)"):
         part_argv("latency", parse_args([]), capacity_per_s=None)
 
 
