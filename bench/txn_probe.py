@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import aiokafka.producer.sender
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.run import broker
 from worker.kafka.clients import CONCURRENT_TRANSACTIONS_BACKOFF_S, TXN_RETRY_BACKOFF_MS
 
 __all__ = ["main"]
@@ -101,24 +101,9 @@ async def probe(bootstrap: str, args: argparse.Namespace) -> dict[str, list[floa
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.bootstrap:
-        phases = asyncio.run(probe(args.bootstrap, args))
-    else:
-        from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
-
-        port, controller = free_ports(2)
-        config = LocalKafkaConfig(
-            data_dir=Path(tempfile.mkdtemp(prefix="ecash-txn-probe-")),
-            cache_dir=default_cache_dir(os.environ),
-            port=port,
-            controller_port=controller,
-        )
-        broker = LocalKafka(config, java_home=os.environ.get("JAVA_HOME"))
-        broker.start()
-        try:
-            phases = asyncio.run(probe(broker.bootstrap, args))
-        finally:
-            broker.stop()
+    where = argparse.Namespace(bootstrap=args.bootstrap, broker_pid=None)
+    with broker(where, Path(tempfile.mkdtemp(prefix="ecash-txn-probe-"))) as (bootstrap, _pid):
+        phases = asyncio.run(probe(bootstrap, args))
     waits = "aiokafka's" if args.aiokafka_defaults else "the worker's"
     what = f"{args.transactions} transactions of {args.records} records"
     print(f"{args.producers} producer(s) x {what}, {waits} waits:")

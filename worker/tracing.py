@@ -256,6 +256,7 @@ class _ContextOnly(NonRecordingSpan):
     ``SpanContext`` is made only when asked for."""
 
     __slots__ = ("_headers", "_ids", "_token")
+    _context = INVALID_SPAN.get_span_context()  # NonRecordingSpan's own attribute (its repr), never used
 
     def __init__(self, headers: Iterable[tuple[str, bytes]]) -> None:  # no super(): no context made yet
         self._headers = headers
