@@ -49,8 +49,11 @@ WORKER_CLIENT_ID = "ecash-worker"
 # CONCURRENT_TRANSACTIONS (KAFKA-5477) until they are written, a few milliseconds. aiokafka then waits a
 # fixed 20 ms (its BACKOFF_OVERRIDE), and its other transactional retries retry_backoff_ms (100 ms by
 # default), each a wait every command pays three times (claim, intent, outcome). Measured on our broker
-# (docs/performance.md, "Transactions"): a transaction of 20 records and an offset, mean 42.7 ms with
-# aiokafka's waits, 15.9 ms with these.
+# (python -m bench.txn_probe; docs/performance.md): a transaction of 20 records and an offset, mean
+# 42.7 ms with aiokafka's waits, 15.9 ms with these. The 2 ms applies only to a transaction's first
+# AddPartitionsToTxn while the broker answers CONCURRENT_TRANSACTIONS; a broker stuck in that state gets
+# one small request per 2 ms per partition until the writer's commit bound (WriterPolicy.commit_timeout_s,
+# 30 s) loses the partition and stops its producer.
 CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.002
 TXN_RETRY_BACKOFF_MS = 20
 
