@@ -55,6 +55,7 @@ class FakeTxnProducer:
         self._open: Committed | None = None
         self.after_commit: Callable[[Committed], Awaitable[None] | None] | None = None
         self.stall_commit = False
+        self.stall_offsets = False
 
     async def start(self) -> None:
         self.broker.fence(self.txn_id)
@@ -87,6 +88,8 @@ class FakeTxnProducer:
         return done
 
     async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
+        if self.stall_offsets:
+            await asyncio.Event().wait()  # never: partitions that cannot be added (CONCURRENT_TRANSACTIONS)
         assert self._open is not None
         self._open.offsets.update(offsets)
 

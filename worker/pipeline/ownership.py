@@ -118,7 +118,8 @@ class WriterPolicy:
     flush_interval_s: float = 0.005
     max_batch_records: int = 500
     start_timeout_s: float = 30.0  # InitProducerId loops without a deadline in aiokafka 0.14
-    commit_timeout_s: float = 30.0  # a stuck commit (aiokafka#1145): the partition is lost, re-activated
+    # a stuck commit (aiokafka#1145) or offsets that cannot join it: the partition is lost, re-activated
+    commit_timeout_s: float = 30.0
 
 
 class PartitionWriter:
@@ -257,7 +258,10 @@ class PartitionWriter:
             if moved:
                 # A fresh dict every time: aiokafka#1098 (a reused offsets dict breaks its handler).
                 offsets = {self._offset_key(s): o for s, o in moved.items()}
-                await producer.send_offsets_to_transaction(offsets, self._group_id)
+                # bounded too: it waits for the transaction's partitions to be added, which a coordinator
+                # that keeps answering CONCURRENT_TRANSACTIONS (or none) would put off for ever
+                joined = producer.send_offsets_to_transaction(offsets, self._group_id)
+                await asyncio.wait_for(joined, self._policy.commit_timeout_s)
             await asyncio.wait_for(producer.commit_transaction(), self._policy.commit_timeout_s)
         except BaseException:
             await _quietly(producer.abort_transaction())

@@ -7,6 +7,8 @@ clock, so a freeze of a minute is one call to ``advance``.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import orjson
 
@@ -126,6 +128,16 @@ async def test_a_stuck_commit_loses_the_partition_instead_of_hanging() -> None:
     assert r.api.count(wire.Operation.CHARGE) == 0
     assert r.lost
     assert "Timeout" in r.lost[0]
+
+
+async def test_offsets_that_cannot_join_the_transaction_lose_the_partition_instead_of_hanging() -> None:
+    r = await rig(policy=WriterPolicy(commit_timeout_s=0.05))
+    r.api.queue(wire.Operation.CHARGE, {"status": "PROCESSED", "traceNumber": "T1"})
+    r.producer.stall_offsets = True  # the outcome's transaction carries the offset: it never gets added
+    assert not await asyncio.wait_for(r.processor.handle(r.job(charge())), 5.0)  # a hang fails here
+    assert r.lost
+    assert "Timeout" in r.lost[0]
+    assert r.outcomes() == []  # nothing committed: the next owner finds the intent and resolves it
 
 
 async def test_unresolved_commits_its_review_record_with_its_outcome_and_result() -> None:
