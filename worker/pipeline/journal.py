@@ -63,6 +63,10 @@ class JournalRecord(BaseModel):
     # the commit time for one this worker wrote. Not part of the record's JSON.
     appended_at_ms: int | None = Field(default=None, exclude=True)
 
+    def trace_headers(self) -> list[tuple[str, bytes]]:
+        """The command's trace context as Kafka headers, for a result published on its behalf."""
+        return [(name, value.encode()) for name, value in self.trace_context]
+
 
 @dataclass
 class RestoreReport:

@@ -225,7 +225,7 @@ class Processor:
             timestamp_ms=record.timestamp_ms,
             key=job.key,
             value=None,
-            headers=[(name, value.encode()) for name, value in record.trace_context],  # the command's
+            headers=record.trace_headers(),  # the command's trace
             intake=Parsed(record.command),
             parent=job,
         )

@@ -85,7 +85,7 @@ class ReviewDecisions:
             record.command, decision, record=record, result=result, opened_at=opened_at, now=now
         )
         # the result continues the command's trace (kept in its journal record), else the decision's
-        trace = [(name, value.encode()) for name, value in record.trace_context] or job.headers
+        trace = record.trace_headers() or job.headers
         await self._fx.commit(
             job,
             [
