@@ -117,8 +117,11 @@ async def test_an_idle_open_breaker_closes_when_the_api_recovers_and_the_backlog
         f"{COMMANDS} commands answered {drained_s:.2f} s after"
     )
     assert timeline.states()[0] == "open"
-    assert timeline.states()[-1] == "closed"
-    assert timeline.probes()[-1] == "closed"
+    # It closed through half-open. Which call took the half-open slot is a race, and either is correct:
+    # the prober's Login, or a command fetched during the outage that waited at the gate (backpressure
+    # keeps fetching while the breaker is open). tests/unit/pipeline/test_probe.py covers each alone.
+    assert timeline.states()[-2:] == ["half_open", "closed"]
+    assert "reopened" in timeline.probes()  # the prober ran with nothing buffered while the API was down
     assert {results.outcome_of(t) for t in traces} == {"succeeded"}
     executed = [e.trace_number for e in sandbox.state.ledger.executions]
     assert sorted(executed) == sorted(traces)  # each exactly once

@@ -1,7 +1,7 @@
 """The breaker's background probe: once it is half-open, a Login tells it whether the API is back.
 
-Commands are fetched only while the breaker is closed, so when it turns half-open nothing buffered may be
-there to make the one probe call it allows, and it would stay half-open for ever. This task needs no
+When the breaker opens with nothing buffered (an idle worker, or one whose buffer drained), nothing may be
+there to make the one probe call a half-open breaker allows, and it would stay half-open for ever. This task needs no
 traffic: whenever the breaker lets a probe go (``CircuitBreaker.claim_probe``, a pure decision over the
 injected clock) and no command took the slot first, it makes one Login through the worker's own client.
 The answer reaches the breaker through the same event hook as every call (``ApiCallFinished`` and
