@@ -41,6 +41,7 @@ class Claimant:
             if found is None:
                 raise RuntimeError(f"the claim {key} left the index before it was decided")
             if found.kind == "owner":
+                job.owned_claim = found.owner
                 return None
             # This command lost: its own claim goes (tombstoned with its answer), the owner's stays.
             mine = new_claim(

@@ -46,6 +46,9 @@ _UPSERT = (
 )
 
 
+Row = tuple[int, bytes, bytes | None, int]  # a claims record: offset, key, value (None: tombstone), append ms
+
+
 def _settle(waiter: asyncio.Future[None]) -> None:
     """A key waiter's step is over (nothing arrived): its holder looks again."""
     if not waiter.done():
@@ -103,37 +106,46 @@ class ClaimsStore:
         return int(self._db.execute("SELECT COUNT(*) FROM claims").fetchone()[0])
 
     # --- writing (only the follower writes: the store mirrors the topic) -------------------------
-    def apply(self, cpart: int, rows: list[tuple[int, bytes, bytes | None, int]], next_offset: int) -> None:
+    def apply(self, cpart: int, rows: list[Row], next_offset: int) -> None:
         """Records of claims partition ``cpart`` in order (offset, key, value or None, append time ms),
         and the position after them, in one transaction."""
-        upserts: list[tuple[object, ...]] = []  # in order; flushed before a delete, which may follow one
+        self.apply_many({cpart: (rows, next_offset)})
+
+    def apply_many(self, batches: dict[int, tuple[list[Row], int]]) -> None:
+        """``apply`` for several partitions in one SQLite transaction: one commit per fetch, not two per
+        partition (the records, then the position past their transaction's commit marker)."""
         self._db.execute("BEGIN")
         try:
-            for offset, raw_key, value, ts_ms in rows:
-                key = raw_key.decode(errors="replace")
-                if value is None:
-                    self._db.executemany(_UPSERT, upserts)
-                    upserts.clear()
-                    self._db.execute("DELETE FROM claims WHERE key = ?", (key,))
-                    continue
-                try:
-                    data = orjson.loads(value)
-                    trace, topic = str(data["trace_number"]), str(data["command_topic"])
-                    command_partition = int(data["command_partition"])
-                    final = int(data.get("state") == ClaimState.FINAL)
-                    claimed_at = data.get("claim_offset")
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                    log.warning("claims record at %d@%d is unreadable; ignored", cpart, offset)
-                    continue
-                at = int(claimed_at) if isinstance(claimed_at, int) else offset
-                upserts.append((key, trace, cpart, at, topic, command_partition, final, ts_ms, value))
-            self._db.executemany(_UPSERT, upserts)
-            self._set_meta(f"position:{cpart}", str(next_offset))
+            for cpart, (rows, next_offset) in batches.items():
+                self._upsert(cpart, rows)
+                self._set_meta(f"position:{cpart}", str(next_offset))
             self._set_meta("checkpoint_ms", str(int(time.time() * 1000)))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def _upsert(self, cpart: int, rows: list[Row]) -> None:
+        upserts: list[tuple[object, ...]] = []  # in order; flushed before a delete, which may follow one
+        for offset, raw_key, value, ts_ms in rows:
+            key = raw_key.decode(errors="replace")
+            if value is None:
+                self._db.executemany(_UPSERT, upserts)
+                upserts.clear()
+                self._db.execute("DELETE FROM claims WHERE key = ?", (key,))
+                continue
+            try:
+                data = orjson.loads(value)
+                trace, topic = str(data["trace_number"]), str(data["command_topic"])
+                command_partition = int(data["command_partition"])
+                final = int(data.get("state") == ClaimState.FINAL)
+                claimed_at = data.get("claim_offset")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                log.warning("claims record at %d@%d is unreadable; ignored", cpart, offset)
+                continue
+            at = int(claimed_at) if isinstance(claimed_at, int) else offset
+            upserts.append((key, trace, cpart, at, topic, command_partition, final, ts_ms, value))
+        self._db.executemany(_UPSERT, upserts)
 
     def position(self, cpart: int) -> int | None:
         row = self._db.execute("SELECT v FROM meta WHERE k = ?", (f"position:{cpart}",)).fetchone()
@@ -266,17 +278,21 @@ class ClaimsIndex:
         while True:
             try:
                 batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+                fetched: dict[int, tuple[list[Row], int]] = {}
                 for tp, messages in batch.items():
                     rows = [
                         (m.offset, m.key, m.value, int(m.timestamp)) for m in messages if m.key is not None
                     ]
                     next_offset = messages[-1].offset + 1 if messages else self._positions[tp.partition]
-                    self._apply(tp.partition, rows, next_offset)
+                    fetched[tp.partition] = (rows, next_offset)
                 # Aborted transactions and commit markers move the position past the last record.
                 for tp in consumer.assignment():
                     position = await consumer.position(tp)
-                    if position > self._positions.get(tp.partition, 0):
-                        self._apply(tp.partition, [], position)
+                    rows, known = fetched.get(tp.partition, ([], self._positions.get(tp.partition, 0)))
+                    if position > known:
+                        fetched[tp.partition] = (rows, position)
+                if fetched:
+                    self._apply(fetched)
             except asyncio.CancelledError:
                 raise
             except KafkaError as exc:
@@ -288,14 +304,15 @@ class ClaimsIndex:
                 self._notify()
                 return
 
-    def _apply(self, cpart: int, rows: list[tuple[int, bytes, bytes | None, int]], next_offset: int) -> None:
-        self._store.apply(cpart, rows, next_offset)
-        self._positions[cpart] = next_offset
-        if self._key_waiters:
-            for _, raw_key, _, _ in rows:
-                for waiter in self._key_waiters.pop(raw_key.decode(errors="replace"), ()):
-                    if not waiter.done():
-                        waiter.set_result(None)
+    def _apply(self, fetched: dict[int, tuple[list[Row], int]]) -> None:
+        self._store.apply_many(fetched)
+        for cpart, (rows, next_offset) in fetched.items():
+            self._positions[cpart] = next_offset
+            if self._key_waiters:
+                for _, raw_key, _, _ in rows:
+                    for waiter in self._key_waiters.pop(raw_key.decode(errors="replace"), ()):
+                        if not waiter.done():
+                            waiter.set_result(None)
         self._notify()
 
     @classmethod
@@ -309,10 +326,10 @@ class ClaimsIndex:
             partitions=partitions,
         )
 
-    def apply(self, cpart: int, rows: list[tuple[int, bytes, bytes | None, int]]) -> None:
+    def apply(self, cpart: int, rows: list[Row]) -> None:
         """Records as the follower would apply them: for in-memory fakes (no consumer)."""
         next_offset = rows[-1][0] + 1 if rows else self._positions.get(cpart, 0)
-        self._apply(cpart, rows, next_offset)
+        self._apply({cpart: (rows, next_offset)})
 
     async def wait_for_key(self, key: str, abandoned: Callable[[], bool]) -> bool:
         """Wait up to one step for a record of ``key``; False if the job is abandoned, else True.

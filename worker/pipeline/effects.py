@@ -13,7 +13,7 @@ from worker.core.resolution import AnswerKind
 from worker.ecash.client import MoneyCallResult
 from worker.ecash.codes import CallClass
 from worker.events import DeadLettered, EventSink, ResultPublished
-from worker.pipeline.claims import claim_key, claim_record, final_claim, new_claim
+from worker.pipeline.claims import Entry, claim_key, claim_record, final_claim, new_claim
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.dead_letters import dead_letter
 from worker.pipeline.intake import DeadLetterReason, Decision, Parsed, Rejection
@@ -90,13 +90,16 @@ class Effects:
         await self.answer(job, [self.outbox.dead_letter(letter, job.key, job.headers, subject=subject)])
         self.sink.emit(DeadLettered(job.partition, job.offset, reason.reason))
 
-    def final_claim(self, record: JournalRecord, result: Result) -> list[OutRecord]:
-        """The owner's outcome on its claim, for duplicates anywhere (none when claims are off)."""
+    def final_claim(
+        self, record: JournalRecord, result: Result, owned: Entry | None = None
+    ) -> list[OutRecord]:
+        """The owner's outcome on its claim, for duplicates anywhere (none when claims are off). ``owned``:
+        the claim as the job found it when it learnt it owns the trace number; else read from the index."""
         claims = self.claims
         if claims is None:
             return []
         key = claim_key(self.topic, record.partition, record.offset)
-        entry = claims.entry(key)
+        entry = owned if owned is not None and owned.claim.key == key else claims.entry(key)
         claim = (
             entry.claim
             if entry is not None
@@ -147,7 +150,7 @@ class Effects:
             [
                 *(before or []),
                 self.journal.out(record),
-                *self.final_claim(record, result),
+                *self.final_claim(record, result, job.owned_claim),
                 self.outbox.result(result, job.headers),
             ],
             record,

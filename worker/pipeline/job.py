@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from worker.pipeline.claims import Entry
 from worker.pipeline.intake import Decision, Intake, Parsed, Rejection
 from worker.pipeline.ownership import COMMANDS, PartitionWriter
 
@@ -27,6 +28,9 @@ class Job:
     writer: PartitionWriter | None = None
     stream: str = COMMANDS  # or DECISIONS: a review decision from the partition's decisions topic
     topic: str | None = None  # the topic it was read from, when not the commands topic
+    # Its own claim as the index held it when the job learnt it owns the trace number (claiming.py): the
+    # final claim is built from it without reading the index again.
+    owned_claim: Entry | None = None
     lane: str = field(init=False)
 
     def __post_init__(self) -> None:

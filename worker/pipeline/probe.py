@@ -1,9 +1,10 @@
 """The breaker's background probe: once it is half-open, a Login tells it whether the API is back.
 
 When the breaker opens with nothing buffered (an idle worker, or one whose buffer drained), nothing may be
-there to make the one probe call a half-open breaker allows, and it would stay half-open for ever. This task needs no
-traffic: whenever the breaker lets a probe go (``CircuitBreaker.claim_probe``, a pure decision over the
-injected clock) and no command took the slot first, it makes one Login through the worker's own client.
+there to make the one probe call a half-open breaker allows, and it would stay half-open for ever. This
+task needs no traffic: whenever the breaker lets a probe go (``CircuitBreaker.claim_probe``, a pure
+decision over the injected clock) and no command took the slot first, it makes one Login through the
+worker's own client.
 The answer reaches the breaker through the same event hook as every call (``ApiCallFinished`` and
 ``LoginFinished`` feed ``breaker_hook``): an answer closes it, no usable answer re-opens it for twice as
 long. A Login moves no money and needs no wallet or trace number; why it was chosen over a Balance or a

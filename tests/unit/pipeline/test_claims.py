@@ -214,6 +214,29 @@ def test_the_store_survives_a_restart_from_its_position(tmp_path: Path) -> None:
     again.close()
 
 
+def test_a_fetch_of_several_claims_partitions_is_stored_in_one_sqlite_commit(tmp_path: Path) -> None:
+    # The follower applies a whole fetch at once: records of two partitions and a third partition whose
+    # position moved past a commit marker alone. One commit, not one or two per partition.
+    store = ClaimsStore(tmp_path / "index-0.sqlite")
+    first, second = claim_of(command("A"), 0, 5).claim, claim_of(command("B"), 1, 6).claim
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.apply_many(
+        {
+            0: ([(7, first.key.encode(), claim_record(TOPIC, first, 1).value, 1_000)], 9),
+            1: ([(3, second.key.encode(), claim_record(TOPIC, second, 1).value, 1_000)], 4),
+            2: ([], 12),
+        }
+    )
+    store._db.set_trace_callback(None)
+    assert statements.count("COMMIT") == 1
+    store.close()
+    again = ClaimsStore(tmp_path / "index-0.sqlite")
+    assert [again.position(p) for p in (0, 1, 2)] == [9, 4, 12]
+    assert [e.claim.key for e in again.entries("A") + again.entries("B")] == [first.key, second.key]
+    again.close()
+
+
 def test_two_processes_on_one_state_directory_take_two_store_files(tmp_path: Path) -> None:
     first = open_claims_store(tmp_path, "g", TOPIC)
     second = open_claims_store(tmp_path, "g", TOPIC)

@@ -366,6 +366,22 @@ async def test_the_first_claim_owns_the_trace_number_and_its_outcome_rides_on_th
     assert claims[-1]["result"]["outcome"] == "succeeded"
 
 
+async def test_the_owners_final_claim_is_built_from_the_claim_it_won_without_reading_the_index_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r = await rig(claims=True)
+    assert r.claims is not None
+    lookups: list[str] = []
+    read = r.claims.entry
+    monkeypatch.setattr(r.claims, "entry", lambda key: lookups.append(key) or read(key))
+    assert await r.processor.handle(r.job(charge(), offset=4))
+    assert lookups == [], "finishing read the claim back from the index (a SQLite query and a parse)"
+    claims = r.values(CLAIMS)
+    assert [c["state"] for c in claims] == ["claimed", "final"]
+    assert claims[-1]["claim_offset"] == 0  # the won claim's place in its claims partition
+    assert claims[-1]["command_offset"] == 4
+
+
 async def test_a_claimed_trace_number_reused_with_other_parameters_is_rejected_without_money() -> None:
     r = await rig(claims=True)
     r.claim_elsewhere(Command.model_validate(charge(amount=7)), partition=1, offset=0)
