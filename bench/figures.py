@@ -91,6 +91,9 @@ class RunFigures:
     duration_s: float | None = None  # first result to last result
     wall_s: float | None = None  # process start to last result
     throughput_per_s: float | None = None
+    # Between the 10th and the 90th percentile of the result times: without the start (partitions
+    # assigned, a second replica joining) and the tail (the last partitions draining alone).
+    steady_per_s: float | None = None
     littles_law_bound_per_s: float | None = None
     end_to_end_ms: dict[str, float | None] = field(default_factory=dict)
     service_ms: dict[str, float | None] = field(default_factory=dict)
@@ -115,8 +118,19 @@ class RunFigures:
     profiled: str = "none"
     replicas: int = 1
     rate_per_s: float | None = None
+    ready_after_s: float | None = None  # paced runs: from start until the worker owned every partition
     waited_for_quiet_s: float | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def steady_per_s(result_ms: list[int]) -> float | None:
+    """Results per second between the 10th and the 90th percentile of their times (None: too few)."""
+    if len(result_ms) < 20:
+        return None
+    ordered = sorted(result_ms)
+    low, high = len(ordered) // 10, len(ordered) - 1 - len(ordered) // 10
+    span_s = (ordered[high] - ordered[low]) / 1000
+    return round((high - low) / span_s, 1) if span_s > 0 else None
 
 
 def fill_timing(figures: RunFigures, stamps: Timestamps, spawned_unix_s: float) -> None:
@@ -129,6 +143,7 @@ def fill_timing(figures: RunFigures, stamps: Timestamps, spawned_unix_s: float) 
     figures.wall_s = round(last_ms / 1000 - spawned_unix_s, 3)
     if last_ms > first_ms:
         figures.throughput_per_s = round((len(stamps.result_ms) - 1) / ((last_ms - first_ms) / 1000), 1)
+    figures.steady_per_s = steady_per_s(list(stamps.result_ms.values()))
     e2e = [stamps.result_ms[t] - stamps.command_ms[t] for t in stamps.result_ms if t in stamps.command_ms]
     figures.end_to_end_ms = percentiles_ms([float(v) for v in e2e])
     starts = {**(stamps.intent_ms or stamps.started_ms), **stamps.claim_ms}  # the claim comes first

@@ -18,7 +18,7 @@ from bench.sampling import status_line_kib
 def summary_line(f: RunFigures) -> str:
     return (
         f"{'complete' if f.complete else 'INCOMPLETE'}: {f.results_distinct}/{f.commands} results, "
-        f"{f.throughput_per_s} cmd/s, e2e p50 {f.end_to_end_ms.get('p50')} ms, "
+        f"{f.throughput_per_s} cmd/s (steady {f.steady_per_s}), e2e p50 {f.end_to_end_ms.get('p50')} ms, "
         f"service p50 {f.service_ms.get('p50')} ms, {f.design_cpu_ms_per_1000} CPU ms/1k, "
         f"peak RSS {f.peak_rss_mib} MiB, cores worker/sandbox/kafka/others "
         f"{f.design_cores}/{f.sandbox_cores}/{f.broker_cores}/{f.others_cores}"

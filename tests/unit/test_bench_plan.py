@@ -26,7 +26,7 @@ def test_scale_out_runs_one_then_two_processes_at_the_same_in_flight_each() -> N
     one, two = part_argv("scale-out", parse_args(["--commands", "100000"]), None)
     for part, replicas in ((one, "1"), (two, "2")):
         assert part.argv[part.argv.index("--replicas") + 1] == replicas
-        assert part.argv[part.argv.index("--max-in-flight") + 1] == "32"
+        assert part.argv[part.argv.index("--max-in-flight") + 1] == "8"
         assert part.argv[part.argv.index("--commands") + 1] == "100000"
 
 

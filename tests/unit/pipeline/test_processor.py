@@ -33,6 +33,7 @@ from tests.unit.pipeline.rig import (
 from worker.contracts import Command, Outcome, ResolvedBy
 from worker.ecash import wire
 from worker.events import CommandRejected, DeadLettered, RetryScheduled
+from worker.pipeline.claims import Entry
 from worker.pipeline.journal import JournalState
 from worker.pipeline.results import command_result
 
@@ -373,7 +374,12 @@ async def test_the_owners_final_claim_is_built_from_the_claim_it_won_without_rea
     assert r.claims is not None
     lookups: list[str] = []
     read = r.claims.entry
-    monkeypatch.setattr(r.claims, "entry", lambda key: lookups.append(key) or read(key))
+
+    def counted(key: str) -> Entry | None:
+        lookups.append(key)
+        return read(key)
+
+    monkeypatch.setattr(r.claims, "entry", counted)
     assert await r.processor.handle(r.job(charge(), offset=4))
     assert lookups == [], "finishing read the claim back from the index (a SQLite query and a parse)"
     claims = r.values(CLAIMS)
