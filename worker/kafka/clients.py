@@ -37,6 +37,7 @@ __all__ = [
     "client_reader",
     "commands_consumer",
     "decisions_consumer",
+    "heartbeat_interval_ms",
     "reader_consumer",
     "restore_consumer",
     "transactional_producer",
@@ -58,6 +59,16 @@ CONCURRENT_TRANSACTIONS_BACKOFF_S = 0.002
 TXN_RETRY_BACKOFF_MS = 20
 
 
+def heartbeat_interval_ms(session_timeout_s: float) -> int:
+    """How often the group member heartbeats: a third of the session, but at most 3 s (Kafka's default).
+
+    A member learns that its group is rebalancing only from a heartbeat's answer, so this bounds how long
+    a new replica (a scale-out, a rolling update's new pod) waits for its partitions, and how long the
+    partitions of a replica that left stay with nobody. At 30 s / 3 that was up to 10 s, measured
+    (docs/performance.md, "Scale-out")."""
+    return max(1000, min(3000, int(session_timeout_s * 1000 / 3)))
+
+
 def commands_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafkaConsumer:
     """The worker's group member on the commands topic (the runner subscribes it)."""
     return AIOKafkaConsumer(
@@ -69,7 +80,7 @@ def commands_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKaf
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
-        heartbeat_interval_ms=max(1000, int(settings.kafka_session_timeout_s * 1000 / 3)),
+        heartbeat_interval_ms=heartbeat_interval_ms(settings.kafka_session_timeout_s),
         rebalance_timeout_ms=int(settings.kafka_rebalance_timeout_s * 1000),
         max_poll_interval_ms=max(300_000, int(settings.kafka_rebalance_timeout_s * 1000)),
         max_partition_fetch_bytes=1024 * 1024,

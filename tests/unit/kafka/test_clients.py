@@ -52,6 +52,16 @@ async def test_the_worker_reads_only_committed_records_and_commits_no_offsets_it
     assert consumers["claims"]._fetch_max_wait_ms == clients.CLAIMS_FETCH_WAIT_MS
 
 
+async def test_a_rebalance_is_noticed_within_3_s_whatever_the_session_timeout() -> None:
+    # A member hears of a rebalance only in a heartbeat's answer: a new replica waited up to 10 s for its
+    # partitions at the default 30 s session (a third of it), and a leaver's partitions had no owner as long.
+    consumer = clients.commands_consumer(Settings(group_id="g"), {})
+    assert consumer._heartbeat_interval_ms == 3000
+    assert consumer._session_timeout_ms == 30_000
+    assert clients.heartbeat_interval_ms(6.0) == 2000  # a short session keeps a third of it
+    assert clients.heartbeat_interval_ms(300.0) == 3000
+
+
 async def test_the_producers_client_reads_only_committed_results_and_produces_acks_all() -> None:
     reader = clients.client_reader("k:9092", {}, client_id="c")
     assert reader._isolation_level == "read_committed"
