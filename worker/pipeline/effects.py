@@ -70,7 +70,8 @@ class Effects:
         return lease_start_s
 
     async def commit(self, job: Job, records: list[OutRecord], journal: JournalRecord | None = None) -> None:
-        """Finish ``job``: its records and its offset in one transaction."""
+        """Finish ``job``: its records in one transaction, which frees its offset (committed with it, or
+        by a later transaction within ``ECASH_COMMIT_INTERVAL_S``: ownership.py)."""
         with tracing.write_span(records, ends_message=True, prefer=self._span_topics):
             await self.writer(job).write(records, done_offset=job.offset, stream=job.stream)
         if journal is not None:

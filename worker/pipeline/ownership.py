@@ -9,8 +9,13 @@ offset) goes through that partition's writer, in transactions:
 - an intent is *committed* before its Charge or Credit may leave (``write`` returns only after the commit),
   and ``write`` returns the lease start: the monotonic time taken before the transaction's records were
   sent, which is no later than the broker's append time of those records;
-- an outcome, its result, its review record and the offset that the command frees are one transaction, so
-  a ``read_committed`` reader sees a command's result exactly once.
+- an outcome, its result and its review record are one transaction, so a ``read_committed`` reader sees
+  a command's result exactly once. The consumed offset joins a transaction at most every
+  ``offset_interval_s`` (``ECASH_COMMIT_INTERVAL_S``; the first at once, a deferred one by a timer, the
+  last when the partition is released): a message replayed from an older committed offset finds its
+  outcome in the journal, committed with its result, and only moves the offset (the processor's
+  ``OffsetOnly``). Two of a transaction's five requests (``AddOffsetsToTxn``, ``TxnOffsetCommit``) are
+  then paid once per interval instead of once per outcome.
 
 Writes are batched (group commit): every caller's records join the open batch, which becomes one
 transaction once its oldest write has waited ``flush_interval_s`` (Kafka's ``linger.ms``, measured from the
@@ -120,6 +125,7 @@ class WriterPolicy:
     start_timeout_s: float = 30.0  # InitProducerId loops without a deadline in aiokafka 0.14
     # a stuck commit (aiokafka#1145) or offsets that cannot join it: the partition is lost, re-activated
     commit_timeout_s: float = 30.0
+    offset_interval_s: float = 0.0  # 0: every transaction commits the offset it frees
 
 
 class PartitionWriter:
@@ -156,6 +162,10 @@ class PartitionWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._committed: dict[str, int] = {}
+        self._offsets_at_s: float | None = None  # monotonic time of the last offset commit
+        self._offsets_timer: asyncio.Task[None] | None = None  # wakes the loop for deferred offsets
+        self._offsets_due = False  # the timer fired: commit the offsets even with nothing else to write
+        self._final = False  # closing: the last transaction commits the offsets whatever the interval
         self.lost: str | None = None
         self.transactions = 0
 
@@ -173,17 +183,22 @@ class PartitionWriter:
 
     async def close(self, *, flush: bool, timeout_s: float) -> None:
         """Flush what is pending (bounded), then stop the producer. Waiters left get ``PartitionLost``."""
-        if flush and self.lost is None and (self._pending.records or self._pending.done_offsets):
+        self._final = True
+        pending = self._pending.records or self._pending.done_offsets or self._offsets_behind()
+        if flush and self.lost is None and pending:
             self._wake.set()
             done = asyncio.get_running_loop().create_future()
+            if not self._pending.waiters:
+                self._pending.first_at_s = self._clock.monotonic_s()
             self._pending.waiters.append(done)
             with contextlib.suppress(TimeoutError, PartitionLost):
                 await asyncio.wait_for(asyncio.shield(done), timeout_s)
         if self.lost is None:
             self.lost = "the partition was released"  # nothing more is written through this writer
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._offsets_timer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         self._fail_waiters(self._pending, "the partition was released")
         self._pending = _Pending()
         if self._producer is not None:
@@ -197,7 +212,8 @@ class PartitionWriter:
         """Add to the next transaction; return once it is committed, with the lease start (monotonic s).
 
         ``done_offset``: the consumed message at this offset of ``stream`` (the commands partition, or its
-        review decisions) is finished by these records; its offset is committed in the same transaction.
+        review decisions) is finished by these records; its offset is committed in the same transaction, or
+        in a later one if an offset was committed less than ``offset_interval_s`` ago.
         """
         if self.lost is not None:
             raise PartitionLost(self.lost)
@@ -221,9 +237,11 @@ class PartitionWriter:
                     await self._clock.sleep_s(self._policy.flush_interval_s - waited_s)
             self._wake.clear()
             batch, self._pending = self._pending, _Pending()
-            if not batch.waiters:
+            offsets_only = self._offsets_due and self._offsets_behind()
+            self._offsets_due = False
+            if not batch.waiters and not offsets_only:
                 continue
-            waited_s = self._clock.monotonic_s() - batch.first_at_s
+            waited_s = self._clock.monotonic_s() - batch.first_at_s if batch.waiters else 0.0
             try:
                 lease_start_s = await self._transaction(batch)
             except asyncio.CancelledError:
@@ -255,6 +273,9 @@ class PartitionWriter:
             for stream, done in batch.done_offsets:
                 self._mark_done(stream, done)
             moved = {s: o for s, o in self._committable().items() if self._committed.get(s) != o}
+            if moved and not self._final and not self._offsets_may_commit():
+                moved = {}  # within the interval: a later transaction, or the timer's, carries it
+                self._defer_offsets()
             if moved:
                 # A fresh dict every time: aiokafka#1098 (a reused offsets dict breaks its handler).
                 offsets = {self._offset_key(s): o for s, o in moved.items()}
@@ -268,9 +289,36 @@ class PartitionWriter:
             raise
         for sent in sends:
             await sent  # resolved by the commit; surfaces a per-record error
-        self._committed.update(moved)
+        if moved:
+            self._committed.update(moved)
+            self._offsets_at_s = lease_start_s
         self.transactions += 1
         return lease_start_s
+
+    # --- the consumed offsets -----------------------------------------------------------------
+    def _offsets_behind(self) -> bool:
+        """Some stream's committable offset is not committed yet."""
+        return any(self._committed.get(s) != o for s, o in self._committable().items())
+
+    def _offsets_may_commit(self) -> bool:
+        last_s = self._offsets_at_s
+        return last_s is None or self._clock.monotonic_s() - last_s >= self._policy.offset_interval_s
+
+    def _defer_offsets(self) -> None:
+        """Wake the flush loop once the interval is over, so that a partition that goes quiet still
+        commits its last offsets (a restart would otherwise replay more than one interval of them)."""
+        if self._offsets_timer is not None and not self._offsets_timer.done():
+            return
+        last_s = self._offsets_at_s if self._offsets_at_s is not None else self._clock.monotonic_s()
+        wait_s = max(0.0, last_s + self._policy.offset_interval_s - self._clock.monotonic_s())
+        self._offsets_timer = asyncio.create_task(
+            self._offsets_later(wait_s), name=f"txn-offsets-{self.partition}"
+        )
+
+    async def _offsets_later(self, wait_s: float) -> None:
+        await self._clock.sleep_s(wait_s)
+        self._offsets_due = True
+        self._wake.set()
 
     # --- losing -----------------------------------------------------------------------------
     def _lose(self, reason: str, batch: _Pending) -> None:

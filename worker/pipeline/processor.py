@@ -3,7 +3,7 @@ flat loops (no step calls back into an earlier one). Each step's I/O lives with 
 effects.py (every write, through the partition's transactional writer), claiming.py (the trace number's
 deployment-wide claim), resolving.py (Status Inquiry), review_decisions.py (an operator's decision).
 
-A job returns True when its result is committed (with its offset, in one transaction) and False when it
+A job returns True when its result is committed (its offset freed in the same transaction) and False when it
 was abandoned because its partition was revoked or lost, or the worker is stopping: its journal record
 lets the next owner carry on.
 

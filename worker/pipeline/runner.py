@@ -99,6 +99,7 @@ class Runner:
             max_batch_records=settings.txn_max_records,
             start_timeout_s=settings.activation_timeout_s,
             commit_timeout_s=settings.activation_timeout_s,
+            offset_interval_s=settings.commit_interval_s,
         )
         self._offsets = StreamOffsets(self.topic, self.decisions_topic)
         self._lanes: Lanes[Job] = Lanes(run=self._run_job, max_in_flight=settings.max_in_flight)

@@ -8,6 +8,7 @@ clock, so a freeze of a minute is one call to ``advance``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import httpx
 import orjson
@@ -174,3 +175,32 @@ async def test_a_closed_writer_refuses_writes_so_a_stale_job_cannot_write_for_a_
     await r.writer.close(flush=True, timeout_s=1.0)
     assert not await r.processor.handle(r.job(charge()))
     assert r.api.count(wire.Operation.CHARGE) == 0
+
+
+# --- the consumed offset: at most once per ECASH_COMMIT_INTERVAL_S -------------------------------------
+
+
+async def test_offsets_commit_once_per_interval_and_a_quiet_partition_still_commits_its_last() -> None:
+    r = await rig(policy=WriterPolicy(offset_interval_s=1.0))
+    at_s: list[float] = []  # the (fake) time of each transaction that commits an offset
+    r.after_commit.append(lambda c: at_s.append(r.clock.monotonic_s()) if c.offsets else None)
+    for offset, trace in ((0, "T1"), (1, "T2"), (2, "T3")):
+        assert await r.processor.handle(r.job(charge(trace), offset=offset))
+    for _ in range(5):  # the interval's timer (on the fake clock) wakes the quiet writer: offsets alone
+        await asyncio.sleep(0)
+    assert r.broker.offsets()[-1] == 3, "the last offset is committed though nothing else is written"
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(at_s)), at_s
+    outcomes = [c for c in r.transactions() if RESULTS in r.topics_of(c)]
+    assert [c.offsets for c in outcomes] == [{}, {}, {}], "each outcome came within the interval"
+    assert [r.topics_of(c) for c in r.transactions() if c.offsets][1:] == [[], [], []]
+    assert [x["trace_number"] for x in r.results()] == ["T1", "T2", "T3"]
+
+
+async def test_a_released_partition_commits_the_offsets_it_was_still_holding_back() -> None:
+    r = await rig(policy=WriterPolicy(offset_interval_s=3600.0))
+    r.writer._defer_offsets = lambda: None  # type: ignore[method-assign]  # the timer has not fired yet
+    for offset, trace in ((0, "T1"), (1, "T2")):
+        assert await r.processor.handle(r.job(charge(trace), offset=offset))
+    assert r.broker.offsets() == [0]
+    await r.writer.close(flush=True, timeout_s=1.0)
+    assert r.broker.offsets() == [0, 2], "the next owner starts after T2, not at T1"
