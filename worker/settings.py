@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     kafka_rebalance_timeout_s: float = Field(60.0, gt=0)
     kafka_metadata_max_age_s: float = Field(60.0, ge=1)
     drain_timeout_s: float = Field(20.0, gt=0)
-    commit_interval_s: float = Field(1.0, gt=0)
+    commit_interval_s: float = Field(0.2, gt=0, le=60)  # how often offsets join a transaction (ownership.py)
     command_max_bytes: int = Field(16_384, ge=256)
     # plain: JSON; confluent: Confluent Schema Registry wire format (0x00 + 4-byte schema id + JSON, the id
     # not looked up); auto: either, message by message (worker/pipeline/intake.py, unframe)
