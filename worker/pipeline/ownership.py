@@ -272,7 +272,7 @@ class PartitionWriter:
             ]
             for stream, done in batch.done_offsets:
                 self._mark_done(stream, done)
-            moved = {s: o for s, o in self._committable().items() if self._committed.get(s) != o}
+            moved = self._moved_offsets()
             if moved and not self._final and not self._offsets_may_commit():
                 moved = {}  # within the interval: a later transaction, or the timer's, carries it
                 self._defer_offsets()
@@ -296,9 +296,12 @@ class PartitionWriter:
         return lease_start_s
 
     # --- the consumed offsets -----------------------------------------------------------------
+    def _moved_offsets(self) -> dict[str, int]:
+        """Each stream's committable offset that is not committed yet."""
+        return {s: o for s, o in self._committable().items() if self._committed.get(s) != o}
+
     def _offsets_behind(self) -> bool:
-        """Some stream's committable offset is not committed yet."""
-        return any(self._committed.get(s) != o for s, o in self._committable().items())
+        return bool(self._moved_offsets())
 
     def _offsets_may_commit(self) -> bool:
         last_s = self._offsets_at_s
