@@ -273,9 +273,10 @@ class PartitionWriter:
             for stream, done in batch.done_offsets:
                 self._mark_done(stream, done)
             moved = self._moved_offsets()
-            if moved and not self._final and not self._offsets_may_commit():
+            wait_s = 0.0 if self._final else self._offsets_wait_s()
+            if moved and wait_s > 0:
                 moved = {}  # within the interval: a later transaction, or the timer's, carries it
-                self._defer_offsets()
+                self._defer_offsets(wait_s)
             if moved:
                 # A fresh dict every time: aiokafka#1098 (a reused offsets dict breaks its handler).
                 offsets = {self._offset_key(s): o for s, o in moved.items()}
@@ -303,17 +304,17 @@ class PartitionWriter:
     def _offsets_behind(self) -> bool:
         return bool(self._moved_offsets())
 
-    def _offsets_may_commit(self) -> bool:
-        last_s = self._offsets_at_s
-        return last_s is None or self._clock.monotonic_s() - last_s >= self._policy.offset_interval_s
+    def _offsets_wait_s(self) -> float:
+        """How long until an offset may be committed again (0: now; the first one always may)."""
+        if self._offsets_at_s is None:
+            return 0.0
+        return max(0.0, self._offsets_at_s + self._policy.offset_interval_s - self._clock.monotonic_s())
 
-    def _defer_offsets(self) -> None:
+    def _defer_offsets(self, wait_s: float) -> None:
         """Wake the flush loop once the interval is over, so that a partition that goes quiet still
         commits its last offsets (a restart would otherwise replay more than one interval of them)."""
         if self._offsets_timer is not None and not self._offsets_timer.done():
             return
-        last_s = self._offsets_at_s if self._offsets_at_s is not None else self._clock.monotonic_s()
-        wait_s = max(0.0, last_s + self._policy.offset_interval_s - self._clock.monotonic_s())
         self._offsets_timer = asyncio.create_task(
             self._offsets_later(wait_s), name=f"txn-offsets-{self.partition}"
         )

@@ -198,7 +198,11 @@ async def test_offsets_commit_once_per_interval_and_a_quiet_partition_still_comm
 
 async def test_a_released_partition_commits_the_offsets_it_was_still_holding_back() -> None:
     r = await rig(policy=WriterPolicy(offset_interval_s=3600.0))
-    r.writer._defer_offsets = lambda: None  # type: ignore[method-assign]  # the timer has not fired yet
+
+    def timer_not_fired_yet(wait_s: float) -> None:
+        assert wait_s > 0
+
+    r.writer._defer_offsets = timer_not_fired_yet  # type: ignore[method-assign]
     for offset, trace in ((0, "T1"), (1, "T2")):
         assert await r.processor.handle(r.job(charge(trace), offset=offset))
     assert r.broker.offsets() == [0]
