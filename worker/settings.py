@@ -268,17 +268,8 @@ class Settings(BaseSettings):
         api_tls = self._api_tls_incoherence()
         if api_tls is not None:
             return api_tls
-        topics = {
-            "ECASH_COMMANDS_TOPIC": self.commands_topic,
-            "ECASH_RESULTS_TOPIC": self.results_topic,
-            "ECASH_DLQ_TOPIC": self.dlq_topic,
-            "ECASH_REVIEW_TOPIC": self.review_topic,
-            "ECASH_JOURNAL_TOPIC": self.journal_topic,
-            "ECASH_CLAIMS_TOPIC": self.claims_topic,
-            "ECASH_REVIEW_DECISIONS_TOPIC": self.review_decisions_topic,
-        }
         seen: dict[str, str] = {}
-        for name, topic in topics.items():
+        for name, topic in self._topics_by_setting().items():
             if topic in seen:
                 return f"{name}: the same topic as {seen[topic]} ({topic}); every topic must be its own"
             seen[topic] = name
@@ -310,6 +301,21 @@ class Settings(BaseSettings):
                 "is https:// (use https://, or unset it)"
             )
         return None
+
+    def _topics_by_setting(self) -> dict[str, str]:
+        return {
+            "ECASH_COMMANDS_TOPIC": self.commands_topic,
+            "ECASH_RESULTS_TOPIC": self.results_topic,
+            "ECASH_DLQ_TOPIC": self.dlq_topic,
+            "ECASH_REVIEW_TOPIC": self.review_topic,
+            "ECASH_JOURNAL_TOPIC": self.journal_topic,
+            "ECASH_CLAIMS_TOPIC": self.claims_topic,
+            "ECASH_REVIEW_DECISIONS_TOPIC": self.review_decisions_topic,
+        }
+
+    def topic_names(self) -> list[str]:
+        """Every topic the worker reads or writes, as configured."""
+        return list(self._topics_by_setting().values())
 
     def _kafka_security_incoherence(self) -> str | None:  # noqa: C901 - every incoherent pair of Kafka security settings, in the order they are reported
         protocol = self.kafka_security_protocol

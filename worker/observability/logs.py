@@ -70,6 +70,7 @@ _KEY_VALUE = re.compile(rf"(?i)\b([\w-]*?(?:{_SECRET_WORDS}))([\"']?\s*[:=]\s*[\
 # API keys (56), session tokens (48): long opaque runs with a digit. Trace numbers are <= 32 characters;
 # response codes (OTP_VALIDATION_FAILED_OTP_ALREADY_VALIDATED) and URL paths have no digit or break at "/".
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9+=_-])[A-Za-z0-9+=_-]{40,}(?![A-Za-z0-9+=_-])")
+_NUMBERED = re.compile(r"(.+)[-_]\d{1,6}")
 _SECRET_FIELD = re.compile(rf"(?i)^[\w-]*(?:{_SECRET_WORDS})$")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 # MSISDN-shaped: 9 to 15 digits not inside a longer run of digits (08131234567, 628131234567, +628...).
@@ -96,17 +97,29 @@ def event_name(event: Event) -> str:
 
 
 class Redactor:
-    """Replaces secrets in text: known secret values, secret-looking key=value pairs, long opaque runs."""
+    """Replaces secrets in text: known secret values, secret-looking key=value pairs, long opaque runs.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    ``public`` are names the operator configured (topics, the group, the instance id): a long run with a
+    digit inside one of them (``payments-prod-2026-ecash-worker-blue-green``) is what an SRE searches the
+    log for, not a secret, and is left alone."""
+
+    def __init__(self, secrets: Iterable[str] = (), *, public: Iterable[str] = ()) -> None:
         values = {s for s in secrets if len(s) >= _MIN_SECRET_LEN}
         self._values = sorted(values, key=len, reverse=True)
+        self._public = frozenset(run for name in public for run in _OPAQUE.findall(name)) - values
 
     def __call__(self, text: str) -> str:
         for value in self._values:
             text = text.replace(value, REDACTED)
         text = _KEY_VALUE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-        return mask_msisdns(_OPAQUE.sub(_redact_if_digit, text))
+        return mask_msisdns(_OPAQUE.sub(self._redact_if_digit, text))
+
+    def _redact_if_digit(self, match: re.Match[str]) -> str:
+        run = match.group(0)
+        if not any(ch.isdigit() for ch in run) or run in self._public:
+            return run
+        named = _NUMBERED.fullmatch(run)  # a configured name with a partition: ecash-...-commands-3
+        return run if named is not None and named.group(1) in self._public else REDACTED
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Redactor:
@@ -116,12 +129,13 @@ class Redactor:
             settings.api_password,
             settings.kafka_sasl_password,
         ]
-        return cls(s.get_secret_value() for s in secrets if s is not None)
-
-
-def _redact_if_digit(match: re.Match[str]) -> str:
-    run = match.group(0)
-    return REDACTED if any(ch.isdigit() for ch in run) else run
+        public = [
+            settings.group_id,
+            settings.kafka_group_instance_id or "",
+            settings.kafka_sasl_username or "",
+            *settings.topic_names(),
+        ]
+        return cls((s.get_secret_value() for s in secrets if s is not None), public=public)
 
 
 class RedactionFilter(logging.Filter):
@@ -226,8 +240,9 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         root.removeHandler(old)
     root.addHandler(handler)
     for other in root.handlers:  # any handler someone else installed: MSISDNs and secrets masked there too
-        if not any(isinstance(f, RedactionFilter) for f in other.filters):
-            other.addFilter(redaction)
+        for stale in [f for f in other.filters if isinstance(f, RedactionFilter) and f is not redaction]:
+            other.removeFilter(stale)  # an earlier configuration's: its secrets and names, not these
+        other.addFilter(redaction)
     root.setLevel(settings.log_level)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # httpx says "HTTP Request: POST ..." at INFO for every call: a second line per command, saying less
