@@ -1,0 +1,117 @@
+"""Every Kafka request the worker makes, counted and timed by type: ``--profile kafka-requests``.
+
+``python -m bench.kafka_requests OUT -- -m worker.cli run`` runs the module after the ``--`` as ``python
+-m`` would, with aiokafka's ``AIOKafkaClient.send`` wrapped: each request's round trip (sent to answered,
+as the worker's event loop sees it) goes into a table by request type, written to OUT every 1,000
+requests and at exit. A refusal with ``CONCURRENT_TRANSACTIONS`` (the coordinator still writing the last
+transaction's markers) is counted too, for ``AddPartitionsToTxn`` and ``EndTxn``.
+
+Measurement only (docs/performance.md, "What a transaction is made of"): the wrapper costs a few
+microseconds per request, so its CPU figures are near the worker's but not the same run's.
+"""
+
+from __future__ import annotations
+
+import atexit
+import runpy
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RequestStats", "main", "refused_concurrently", "render"]
+
+CONCURRENT_TRANSACTIONS = 51  # Kafka's error code
+_WRITE_EVERY = 1000
+
+
+@dataclass
+class RequestStats:
+    """Round trips of one request type."""
+
+    count: int = 0
+    total_s: float = 0.0
+    max_s: float = 0.0
+    refused: int = 0  # answered CONCURRENT_TRANSACTIONS
+    samples_ms: list[float] = field(default_factory=list)
+
+    def add(self, elapsed_s: float, *, refused: bool) -> None:
+        self.count += 1
+        self.total_s += elapsed_s
+        self.max_s = max(self.max_s, elapsed_s)
+        self.refused += int(refused)
+        self.samples_ms.append(elapsed_s * 1000)
+
+
+def refused_concurrently(response: Any) -> bool:
+    """The answer is a ``CONCURRENT_TRANSACTIONS`` refusal (AddPartitionsToTxn's per partition, EndTxn's)."""
+    if getattr(response, "error_code", None) == CONCURRENT_TRANSACTIONS:
+        return True
+    errors = getattr(response, "errors", None)
+    if not isinstance(errors, list):
+        return False
+    return any(
+        code == CONCURRENT_TRANSACTIONS for _topic, partitions in errors for _partition, code in partitions
+    )
+
+
+def render(stats: dict[str, RequestStats]) -> str:
+    """One line per request type, most frequent first: count, mean, p50, p99, max, refusals."""
+    head = ("count", 8), ("mean ms", 8), ("p50", 7), ("p99", 7), ("max", 7), ("refused", 8)
+    lines = [f"{'request':34s} " + " ".join(f"{title:>{width}s}" for title, width in head)]
+    for name, s in sorted(stats.items(), key=lambda kv: -kv[1].count):
+        ordered = sorted(s.samples_ms)
+        p50 = ordered[len(ordered) // 2] if ordered else 0.0
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+        mean = 1000 * s.total_s / s.count if s.count else 0.0
+        lines.append(
+            f"{name:34s} {s.count:8d} {mean:8.2f} {p50:7.2f} {p99:7.2f} {1000 * s.max_s:7.1f} {s.refused:8d}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _install(out: Path) -> None:
+    from aiokafka import client
+
+    stats: dict[str, RequestStats] = {}
+    send: Callable[..., Awaitable[Any]] = client.AIOKafkaClient.send
+    seen = [0]
+
+    def write() -> None:
+        out.write_text(render(stats), encoding="utf-8")
+
+    async def timed_send(self: Any, node_id: Any, request: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        response: Any = None
+        try:
+            response = await send(self, node_id, request, **kwargs)
+            return response
+        finally:
+            name = type(request).__name__.removesuffix("Request")
+            stats.setdefault(name, RequestStats()).add(
+                time.monotonic() - started, refused=refused_concurrently(response)
+            )
+            seen[0] += 1
+            if seen[0] % _WRITE_EVERY == 0:
+                write()
+
+    client.AIOKafkaClient.send = timed_send
+    atexit.register(write)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 4 or args[1] != "--" or args[2] != "-m":
+        print("usage: python -m bench.kafka_requests OUT -- -m MODULE [ARGS...]", file=sys.stderr)
+        return 2
+    out, module, rest = Path(args[0]), args[3], args[4:]
+    _install(out)
+    sys.argv = [module, *rest]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

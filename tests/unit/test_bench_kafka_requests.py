@@ -1,0 +1,46 @@
+"""``--profile kafka-requests``: which answers count as refusals, the table it writes, and the command line
+that wraps the design under test (bench/kafka_requests.py; no broker: answers are plain objects)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from bench.kafka_requests import RequestStats, refused_concurrently, render
+from bench.processes import design_argv
+
+
+def test_a_concurrent_transactions_answer_counts_as_a_refusal_whether_whole_or_per_partition() -> None:
+    assert refused_concurrently(SimpleNamespace(error_code=51))  # EndTxn
+    assert refused_concurrently(SimpleNamespace(errors=[("ecash.claims", [(3, 0), (7, 51)])]))
+    assert not refused_concurrently(SimpleNamespace(error_code=0))
+    assert not refused_concurrently(SimpleNamespace(errors=[("ecash.claims", [(3, 0)])]))
+    assert not refused_concurrently(None)  # the request failed: no answer at all
+
+
+def test_the_table_puts_the_most_frequent_request_first_with_its_percentiles() -> None:
+    produce, end = RequestStats(), RequestStats()
+    for ms in range(1, 101):
+        produce.add(ms / 1000, refused=False)
+    end.add(0.002, refused=True)
+    header, first, second = render({"EndTxn": end, "Produce": produce}).splitlines()
+    assert header.split() == ["request", "count", "mean", "ms", "p50", "p99", "max", "refused"]
+    assert first.split() == ["Produce", "100", "50.50", "51.00", "100.00", "100.0", "0"]
+    assert second.split() == ["EndTxn", "1", "2.00", "2.00", "2.00", "2.0", "1"]
+
+
+def test_the_profile_wraps_the_worker_or_a_what_if_in_the_counting_module(tmp_path: Path) -> None:
+    argv = design_argv("worker", "kafka-requests", tmp_path, None)
+    assert argv == [
+        sys.executable,
+        "-m",
+        "bench.kafka_requests",
+        str(tmp_path / "kafka-requests.txt"),
+        "--",
+        "-m",
+        "worker.cli",
+        "run",
+    ]
+    what_if = design_argv("worker-notxn", "kafka-requests", tmp_path, None)
+    assert what_if[-5:] == ["--", "-m", "bench.run", "--child", "worker-notxn"]
