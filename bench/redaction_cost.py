@@ -1,0 +1,64 @@
+"""What the log redaction costs per line, ordinary and hostile: ``python -m bench.redaction_cost``.
+
+Prints microseconds per line through ``Redactor`` (the rules every log line passes, docs/runbook.md) for a
+result line's message and for runs of ``a1-a1-...`` of growing length, the shape that made the old
+key=value rule quadratic. ``--old`` times the old rule alone on the same runs, for the comparison in
+docs/performance.md (it takes minutes at the larger sizes; ``--max-chars`` bounds them)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from worker.observability import logs
+from worker.observability.logs import REDACTED, Redactor
+
+__all__ = ["main"]
+
+_OLD_KEY_VALUE = re.compile(
+    rf"(?i)\b([\w-]*?(?:{logs._SECRET_WORDS}))([\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;)}}\]]+)"
+)
+
+
+def _old_replace(match: re.Match[str]) -> str:
+    return match.group(1) + match.group(2) + REDACTED
+
+
+def _per_call_us(work: Callable[[], object], *, budget_s: float = 0.5) -> float:
+    calls, started = 0, time.perf_counter()
+    while True:
+        work()
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= budget_s:
+            return 1e6 * elapsed / calls
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.redaction_cost", description=__doc__)
+    parser.add_argument("--old", action="store_true", help="also time the old key=value rule alone")
+    parser.add_argument(
+        "--max-chars", type=int, default=96_000, help="the longest hostile run (default 96,000)"
+    )
+    args = parser.parse_args(argv)
+    redact = Redactor(["k" * 56])
+    ordinary = "result published: succeeded"
+    print(f"{'line':>24s} {'us per line':>14s}" + (f" {'old rule, us':>14s}" if args.old else ""))
+    print(f"{'a result line':>24s} {_per_call_us(lambda: redact(ordinary)):14.1f}")
+    chars = 6_000
+    while chars <= args.max_chars:
+        line = "a1-" * (chars // 3)
+        row = f"{f'{chars:,} hostile chars':>24s} {_per_call_us(partial(redact, line)):14.1f}"
+        if args.old:
+            old = _per_call_us(partial(_OLD_KEY_VALUE.sub, _old_replace, line), budget_s=0)
+            row += f" {old:14.1f}"
+        print(row, flush=True)
+        chars *= 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
