@@ -30,6 +30,14 @@ def test_the_table_puts_the_most_frequent_request_first_with_its_percentiles() -
     assert second.split() == ["EndTxn", "1", "2.00", "2.00", "2.00", "2.0", "1"]
 
 
+def test_round_trips_past_the_histogram_report_the_longest_seen() -> None:
+    stats = RequestStats()
+    stats.add(0.001, refused=False)
+    stats.add(5.0, refused=False)  # a five-second stall, past the 2 s the buckets cover
+    assert stats.percentile_ms(0.99) == 5000.0
+    assert stats.percentile_ms(0.0) == 1.0
+
+
 def test_the_profile_wraps_the_worker_or_a_what_if_in_the_counting_module(tmp_path: Path) -> None:
     argv = design_argv("worker", "kafka-requests", tmp_path, None)
     assert argv == [

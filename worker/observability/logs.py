@@ -60,6 +60,7 @@ __all__ = [
     "log_hook",
     "mask_msisdn",
     "mask_msisdns",
+    "masked_value",
 ]
 
 EVENT_LOGGER_NAME = "worker.events"
@@ -81,6 +82,11 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 # MSISDN-shaped: 9 to 15 digits not inside a longer run of digits (08131234567, 628131234567, +628...).
 _MSISDN_RUN = re.compile(r"(?<!\d)\d{9,15}(?!\d)")
 _UNMASKED_FIELDS = frozenset({"trace_number"})  # an identifier an SRE searches for, never an MSISDN
+
+
+def masked_value(match: re.Match[str]) -> str:
+    """A secret-looking ``key=value`` match with its value replaced: the key and separator stay."""
+    return match.group(1) + match.group(2) + REDACTED
 
 
 def mask_msisdn(msisdn: str | None) -> str | None:
@@ -116,7 +122,7 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for value in self._values:
             text = text.replace(value, REDACTED)
-        text = _KEY_VALUE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+        text = _KEY_VALUE.sub(masked_value, text)
         return mask_msisdns(_OPAQUE.sub(self._redact_if_digit, text))
 
     def _redact_if_digit(self, match: re.Match[str]) -> str:
