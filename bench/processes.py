@@ -119,6 +119,11 @@ def design_env(ctx: Context, topics: Topics, api_url: str, transport: str, run_d
         "log_level": ctx.log_level,
     }
     env = {**settings_env(values), **ctx.extra_env}
+    if ctx.worker_src is not None:
+        # another tree rejects a setting it does not know (one added since): pass only what the bench sets,
+        # and let that tree's own defaults stand for the rest, as they did in its day
+        named = {f"ECASH_{name.upper()}" for name in values} | set(ctx.extra_env)
+        env = {name: value for name, value in env.items() if name in named}
     # bench.* (the baseline, the no-journal variant) is not installed: it comes from this checkout.
     sources = [ctx.worker_src, REPO_ROOT] if ctx.worker_src is not None else [REPO_ROOT]
     env["PYTHONPATH"] = os.pathsep.join(str(path) for path in sources)

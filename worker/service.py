@@ -27,6 +27,7 @@ from worker.events import (
     FanOut,
     LoginFinished,
 )
+from worker.gc_policy import freeze_start_up, tune_collector
 from worker.kafka import clients
 from worker.kafka.admin import kafka_client_kwargs
 from worker.kafka.topics import KafkaUnreachable, prepare_topics
@@ -282,6 +283,7 @@ async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code p
         )
         worker = Worker(settings, extra_hooks=[log_hook])
         worker.topics_prepared = True
+        freeze_start_up()
         return await worker.run()
     except asyncio.CancelledError:
         if not stopped_in_start_up:
@@ -304,7 +306,9 @@ async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code p
 
 def run(settings: Settings) -> int:
     """``run_worker`` in an event loop of ``ECASH_EVENT_LOOP``'s kind: asyncio's, or uvloop's (the same
-    code on libuv; docs/performance.md has what it saves)."""
+    code on libuv; docs/performance.md has what it saves), with the cycle collector tuned
+    (``worker.gc_policy``)."""
+    tune_collector(settings.gc_gen0_threshold)
     if settings.event_loop == "uvloop":
         import uvloop
 

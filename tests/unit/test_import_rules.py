@@ -26,6 +26,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "contracts": set(),
     "events": {"core"},
     "tracing": set(),
+    "gc_policy": set(),  # the process's cycle collector: thresholds, and what start-up built frozen
     "settings": set(),
     "schema_compat": set(),
     "commandline": set(),  # click, shared by the commands: help, defaults, exclusive options
@@ -44,7 +45,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "client": {"kafka", "settings"},
     "ops": {"commandline", "core", "ecash", "kafka", "pipeline", "client", "settings"},
     "schema_export": {"commandline", "schema_compat"},
-    "service": {"core", "ecash", "kafka", "observability", "pipeline", "policies", "settings"},
+    "service": {"core", "ecash", "gc_policy", "kafka", "observability", "pipeline", "policies", "settings"},
     "cli_run": {"commandline", "preflight", "service", "settings"},
     "cli": {"commandline", "settings"},  # loads each command's module by name, only when that command runs
 }
