@@ -288,6 +288,27 @@ def test_no_secret_reaches_the_log_whatever_is_logged() -> None:
     assert "RuntimeError" in output
 
 
+def test_a_text_seen_before_is_redacted_every_time_short_or_long() -> None:
+    """Short texts' redactions are remembered (a result line's vocabulary repeats); every line still
+    comes out redacted, and a long text (not remembered) the same way."""
+    stream = io.StringIO()
+    configure_logging(settings(), stream=stream)
+    log = logging.getLogger("worker.careless")
+    long_tail = "x" * 200
+    for _ in range(3):
+        log.warning("header APIKey: %s", API_KEY)
+        log.info("call", extra={"fields": {"detail": f"Credentials={CREDENTIALS}", "outcome": "success"}})
+        log.info("long %s %s", API_KEY, long_tail)
+    lines = json_lines(stream)
+    assert len(lines) == 9
+    assert API_KEY not in stream.getvalue()
+    assert CREDENTIALS not in stream.getvalue()
+    assert [line["msg"] for line in lines[0::3]] == ["header APIKey: [REDACTED]"] * 3
+    assert [line["detail"] for line in lines[1::3]] == ["Credentials=[REDACTED]"] * 3
+    assert [line["outcome"] for line in lines[1::3]] == ["success"] * 3
+    assert [line["msg"] for line in lines[2::3]] == [f"long [REDACTED] {long_tail}"] * 3
+
+
 def test_redaction_leaves_ordinary_operational_text_alone() -> None:
     stream = io.StringIO()
     configure_logging(settings(), stream=stream)
