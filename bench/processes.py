@@ -143,6 +143,8 @@ def design_argv(design: str, profile: str, run_dir: Path, worker_src: Path | Non
         return [*python, "-m", "pyinstrument", "-r", "text", "-o", out, "--show-all", *module]
     if profile == "kafka-requests":  # every Kafka request's round trip, by type (bench/kafka_requests.py)
         return [*python, "-m", "bench.kafka_requests", str(run_dir / "kafka-requests.txt"), "--", *module]
+    if profile == "gc":  # every pass of the cycle collector, by generation (bench/gc_pauses.py)
+        return [*python, "-m", "bench.gc_pauses", str(run_dir / "gc.txt"), "--", *module]
     if profile in ("py-spy", "py-spy-svg"):  # collapsed stacks to count, or a flame graph to look at
         svg = profile == "py-spy-svg"
         out = str(run_dir / ("profile.svg" if svg else "profile.collapsed"))

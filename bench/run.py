@@ -73,10 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-restore", action="store_true", help="skip the restart that times the restore")
     parser.add_argument(
         "--profile",
-        choices=("none", "pyinstrument", "py-spy", "py-spy-svg", "kafka-requests"),
+        choices=("none", "pyinstrument", "py-spy", "py-spy-svg", "kafka-requests", "gc"),
         default="none",
         help="py-spy: collapsed stacks (profile.collapsed); py-spy-svg: a flame graph (profile.svg); "
-        "kafka-requests: each Kafka request type's round trips (kafka-requests.txt)",
+        "kafka-requests: each Kafka request type's round trips (kafka-requests.txt); "
+        "gc: the cycle collector's passes and pauses by generation (gc.txt)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sample-interval-s", type=float, default=0.5)
