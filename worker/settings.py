@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     max_buffered: int = Field(4096, ge=1)
     event_loop: Literal["asyncio", "uvloop"] = "uvloop"  # the same asyncio code on libuv (or asyncio's own)
     # net allocations between two young passes of Python's cycle collector (CPython: 700; worker/gc_policy.py)
-    gc_gen0_threshold: int = Field(25_000, ge=700, le=1_000_000)
+    gc_gen0_threshold: int = Field(5_000, ge=700, le=1_000_000)
 
     # --- The E-Cash API ----------------------------------------------------------------------
     api_base_url: str = "http://127.0.0.1:18080/eCashHost"

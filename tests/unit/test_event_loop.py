@@ -51,7 +51,7 @@ def test_the_worker_runs_with_the_young_generation_collected_less_often(
         service.run(load_settings(event_loop="asyncio"))
     finally:
         gc.set_threshold(*before)
-    assert seen == [(40_000, 10, 10), (25_000, 10, 10)]
+    assert seen == [(40_000, 10, 10), (5_000, 10, 10)]
 
 
 @pytest.mark.parametrize("value", ["0", "699", "1000001", "many"])
