@@ -1,7 +1,8 @@
 """Backpressure: which command partitions the consumer may fetch from now, and how much it may take.
 
 Pure decisions; the runner applies them (``pause``/``resume``) before every fetch. Memory is bounded by
-``ECASH_MAX_BUFFERED``: at the bound every partition pauses until lanes drain. While the API is unhealthy
+``ECASH_MAX_BUFFERED``: at the bound the runner stops fetching and waits for room, and if none comes
+within ``FULL_PATIENCE_S`` every partition pauses until lanes drain. While the API is unhealthy
 (breaker not closed) fetching goes on up to that bound: commands wait at the gate, each holding an
 in-flight slot, while what needs no slot (review decisions, rejections, dead letters: lanes.py) is applied
 during the outage. Only a fatal configuration error stops fetching altogether.
@@ -16,19 +17,34 @@ from aiokafka import TopicPartition
 
 __all__ = [
     "FETCH_MAX_RECORDS",
+    "FULL_PATIENCE_S",
     "PauseChanges",
     "fetch_max_records",
     "hold_all",
     "pause_changes",
     "resettable",
+    "wait_for_room",
 ]
 
 FETCH_MAX_RECORDS = 1000  # one fetch's records at most, whatever room the bound leaves
+# At the memory bound the runner first waits this long for room without fetching and without pausing:
+# a paused partition makes aiokafka drop the batch it fetched for it (to fetch it again, and to leave it in
+# a reference cycle until the cycle collector runs; worker/gc_policy.py). Past it, every partition pauses
+# and fetching goes on (the consumer polls, so the group keeps it) until lanes drain.
+FULL_PATIENCE_S = 1.0
 
 
-def hold_all(*, fatal: str | None, buffered: int, max_buffered: int) -> bool:
-    """Every partition pauses: a fatal configuration error stands, or the memory bound is reached."""
-    return fatal is not None or buffered >= max_buffered
+def hold_all(*, fatal: str | None, buffered: int, max_buffered: int, full_for_s: float) -> bool:
+    """Every partition pauses: a fatal configuration error stands, or the memory bound has been reached
+    for ``FULL_PATIENCE_S`` (``full_for_s``: how long the buffer has been full, 0 if it is not)."""
+    return fatal is not None or (buffered >= max_buffered and full_for_s >= FULL_PATIENCE_S)
+
+
+def wait_for_room(*, fatal: str | None, buffered: int, max_buffered: int, full_for_s: float) -> bool:
+    """At the bound, not yet past ``FULL_PATIENCE_S``: wait for a lane to drain instead of fetching."""
+    return buffered >= max_buffered and not hold_all(
+        fatal=fatal, buffered=buffered, max_buffered=max_buffered, full_for_s=full_for_s
+    )
 
 
 def fetch_max_records(*, buffered: int, max_buffered: int) -> int:

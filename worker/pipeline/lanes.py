@@ -43,6 +43,7 @@ class Lanes(Generic[J]):
     _running: dict[str, J] = field(default_factory=dict)
     _buffered: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _room: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever a job leaves the buffer
     _sem: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,8 +73,10 @@ class Lanes(Generic[J]):
                         await self._run_one(key, job)
                 queue.popleft()
                 self._buffered -= 1
+                self._room.set()
         finally:
             self._buffered -= len(queue)
+            self._room.set()
             self._queues.pop(key, None)
             self._tasks.pop(key, None)
             if not self._queues:
@@ -87,6 +90,15 @@ class Lanes(Generic[J]):
             await self.run(job)
         finally:
             self._running.pop(key, None)
+
+    async def wait_room(self, below: int, timeout_s: float) -> None:
+        """Return once fewer than ``below`` jobs are buffered, or after ``timeout_s``."""
+        while self._buffered >= below:
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), timeout_s)
+            except TimeoutError:
+                return
 
     @property
     def buffered(self) -> int:

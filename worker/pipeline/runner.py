@@ -124,6 +124,7 @@ class Runner:
         self._writers: dict[int, PartitionWriter] = {}
         self._activations: dict[int, asyncio.Task[None]] = {}
         self._needs_reset: set[int] = set()
+        self._full_since_s: float | None = None  # when the buffer reached ECASH_MAX_BUFFERED (monotonic)
         self._stopping = asyncio.Event()
         self._last_processed_s = 0.0
         self._heartbeat_s = clock.now().timestamp()
@@ -166,6 +167,8 @@ class Runner:
                 self.fatal = self._claims.failure
                 log.error("%s; stopping (not ready)", self.fatal)
                 return
+            if await self._waited_for_room():
+                continue
             self._apply_backpressure()
             room = backpressure.fetch_max_records(
                 buffered=self._lanes.buffered, max_buffered=self._settings.max_buffered
@@ -217,12 +220,38 @@ class Runner:
             self._last_processed_s = self._clock.now().timestamp()
 
     # --- backpressure and rewinds -------------------------------------------------------------
+    def _full_for_s(self) -> float:
+        """How long the buffer has been at its bound (0 when it is not)."""
+        if self._lanes.buffered < self._settings.max_buffered:
+            self._full_since_s = None
+            return 0.0
+        now_s = self._clock.monotonic_s()
+        if self._full_since_s is None:
+            self._full_since_s = now_s
+        return now_s - self._full_since_s
+
+    async def _waited_for_room(self) -> bool:
+        """At the bound (briefly): wait for a lane to drain without fetching or pausing; True if it waited."""
+        full_for_s = self._full_for_s()
+        if not backpressure.wait_for_room(
+            fatal=self._gate.fatal,
+            buffered=self._lanes.buffered,
+            max_buffered=self._settings.max_buffered,
+            full_for_s=full_for_s,
+        ):
+            return False
+        await self._lanes.wait_room(self._settings.max_buffered, backpressure.FULL_PATIENCE_S - full_for_s)
+        return True
+
     def _apply_backpressure(self) -> None:
         assigned = self._consumer.assignment() if self._consumer is not None else set()
         if not assigned:
             return
         hold = backpressure.hold_all(
-            fatal=self._gate.fatal, buffered=self._lanes.buffered, max_buffered=self._settings.max_buffered
+            fatal=self._gate.fatal,
+            buffered=self._lanes.buffered,
+            max_buffered=self._settings.max_buffered,
+            full_for_s=self._full_for_s(),
         )
         changes = backpressure.pause_changes(
             assigned, self._consumer.paused(), owned=self._owned, needs_reset=self._needs_reset, hold=hold

@@ -104,3 +104,28 @@ async def test_work_that_needs_no_slot_is_not_stuck_behind_commands_holding_ever
     release.set()
     await lanes.wait_idle()
     assert sorted(done) == ["cmd0", "cmd1", "cmd2", "cmd3", "decision"]
+
+
+async def test_waiting_for_room_returns_when_a_job_leaves_the_buffer_or_at_the_timeout() -> None:
+    release = asyncio.Event()
+
+    async def run(job: FakeJob) -> None:
+        if job.seq == 0:
+            await release.wait()
+
+    lanes: Lanes[FakeJob] = Lanes(run=run, max_in_flight=8)
+    lanes.submit(FakeJob(lane_key="m0", seq=0))
+    lanes.submit(FakeJob(lane_key="m0", seq=1))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await lanes.wait_room(below=2, timeout_s=0.05)  # nothing drains: the timeout
+    assert loop.time() - started >= 0.05
+    assert lanes.buffered == 2
+    waiting = asyncio.create_task(lanes.wait_room(below=2, timeout_s=10))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    release.set()  # the first job ends and leaves the buffer: room
+    await asyncio.wait_for(waiting, 1)
+    assert lanes.buffered < 2
+    await lanes.wait_room(below=5, timeout_s=10)  # room already: at once
+    await asyncio.wait_for(lanes.wait_idle(), 1)

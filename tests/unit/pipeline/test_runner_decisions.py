@@ -32,17 +32,35 @@ def tps(*partitions: int) -> frozenset[TopicPartition]:
 
 
 @pytest.mark.parametrize(
-    ("fatal", "buffered", "max_buffered", "hold"),
+    ("fatal", "buffered", "max_buffered", "full_for_s", "hold", "wait"),
     [
-        (None, 0, 10, False),
-        (None, 9, 10, False),
-        (None, 10, 10, True),  # at the bound
-        (None, 12, 10, True),
-        ("agent refused", 0, 10, True),  # a fatal configuration error stops fetching
+        (None, 0, 10, 0.0, False, False),
+        (None, 9, 10, 0.0, False, False),
+        (None, 10, 10, 0.0, False, True),  # at the bound: wait for room, neither fetch nor pause
+        (None, 10, 10, 0.99, False, True),
+        (None, 10, 10, 1.0, True, False),  # full for FULL_PATIENCE_S: pause all, poll on
+        (None, 12, 10, 5.0, True, False),
+        ("agent refused", 0, 10, 0.0, True, False),  # a fatal configuration error stops fetching
+        ("agent refused", 10, 10, 0.0, True, False),
     ],
 )
-def test_hold_all(fatal: str | None, buffered: int, max_buffered: int, hold: bool) -> None:
-    assert backpressure.hold_all(fatal=fatal, buffered=buffered, max_buffered=max_buffered) is hold
+def test_at_the_bound_the_runner_waits_for_room_then_pauses_everything(
+    fatal: str | None, buffered: int, max_buffered: int, full_for_s: float, hold: bool, wait: bool
+) -> None:
+    """Pausing makes aiokafka drop what it fetched for the partition (fetched again later, and held in a
+    reference cycle meanwhile): at the bound the runner first waits for room, for FULL_PATIENCE_S."""
+    assert (
+        backpressure.hold_all(
+            fatal=fatal, buffered=buffered, max_buffered=max_buffered, full_for_s=full_for_s
+        )
+        is hold
+    )
+    assert (
+        backpressure.wait_for_room(
+            fatal=fatal, buffered=buffered, max_buffered=max_buffered, full_for_s=full_for_s
+        )
+        is wait
+    )
 
 
 @pytest.mark.parametrize(
