@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import atexit
 import gc
-import runpy
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bench.wrapped_module import run_wrapped
 
 __all__ = ["GcStats", "main", "render"]
 
@@ -91,15 +92,7 @@ def _install(out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 4 or args[1] != "--" or args[2] != "-m":
-        print("usage: python -m bench.gc_pauses OUT -- -m MODULE [ARGS...]", file=sys.stderr)
-        return 2
-    out, module, rest = Path(args[0]), args[3], args[4:]
-    _install(out)
-    sys.argv = [module, *rest]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
-    return 0
+    return run_wrapped("bench.gc_pauses", _install, argv)
 
 
 if __name__ == "__main__":
