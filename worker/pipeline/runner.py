@@ -167,9 +167,10 @@ class Runner:
                 self.fatal = self._claims.failure
                 log.error("%s; stopping (not ready)", self.fatal)
                 return
-            if await self._waited_for_room():
+            full_for_s = self._full_for_s()
+            if await self._waited_for_room(full_for_s):
                 continue
-            self._apply_backpressure()
+            self._apply_backpressure(full_for_s)
             room = backpressure.fetch_max_records(
                 buffered=self._lanes.buffered, max_buffered=self._settings.max_buffered
             )
@@ -230,9 +231,8 @@ class Runner:
             self._full_since_s = now_s
         return now_s - self._full_since_s
 
-    async def _waited_for_room(self) -> bool:
+    async def _waited_for_room(self, full_for_s: float) -> bool:
         """At the bound (briefly): wait for a lane to drain without fetching or pausing; True if it waited."""
-        full_for_s = self._full_for_s()
         if not backpressure.wait_for_room(
             fatal=self._gate.fatal,
             buffered=self._lanes.buffered,
@@ -243,7 +243,7 @@ class Runner:
         await self._lanes.wait_room(self._settings.max_buffered, backpressure.FULL_PATIENCE_S - full_for_s)
         return True
 
-    def _apply_backpressure(self) -> None:
+    def _apply_backpressure(self, full_for_s: float) -> None:
         assigned = self._consumer.assignment() if self._consumer is not None else set()
         if not assigned:
             return
@@ -251,7 +251,7 @@ class Runner:
             fatal=self._gate.fatal,
             buffered=self._lanes.buffered,
             max_buffered=self._settings.max_buffered,
-            full_for_s=self._full_for_s(),
+            full_for_s=full_for_s,
         )
         changes = backpressure.pause_changes(
             assigned, self._consumer.paused(), owned=self._owned, needs_reset=self._needs_reset, hold=hold
