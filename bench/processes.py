@@ -130,6 +130,14 @@ def design_env(ctx: Context, topics: Topics, api_url: str, transport: str, run_d
     return child_environ(env)
 
 
+# --profile NAME: the wrapper module the design runs under, and the file it writes in the run's directory
+WRAPPERS = {
+    "kafka-requests": ("bench.kafka_requests", "kafka-requests.txt"),  # each request type's round trips
+    "gc": ("bench.gc_pauses", "gc.txt"),  # the cycle collector's passes by generation
+    "memory": ("bench.memory_probe", "memory.tsv"),  # RSS beside Python's, glibc's and SQLite's memory
+}
+
+
 def design_argv(design: str, profile: str, run_dir: Path, worker_src: Path | None) -> list[str]:
     """The command line of the design under test. With ``worker_src`` the interpreter runs with ``-P``
     (no current directory on sys.path), so PYTHONPATH (``design_env``) picks that tree's ``worker``."""
@@ -141,10 +149,9 @@ def design_argv(design: str, profile: str, run_dir: Path, worker_src: Path | Non
     if profile == "pyinstrument":
         out = str(run_dir / "profile.txt")
         return [*python, "-m", "pyinstrument", "-r", "text", "-o", out, "--show-all", *module]
-    if profile == "kafka-requests":  # every Kafka request's round trip, by type (bench/kafka_requests.py)
-        return [*python, "-m", "bench.kafka_requests", str(run_dir / "kafka-requests.txt"), "--", *module]
-    if profile == "gc":  # every pass of the cycle collector, by generation (bench/gc_pauses.py)
-        return [*python, "-m", "bench.gc_pauses", str(run_dir / "gc.txt"), "--", *module]
+    if profile in WRAPPERS:  # the module run under a measuring hook (bench/wrapped_module.py)
+        wrapper, out_name = WRAPPERS[profile]
+        return [*python, "-m", wrapper, str(run_dir / out_name), "--", *module]
     if profile in ("py-spy", "py-spy-svg"):  # collapsed stacks to count, or a flame graph to look at
         svg = profile == "py-spy-svg"
         out = str(run_dir / ("profile.svg" if svg else "profile.collapsed"))

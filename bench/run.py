@@ -73,11 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-restore", action="store_true", help="skip the restart that times the restore")
     parser.add_argument(
         "--profile",
-        choices=("none", "pyinstrument", "py-spy", "py-spy-svg", "kafka-requests", "gc"),
+        choices=("none", "pyinstrument", "py-spy", "py-spy-svg", "kafka-requests", "gc", "memory"),
         default="none",
         help="py-spy: collapsed stacks (profile.collapsed); py-spy-svg: a flame graph (profile.svg); "
         "kafka-requests: each Kafka request type's round trips (kafka-requests.txt); "
-        "gc: the cycle collector's passes and pauses by generation (gc.txt)",
+        "gc: the cycle collector's passes and pauses by generation (gc.txt); "
+        "memory: RSS beside Python's, glibc's and SQLite's memory every 5 s (memory.tsv)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sample-interval-s", type=float, default=0.5)

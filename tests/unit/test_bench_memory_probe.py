@@ -1,0 +1,53 @@
+"""``--profile memory``: a real process measured through it, and the command line (bench/memory_probe.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.memory_probe import _glibc_mallinfo, _sqlite_memory_used, sample
+from bench.processes import design_argv
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_sample_sees_memory_the_process_takes_in_each_allocator() -> None:
+    mallinfo, sqlite_used = _glibc_mallinfo(), _sqlite_memory_used()
+    before = sample(time.monotonic(), mallinfo, sqlite_used)
+    held = [bytes(4096) for _ in range(4096)]  # 16 MiB in glibc's heap (above pymalloc's 512-byte limit)
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.execute("create table t (v blob)")
+    db.executemany("insert into t values (?)", ((bytes(1024),) for _ in range(2000)))
+    after = sample(time.monotonic(), mallinfo, sqlite_used)
+    assert after.heap_in_use_kib - before.heap_in_use_kib >= 15 * 1024
+    assert after.rss_kib - before.rss_kib >= 15 * 1024
+    assert after.sqlite_kib - before.sqlite_kib >= 1024
+    assert after.python_blocks - before.python_blocks >= 4096
+    db.close()
+    del held
+
+
+def test_a_process_run_through_it_leaves_rows_of_its_memory(tmp_path: Path) -> None:
+    out = tmp_path / "memory.tsv"
+    (tmp_path / "holds.py").write_text("import time\nheld = bytes(64 << 20)\ntime.sleep(0.5)\n")
+    subprocess.run(
+        [sys.executable, "-m", "bench.memory_probe", str(out), "--", "-m", "holds"],
+        check=True,
+        cwd=REPO,
+        env={"PYTHONPATH": f"{tmp_path}:{REPO}", "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    header, *rows = out.read_text().splitlines()
+    assert header.split("\t")[:3] == ["elapsed_s", "rss_kib", "python_blocks"]
+    assert rows  # the first sample is taken at start, before the module runs
+    assert all(len(row.split("\t")) == len(header.split("\t")) for row in rows)
+
+
+def test_the_profile_wraps_the_design_under_test(tmp_path: Path) -> None:
+    argv = design_argv("worker", "memory", tmp_path, None)
+    assert argv[1:5] == ["-m", "bench.memory_probe", str(tmp_path / "memory.tsv"), "--"]
+    assert argv[5:] == ["-m", "worker.cli", "run"]
