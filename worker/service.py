@@ -31,6 +31,7 @@ from worker.gc_policy import freeze_start_up, tune_collector
 from worker.kafka import clients
 from worker.kafka.admin import kafka_client_kwargs
 from worker.kafka.topics import KafkaUnreachable, prepare_topics
+from worker.malloc_policy import fix_mmap_threshold
 from worker.observability.loop_lag import watch_loop_lag
 from worker.pipeline.claims_index import ClaimsIndex, open_claims_store
 from worker.pipeline.gate import Gate
@@ -307,8 +308,10 @@ async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code p
 def run(settings: Settings) -> int:
     """``run_worker`` in an event loop of ``ECASH_EVENT_LOOP``'s kind: asyncio's, or uvloop's (the same
     code on libuv; docs/performance.md has what it saves), with the cycle collector tuned
-    (``worker.gc_policy``)."""
+    (``worker.gc_policy``) and large buffers handed back to the system when freed
+    (``worker.malloc_policy``)."""
     tune_collector(settings.gc_gen0_threshold)
+    fix_mmap_threshold()
     if settings.event_loop == "uvloop":
         import uvloop
 

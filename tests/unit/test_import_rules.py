@@ -27,6 +27,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "events": {"core"},
     "tracing": set(),
     "gc_policy": set(),  # the process's cycle collector: thresholds, and what start-up built frozen
+    "malloc_policy": set(),  # glibc's allocator: large buffers go back to the system when freed
     "settings": set(),
     "schema_compat": set(),
     "commandline": set(),  # click, shared by the commands: help, defaults, exclusive options
@@ -45,7 +46,17 @@ MAY_IMPORT: dict[str, set[str]] = {
     "client": {"kafka", "settings"},
     "ops": {"commandline", "core", "ecash", "kafka", "pipeline", "client", "settings"},
     "schema_export": {"commandline", "schema_compat"},
-    "service": {"core", "ecash", "gc_policy", "kafka", "observability", "pipeline", "policies", "settings"},
+    "service": {
+        "core",
+        "ecash",
+        "gc_policy",
+        "kafka",
+        "malloc_policy",
+        "observability",
+        "pipeline",
+        "policies",
+        "settings",
+    },
     "cli_run": {"commandline", "preflight", "service", "settings"},
     "cli": {"commandline", "settings"},  # loads each command's module by name, only when that command runs
 }
