@@ -47,6 +47,11 @@ class TxnBroker:
         return [o for _, c in self.committed for o in c.offsets.values()]
 
 
+def _acknowledge(record: asyncio.Future[None]) -> None:
+    if not record.done():  # a transaction aborted meanwhile cancels nothing: the broker answers anyway
+        record.set_result(None)
+
+
 class FakeTxnProducer:
     def __init__(self, broker: TxnBroker, txn_id: str) -> None:
         self.broker = broker
@@ -56,6 +61,9 @@ class FakeTxnProducer:
         self.after_commit: Callable[[Committed], Awaitable[None] | None] | None = None
         self.stall_commit = False
         self.stall_offsets = False
+        self.ack_delay_s = 0.0  # how long after its send the broker acknowledges a record
+        self.offsets_before_acks = 0  # offsets joined while a record of the transaction was unacknowledged
+        self._unacked: list[asyncio.Future[None]] = []
 
     async def start(self) -> None:
         self.broker.fence(self.txn_id)
@@ -83,14 +91,20 @@ class FakeTxnProducer:
         assert self._open is not None, "send outside a transaction"
         self._open.records.append((topic, key, value, partition))
         self._open.headers.append(list(headers or ()))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if self.ack_delay_s > 0:
+            loop.call_later(self.ack_delay_s, _acknowledge, done)
+            self._unacked.append(done)
+        else:
+            done.set_result(None)
         return done
 
     async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
         if self.stall_offsets:
             await asyncio.Event().wait()  # never: partitions that cannot be added (CONCURRENT_TRANSACTIONS)
         assert self._open is not None
+        self.offsets_before_acks += any(not f.done() for f in self._unacked)
         self._open.offsets.update(offsets)
 
     async def commit_transaction(self) -> None:
@@ -98,6 +112,9 @@ class FakeTxnProducer:
             await asyncio.Event().wait()  # never: a stuck coordinator
         self._check()  # a fenced producer cannot commit
         assert self._open is not None
+        if self._unacked:  # Kafka's client flushes the transaction's records before it commits
+            await asyncio.gather(*self._unacked)
+            self._unacked.clear()
         committed, self._open = self._open, None
         self.broker.committed.append((self.txn_id, committed))
         if self.after_commit is not None:

@@ -196,6 +196,17 @@ async def test_offsets_commit_once_per_interval_and_a_quiet_partition_still_comm
     assert [x["trace_number"] for x in r.results()] == ["T1", "T2", "T3"]
 
 
+async def test_offsets_join_a_transaction_only_once_the_broker_acknowledged_its_records() -> None:
+    # Kafka refuses a produce it checks while the coordinator adds the offsets' partition (KIP-890's
+    # verification, answered NOT_ENOUGH_REPLICAS and retried): the two must not overlap.
+    r = await rig()
+    r.producer.ack_delay_s = 0.005
+    r.api.queue(wire.Operation.CHARGE, {"status": "PROCESSED", "traceNumber": "T1"})
+    assert await r.processor.handle(r.job(charge(), offset=4))
+    assert [c.offsets for c in r.transactions() if c.offsets][-1] == {("commands", 0): 5}
+    assert r.producer.offsets_before_acks == 0
+
+
 async def test_a_released_partition_commits_the_offsets_it_was_still_holding_back() -> None:
     r = await rig(policy=WriterPolicy(offset_interval_s=3600.0))
 
