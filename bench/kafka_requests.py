@@ -3,8 +3,10 @@
 ``python -m bench.kafka_requests OUT -- -m worker.cli run`` runs the module after the ``--`` as ``python
 -m`` would, with aiokafka's ``AIOKafkaClient.send`` wrapped: each request's round trip (sent to answered,
 as the worker's event loop sees it) goes into a table by request type, written to OUT every 1,000
-requests and at exit. A refusal with ``CONCURRENT_TRANSACTIONS`` (the coordinator still writing the last
-transaction's markers) is counted too, for ``AddPartitionsToTxn`` and ``EndTxn``.
+requests and at exit. Refusals are counted too: ``CONCURRENT_TRANSACTIONS`` (the coordinator still writing
+the last transaction's markers) for ``AddPartitionsToTxn`` and ``EndTxn``, and a Produce with a partition
+answered ``NOT_ENOUGH_REPLICAS`` (on one broker: the partition could not be verified as part of the
+transaction, KIP-890).
 
 Measurement only (docs/performance.md, "What a transaction is made of"): the wrapper costs a few
 microseconds per request, so its CPU figures are near the worker's but not the same run's.
@@ -22,9 +24,10 @@ from typing import Any
 
 from bench.wrapped_module import run_wrapped
 
-__all__ = ["RequestStats", "main", "refused_concurrently", "render"]
+__all__ = ["RequestStats", "is_refusal", "main", "render"]
 
-CONCURRENT_TRANSACTIONS = 51  # Kafka's error code
+CONCURRENT_TRANSACTIONS = 51  # Kafka's error codes
+NOT_ENOUGH_REPLICAS = 19
 _WRITE_EVERY = 1000
 _BUCKET_MS = 0.1  # percentiles to the tenth of a millisecond, from a histogram of fixed size
 _BUCKETS = 20_000  # up to 2 s; longer round trips share the last bucket (the max is kept exactly)
@@ -38,7 +41,7 @@ class RequestStats:
     count: int = 0
     total_s: float = 0.0
     max_s: float = 0.0
-    refused: int = 0  # answered CONCURRENT_TRANSACTIONS
+    refused: int = 0  # answered CONCURRENT_TRANSACTIONS, or a Produce NOT_ENOUGH_REPLICAS
     buckets: list[int] = field(default_factory=lambda: [0] * (_BUCKETS + 1))
 
     def add(self, elapsed_s: float, *, refused: bool) -> None:
@@ -60,16 +63,18 @@ class RequestStats:
         return 1000 * self.max_s
 
 
-def refused_concurrently(response: Any) -> bool:
-    """The answer is a ``CONCURRENT_TRANSACTIONS`` refusal (AddPartitionsToTxn's per partition, EndTxn's)."""
+def is_refusal(response: Any) -> bool:
+    """The answer is a refusal to retry: ``CONCURRENT_TRANSACTIONS`` (AddPartitionsToTxn's per partition,
+    EndTxn's), or ``NOT_ENOUGH_REPLICAS`` for a partition of a Produce."""
     if getattr(response, "error_code", None) == CONCURRENT_TRANSACTIONS:
         return True
     errors = getattr(response, "errors", None)
-    if not isinstance(errors, list):
-        return False
-    return any(
-        code == CONCURRENT_TRANSACTIONS for _topic, partitions in errors for _partition, code in partitions
-    )
+    if isinstance(errors, list):
+        return any(code == CONCURRENT_TRANSACTIONS for _topic, parts in errors for _partition, code in parts)
+    topics = getattr(response, "topics", None)  # a Produce's answer: (partition, error_code, offset, ...)
+    if isinstance(topics, list):
+        return any(part[1] == NOT_ENOUGH_REPLICAS for _topic, parts in topics for part in parts)
+    return False
 
 
 def render(stats: dict[str, RequestStats]) -> str:
@@ -104,7 +109,7 @@ def _install(out: Path) -> None:
         finally:
             name = type(request).__name__.removesuffix("Request")
             stats.setdefault(name, RequestStats()).add(
-                time.monotonic() - started, refused=refused_concurrently(response)
+                time.monotonic() - started, refused=is_refusal(response)
             )
             seen[0] += 1
             if seen[0] % _WRITE_EVERY == 0:

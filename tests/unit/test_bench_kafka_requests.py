@@ -7,16 +7,22 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from bench.kafka_requests import RequestStats, refused_concurrently, render
+from bench.kafka_requests import RequestStats, is_refusal, render
 from bench.processes import design_argv
 
 
 def test_a_concurrent_transactions_answer_counts_as_a_refusal_whether_whole_or_per_partition() -> None:
-    assert refused_concurrently(SimpleNamespace(error_code=51))  # EndTxn
-    assert refused_concurrently(SimpleNamespace(errors=[("ecash.claims", [(3, 0), (7, 51)])]))
-    assert not refused_concurrently(SimpleNamespace(error_code=0))
-    assert not refused_concurrently(SimpleNamespace(errors=[("ecash.claims", [(3, 0)])]))
-    assert not refused_concurrently(None)  # the request failed: no answer at all
+    assert is_refusal(SimpleNamespace(error_code=51))  # EndTxn
+    assert is_refusal(SimpleNamespace(errors=[("ecash.claims", [(3, 0), (7, 51)])]))
+    assert not is_refusal(SimpleNamespace(error_code=0))
+    assert not is_refusal(SimpleNamespace(errors=[("ecash.claims", [(3, 0)])]))
+    assert not is_refusal(None)  # the request failed: no answer at all
+
+
+def test_a_produce_with_a_partition_refused_not_enough_replicas_counts_as_a_refusal() -> None:
+    refused = [("ecash.claims", [(3, 0, 17, -1, 0), (11, 19, -1, -1, 0)])]  # claims-11: unverified
+    assert is_refusal(SimpleNamespace(topics=refused))
+    assert not is_refusal(SimpleNamespace(topics=[("ecash.claims", [(3, 0, 17, -1, 0)])]))
 
 
 def test_the_table_puts_the_most_frequent_request_first_with_its_percentiles() -> None:
