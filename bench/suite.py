@@ -13,7 +13,8 @@ Parts (``--part``, repeatable; default all, in this order):
   worker (``--capacity`` to give it instead): latency from a command's timestamp to its result.
 - ``scale-out``: ``uniform-50ms`` with 8 in flight per process (neither process near a core of its own on a
   2-core machine that also runs the broker and the sandbox), one process then two in one group.
-- ``soak``: ``soak-1m``: a million commands pre-loaded, run to the end; RSS over the run.
+- ``soak``: ``soak-1m``: a million commands pre-loaded, run to the end; RSS over the run, and where it sits
+  (``--profile memory``: Python's, glibc's and SQLite's memory every 5 s, in the run's ``memory.tsv``).
 
 Each part writes ``<out>/<part>.json`` (``bench.run --json-out``) and its logs under ``<out>/<part>/``;
 ``<out>/suite.json`` gathers them with the commands that made them. ``--commands`` (and ``--msisdns``)
@@ -89,7 +90,7 @@ def part_argv(part: str, args: argparse.Namespace, capacity_per_s: float | None)
             for n in (1, 2)
         ]
     if part == "soak":
-        soak = ["--scenario", "soak-1m", *worker, "--no-restore"]
+        soak = ["--scenario", "soak-1m", *worker, "--no-restore", "--profile", "memory"]
         return [
             Part(part, soak + ([] if args.soak_commands is None else ["--commands", str(args.soak_commands)]))
         ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench.memory_probe import _glibc_mallinfo, _sqlite_memory_used, sample
 from bench.processes import design_argv
+from bench.rss_picture import allocator_series
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,3 +52,17 @@ def test_the_profile_wraps_the_design_under_test(tmp_path: Path) -> None:
     argv = design_argv("worker", "memory", tmp_path, None)
     assert argv[1:5] == ["-m", "bench.memory_probe", str(tmp_path / "memory.tsv"), "--"]
     assert argv[5:] == ["-m", "worker.cli", "run"]
+
+
+def test_the_picture_puts_what_no_allocator_holds_as_the_rss_less_glibcs_heap_and_mappings() -> None:
+    tsv = (
+        "elapsed_s\trss_kib\tpython_blocks\theap_in_use_kib\theap_free_kept_kib\tmmap_kib\tsqlite_kib\tthreads\n"
+        "5.0\t163840\t570000\t65536\t7168\t1024\t26624\t2\n"
+        "10.0\t185344\t570000\t65536\t28672\t1024\t26624\t2\n"  # the step: 21 MiB freed but kept
+    )
+    series = allocator_series(tsv)
+    assert series["seconds"] == [5.0, 10.0]
+    assert series["RSS"] == [160.0, 181.0]
+    assert series["glibc heap free but kept"] == [7.0, 28.0]
+    assert series["Python's arenas, code and the rest"] == [88.0, 88.0]  # Python flat: the step is glibc's
+    assert series["SQLite"] == [26.0, 26.0]

@@ -33,6 +33,7 @@ def test_scale_out_runs_one_then_two_processes_at_the_same_in_flight_each() -> N
 def test_the_soak_keeps_its_million_unless_told_and_ignores_the_campaign_size() -> None:
     (soak,) = part_argv("soak", parse_args(["--commands", "200"]), None)
     assert "--commands" not in soak.argv
+    assert soak.argv[soak.argv.index("--profile") + 1] == "memory"  # where the RSS sits, every 5 s
     (small,) = part_argv("soak", parse_args(["--commands", "200", "--soak-commands", "600"]), None)
     assert small.argv[small.argv.index("--commands") + 1] == "600"
 
