@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError
 
 from worker import __version__, tracing
 from worker.clock import Clock, SystemClock
@@ -297,6 +298,14 @@ async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code p
         return 2
     except KafkaUnreachable as exc:
         print(f"ecash-worker: {exc}", file=sys.stderr)
+        return 3
+    except KafkaConnectionError as exc:  # a client's own start found no broker: it went away after the check
+        bootstrap = settings.kafka_bootstrap_servers
+        print(
+            f"ecash-worker: ECASH_KAFKA_BOOTSTRAP_SERVERS: Kafka at {bootstrap} stopped answering while the "
+            f"worker started its clients ({type(exc).__name__}); exiting, to be started again",
+            file=sys.stderr,
+        )
         return 3
     except RestoreFailed as exc:
         print(f"ecash-worker: {exc}; see docs/runbook.md (journal restore)", file=sys.stderr)
