@@ -299,11 +299,11 @@ async def run_worker(settings: Settings) -> int:  # noqa: C901 - one exit code p
     except KafkaUnreachable as exc:
         print(f"ecash-worker: {exc}", file=sys.stderr)
         return 3
-    except KafkaConnectionError as exc:  # a client's own start found no broker: it went away after the check
+    except KafkaConnectionError as exc:  # a client's own bootstrap found no broker: gone since the check
         bootstrap = settings.kafka_bootstrap_servers
         print(
-            f"ecash-worker: ECASH_KAFKA_BOOTSTRAP_SERVERS: Kafka at {bootstrap} stopped answering while the "
-            f"worker started its clients ({type(exc).__name__}); exiting, to be started again",
+            f"ecash-worker: ECASH_KAFKA_BOOTSTRAP_SERVERS: Kafka at {bootstrap} stopped answering a client "
+            f"of the worker ({type(exc).__name__}); exiting, to be started again",
             file=sys.stderr,
         )
         return 3
