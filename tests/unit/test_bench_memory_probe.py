@@ -25,7 +25,8 @@ def test_a_sample_sees_memory_the_process_takes_in_each_allocator() -> None:
     db.executemany("insert into t values (?)", ((bytes(1024),) for _ in range(2000)))
     after = sample(time.monotonic(), mallinfo, sqlite_used)
     assert after.heap_in_use_kib - before.heap_in_use_kib >= 15 * 1024
-    assert after.rss_kib - before.rss_kib >= 15 * 1024
+    # the RSS need not grow: a heap with free space kept (as a long test session's is) serves them from it
+    assert after.rss_kib >= after.heap_in_use_kib
     assert after.sqlite_kib - before.sqlite_kib >= 1024
     assert after.python_blocks - before.python_blocks >= 4096
     db.close()
