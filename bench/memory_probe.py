@@ -17,7 +17,6 @@ makes two C calls, under a millisecond every few seconds.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 from bench.wrapped_module import run_wrapped
+from worker.malloc_policy import glibc
 
 __all__ = ["MemorySample", "main", "sample"]
 
@@ -72,13 +72,12 @@ def _rss_kib() -> int:
 
 
 def _glibc_mallinfo() -> Callable[[], _MallInfo2] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        info = libc.mallinfo2
-    except (OSError, AttributeError):  # not glibc, or older than 2.33
+    libc = glibc()
+    info = getattr(libc, "mallinfo2", None) if libc is not None else None  # glibc 2.33 and later
+    if info is None:
         return None
     info.restype = _MallInfo2
-    return info
+    return info  # type: ignore[no-any-return]
 
 
 def _sqlite_memory_used() -> Callable[[], int] | None:

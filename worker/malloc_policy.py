@@ -18,14 +18,25 @@ wins over this; on another C library (musl, macOS) nothing is done.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "fix_mmap_threshold"]
+__all__ = ["MMAP_THRESHOLD_BYTES", "fix_mmap_threshold", "glibc"]
 
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value, kept from moving
 _M_MMAP_THRESHOLD = -3  # malloc.h
 _OPERATOR_KNOB = "MALLOC_MMAP_THRESHOLD_"
+
+
+def glibc() -> ctypes.CDLL | None:
+    """The C library this process already runs on, if it is glibc (``None`` otherwise).
+
+    ``CDLL(None)`` is the process's own symbols: no search for the library file (``find_library`` runs
+    ``ldconfig``, a few milliseconds of start-up). ``malloc_trim`` is glibc's alone."""
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
 def fix_mmap_threshold(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
@@ -34,13 +45,10 @@ def fix_mmap_threshold(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
     True when glibc took it; False when the operator set ``MALLOC_MMAP_THRESHOLD_`` or this is not glibc."""
     if _OPERATOR_KNOB in os.environ:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = glibc()
+    if libc is None:
         return False
-    if not hasattr(libc, "mallinfo2") and not hasattr(libc, "malloc_trim"):
-        return False  # a C library with a mallopt that is not glibc's
+    mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, threshold_bytes))

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Free one 4 MiB buffer (glibc then raises its threshold to 4 MiB unless it is fixed), then hold 64
 # buffers of 256 KiB and report how much of them glibc served as mappings of their own.
 _SCRIPT = """
-import ctypes, ctypes.util, json, sys
+import json, sys
 from bench.memory_probe import _glibc_mallinfo
 from worker.malloc_policy import fix_mmap_threshold
 took = fix_mmap_threshold() if sys.argv[1] == "fixed" else None
