@@ -33,6 +33,7 @@ from typing import Any
 
 from bench.figures import RunFigures
 from bench.measuring import run_one
+from bench.processes import WRAPPERS
 from bench.reporting import print_report, write_report
 from bench.scenarios import (
     DEFAULT_SCENARIOS,
@@ -73,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-restore", action="store_true", help="skip the restart that times the restore")
     parser.add_argument(
         "--profile",
-        choices=("none", "pyinstrument", "py-spy", "py-spy-svg", "kafka-requests", "gc", "memory"),
+        choices=("none", "pyinstrument", "py-spy", "py-spy-svg", *WRAPPERS),
         default="none",
         help="py-spy: collapsed stacks (profile.collapsed); py-spy-svg: a flame graph (profile.svg); "
         "kafka-requests: each Kafka request type's round trips (kafka-requests.txt); "

@@ -1,5 +1,5 @@
-"""Run a module as ``python -m`` would, with a measuring hook installed first (the ``--profile`` wrappers:
-``bench.kafka_requests``, ``bench.gc_pauses``)."""
+"""Run a module as ``python -m`` would, with a measuring hook installed first (the ``--profile`` wrappers,
+``bench.processes.WRAPPERS``)."""
 
 from __future__ import annotations
 
