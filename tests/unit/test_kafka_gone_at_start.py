@@ -6,8 +6,6 @@ back for it) and then found none when the claims index's consumer bootstrapped."
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,14 +26,7 @@ class _WorkerWhoseClientsFindNoBroker:
         raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 48471)]")
 
 
-@pytest.fixture(autouse=True)
-def _root_logging_put_back() -> Iterator[None]:
-    """run_worker installs the worker's handler on the root logger, writing to this test's stderr."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_root_logger")  # run_worker sets up the worker's logging
 
 
 async def test_kafka_gone_after_the_check_is_one_line_naming_the_setting_and_exit_3(
