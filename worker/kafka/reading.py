@@ -25,7 +25,7 @@ from aiokafka import TopicPartition
 
 from worker.clock import Clock, SystemClock
 
-__all__ = ["STALL_TIMEOUT_S", "ReadConsumer", "ReadStalled", "read_to_end"]
+__all__ = ["STALL_TIMEOUT_S", "ReadConsumer", "ReadStalled", "read_to_end", "seek_to_log_start"]
 
 STALL_TIMEOUT_S = 30.0
 POLL_MS = 200
@@ -56,6 +56,19 @@ class ReadConsumer(Protocol):
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = ..., max_records: int | None = ...
     ) -> Mapping[TopicPartition, Sequence[Any]]: ...
+
+
+def seek_to_log_start(consumer: Any, tp: TopicPartition) -> None:
+    """Put ``tp``'s position at the partition's log start, at once, on a consumer already reading others.
+
+    Not aiokafka's ``seek_to_beginning``, nor ``beginning_offsets``: the first hands the reset to the
+    consumer's fetch task, and the second sends a request on the same connection as that task's fetches;
+    both wait for the fetch in flight, which the broker holds for ``fetch_max_wait_ms`` (500 ms by
+    default) when it has nothing to return. A partition taken while others were read stood idle that long
+    (docs/performance.md, "Taking a partition"). Offset 0 is the log start unless retention has deleted
+    the first records; then the first fetch is answered OFFSET_OUT_OF_RANGE and ``auto_offset_reset``
+    (``earliest`` on every consumer of the worker, worker/kafka/clients.py) moves it to the log start."""
+    consumer.seek(tp, 0)
 
 
 async def read_to_end(

@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from worker.kafka.reading import seek_to_log_start
 from worker.pipeline.offsets import OffsetTracker
 
 __all__ = ["DecisionsFeed"]
@@ -64,7 +65,7 @@ class DecisionsFeed:
         if offset is None and self._group_committed is not None:
             offset = await self._group_committed(tp)  # the group's, committed in our transactions
         if offset is None:
-            await self.consumer.seek_to_beginning(tp)
+            seek_to_log_start(self.consumer, tp)
         else:
             self.consumer.seek(tp, offset)
 

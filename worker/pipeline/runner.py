@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 
 from worker.clock import Clock
 from worker.events import EventSink, PartitionFenced, PartitionsChanged, PipelineSnapshot
+from worker.kafka.reading import seek_to_log_start
 from worker.pipeline import activation, backpressure
 from worker.pipeline.claims_index import ClaimsIndex
 from worker.pipeline.commits import StreamOffsets
@@ -347,7 +348,7 @@ class Runner:
             return
         self._offsets.forget(partition)
         if committed is None:
-            await self._consumer.seek_to_beginning(tp)
+            seek_to_log_start(self._consumer, tp)
         else:
             self._consumer.seek(tp, committed)
         await self._decisions.seek(partition)
