@@ -34,6 +34,10 @@ from bench.topics import EndOffsets, Topics, create_topics, produce, read_topic
 from ecash_dev.stack import SandboxProcess, WorkerProcess, free_port
 from worker.settings import SANDBOX_API_IDENTITY
 
+# Once the end offsets say every result is in, the committed results are counted this often until they
+# are (the end offsets count commit markers too): the last transactions commit within milliseconds.
+TAIL_POLL_S = 0.1
+
 
 async def run_one(ctx: Context, scenario: Scenario, design: str, transport: str) -> RunFigures:
     label = f"{scenario.name}-{design}-{transport}"
@@ -124,7 +128,7 @@ async def drive(
             if time.monotonic() > deadline:
                 figures.complete = False
                 break
-            await asyncio.sleep(ctx.sample_interval_s)
+            await asyncio.sleep(min(ctx.sample_interval_s, TAIL_POLL_S))
             more, figures.complete = await watch_until(ctx, processes, sandbox, ends, 0, 1.0)  # one sample
             watch.samples.extend(more.samples)
     if producer is not None:

@@ -15,6 +15,7 @@ from bench.topics import EndOffsets
 from ecash_dev.stack import SandboxProcess
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+END_POLL_S = 0.1
 
 
 def cpu_s(pid: int | None) -> float | None:
@@ -138,7 +139,17 @@ async def watch_until(
             return watch, True
         if not design.running or time.monotonic() > deadline:
             return watch, False
-        await asyncio.sleep(ctx.sample_interval_s)
+        await _until_sample_or_done(ends, expected, ctx.sample_interval_s)
+
+
+async def _until_sample_or_done(ends: EndOffsets, expected: int, interval_s: float) -> None:
+    """Wait for the next sample, looking at the end offsets every ``END_POLL_S`` meanwhile: a run that ends
+    between two samples is seen (and its last sample taken) within that, not up to a whole interval late."""
+    next_sample = time.monotonic() + interval_s
+    while (left_s := next_sample - time.monotonic()) > 0:
+        await asyncio.sleep(min(END_POLL_S, left_s))
+        if await ends.total() >= expected:
+            return
 
 
 async def wait_for_quiet(ctx: Context, ours: list[int | None], window_s: float = 3.0) -> float:
