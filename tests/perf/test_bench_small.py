@@ -1,5 +1,6 @@
-"""The benchmark, CI-sized: 3,000 commands at 50 ms API latency: the worker, the worker with its
-transactions off (a measurement-only what-if, bench/whatif.py) and the naive baseline.
+"""The benchmark, CI-sized: 1,000 commands at 50 ms API latency: the worker, with its restore timed
+after the run, and the naive baseline. (The what-if designs, bench/whatif.py, run in the campaign's
+small version, test_bench_suite_small.py.)
 
 Asserts only that both designs finish with every result published and that the figures are printed and
 written: the speed targets live in the benchmark's printout and docs/performance.md, not in timed
@@ -23,7 +24,7 @@ async def test_every_design_publishes_every_result_and_the_figures_are_printed(
     kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
-    argv = ["--scenario", "small", "--design", "worker", "--design", "worker-notxn", "--design", "baseline"]
+    argv = ["--scenario", "small", "--design", "worker", "--design", "baseline"]
     argv += ["--transport", "aiohttp"]
     argv += ["--bootstrap", kafka_bootstrap, "--work-dir", str(tmp_path / "work"), "--json-out", str(out)]
 
@@ -33,10 +34,10 @@ async def test_every_design_publishes_every_result_and_the_figures_are_printed(
     report: dict[str, Any] = orjson.loads(out.read_bytes())
     runs = {run["design"]: run for run in report["runs"]}
     assert code == 0
-    assert set(runs) == {"worker", "worker-notxn", "baseline"}
+    assert set(runs) == {"worker", "baseline"}
     for run in runs.values():
         assert run["complete"], run
-        assert run["results_distinct"] == run["commands"] == 3000
+        assert run["results_distinct"] == run["commands"] == 1000
         assert run["throughput_per_s"] > 0
         assert run["service_ms"]["p50"] is not None
     assert runs["worker"]["restore"]["cold"]["partitions"] == 12

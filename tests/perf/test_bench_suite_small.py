@@ -17,7 +17,7 @@ pytestmark = pytest.mark.kafka
 
 def test_every_part_of_the_campaign_answers_every_command(kafka_bootstrap: str, tmp_path: Path) -> None:
     out = tmp_path / "suite"
-    argv = ["--out", str(out), "--commands", "200", "--msisdns", "50", "--soak-commands", "600"]
+    argv = ["--out", str(out), "--commands", "100", "--msisdns", "50", "--soak-commands", "300"]
     argv += ["--no-restore"]
     assert main([*argv, "--bootstrap", kafka_bootstrap]) == 0
     parts = orjson.loads((out / "suite.json").read_bytes())["parts"]
