@@ -49,7 +49,7 @@ SCENARIOS: dict[str, Scenario] = {
             about="30,000 produced at 1,000/s while the design runs: end-to-end latency under load",
         ),
         Scenario("soak-1m", 0.0, commands=1_000_000, about="1,000,000 pre-loaded: backlog and soak memory"),
-        Scenario("small", 50.0, commands=1_000, msisdns=500, about="the CI-sized run"),
+        Scenario("small", 50.0, commands=500, msisdns=250, about="the CI-sized run"),
     )
 }
 
