@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, cast
 
-from bench.sampling import watch_until
+from bench.sampling import Watch, watch_until
 from bench.scenarios import Context
 
 
@@ -36,8 +37,11 @@ class NoSandbox:
     pid = None
 
 
-def context(tmp_path: Path, sample_interval_s: float) -> Context:
-    return Context(
+def watching(
+    tmp_path: Path, ends: RisingEnds, *, sample_interval_s: float, expected: int, timeout_s: float
+) -> Coroutine[Any, Any, tuple[Watch, bool]]:
+    """``watch_until`` of a design that keeps running, with no sandbox process to sample."""
+    ctx = Context(
         bootstrap="127.0.0.1:1",
         broker_pid=None,
         work_dir=tmp_path,
@@ -50,20 +54,14 @@ def context(tmp_path: Path, sample_interval_s: float) -> Context:
         sample_interval_s=sample_interval_s,
         timeout_s=None,
     )
+    return watch_until(ctx, Running(), cast(Any, NoSandbox()), cast(Any, ends), expected, timeout_s)
 
 
 async def test_a_run_that_ends_between_two_samples_is_seen_before_the_next_one(tmp_path: Path) -> None:
     ends = RisingEnds(step=10)
-    watching = watch_until(
-        context(tmp_path, sample_interval_s=60.0),
-        Running(),
-        cast(Any, NoSandbox()),
-        cast(Any, ends),
-        expected=30,
-        timeout_s=600.0,
+    watch, complete = await asyncio.wait_for(  # a whole interval would be 60 s
+        watching(tmp_path, ends, sample_interval_s=60.0, expected=30, timeout_s=600.0), timeout=10.0
     )
-
-    watch, complete = await asyncio.wait_for(watching, timeout=10.0)  # a whole interval would be 60 s
 
     assert complete
     assert [sample.results for sample in watch.samples] == [10, 40]  # the first sample, then the end's
@@ -74,14 +72,7 @@ async def test_a_run_short_of_its_results_is_sampled_until_its_deadline_then_rep
     tmp_path: Path,
 ) -> None:
     ends = RisingEnds(step=0)  # nothing ever arrives
-    watch, complete = await watch_until(
-        context(tmp_path, sample_interval_s=0.25),
-        Running(),
-        cast(Any, NoSandbox()),
-        cast(Any, ends),
-        expected=1,
-        timeout_s=0.6,
-    )
+    watch, complete = await watching(tmp_path, ends, sample_interval_s=0.25, expected=1, timeout_s=0.6)
 
     assert not complete
     assert len(watch.samples) >= 2
