@@ -86,8 +86,10 @@ hostile: install kafka-jars
 # The full benchmark (docs/performance.md) and its small version
 # The whole campaign of docs/performance.md (hours: the soak alone is a million commands); its reports
 # in .bench/ (bench/suite.py). One part: `.venv/bin/python -m bench.suite --part shares --commands 30000`.
+# Then how long partitions stand idle after a rebalance (bench/takeover.py, half a minute).
 bench: install kafka-jars
 	$(BIN)/python -m bench.suite --out .bench
+	$(BIN)/python -m bench.takeover --work-dir .bench/takeover
 
 bench-small: install kafka-jars
 	$(BIN)/pytest tests/perf
