@@ -28,15 +28,11 @@ from bench.figures import (
 )
 from bench.processes import Replicas, design_argv, design_env, replicas_of, start_sandbox
 from bench.reporting import summary_line
-from bench.sampling import Watch, wait_for_quiet, watch_until
+from bench.sampling import END_POLL_S, Watch, wait_for_quiet, watch_until
 from bench.scenarios import WORKER_DESIGNS, Context, Scenario, workload
 from bench.topics import EndOffsets, Topics, create_topics, produce, read_topic
 from ecash_dev.stack import SandboxProcess, WorkerProcess, free_port
 from worker.settings import SANDBOX_API_IDENTITY
-
-# Once the end offsets say every result is in, the committed results are counted this often until they
-# are (the end offsets count commit markers too): the last transactions commit within milliseconds.
-TAIL_POLL_S = 0.1
 
 
 async def run_one(ctx: Context, scenario: Scenario, design: str, transport: str) -> RunFigures:
@@ -128,7 +124,7 @@ async def drive(
             if time.monotonic() > deadline:
                 figures.complete = False
                 break
-            await asyncio.sleep(min(ctx.sample_interval_s, TAIL_POLL_S))
+            await asyncio.sleep(min(ctx.sample_interval_s, END_POLL_S))
             more, figures.complete = await watch_until(ctx, processes, sandbox, ends, 0, 1.0)  # one sample
             watch.samples.extend(more.samples)
     if producer is not None:

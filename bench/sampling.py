@@ -15,6 +15,9 @@ from bench.topics import EndOffsets
 from ecash_dev.stack import SandboxProcess
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# How often the harness looks for a run's end: the end offsets between two samples (watch_until), then,
+# once they pass the number of commands (they count commit markers too), the committed results
+# (bench.measuring.drive): the last transactions commit within milliseconds.
 END_POLL_S = 0.1
 
 
