@@ -24,7 +24,8 @@ from pathlib import Path
 
 import orjson
 
-from bench.processes import design_argv, design_env, replicas_of, start_sandbox
+from bench.measuring import wait_until_owned
+from bench.processes import Replicas, design_argv, design_env, replicas_of, start_sandbox
 from bench.run import broker
 from bench.scenarios import SCENARIOS, Context, workload
 from bench.topics import Topics, create_topics, produce
@@ -81,7 +82,7 @@ async def run_once(ctx: Context, rate_per_s: float, run_dir: Path) -> list[Wave]
     load: asyncio.Task[int] | None = None
     try:
         first.spawn()
-        await asyncio.sleep(4.0)  # A owns every partition
+        await wait_until_owned(Replicas([first]), scenario.partitions, timeout_s=120.0)
         load = asyncio.create_task(
             produce(ctx.bootstrap, topics.commands, workload(scenario, ctx.seed), rate_per_s)
         )
