@@ -82,7 +82,9 @@ from worker.pipeline.ownership import OutRecord, PartitionWriter, WriterPolicy, 
 STAGES = ("hop", "claim", "claim-index")
 MODES = ("paced", "full")
 PARTITIONS = 12
-CLAIMS_FETCH_WAIT_MS = 10  # as the worker's claims follower (worker/kafka/clients.py)
+# The worker's claims follower's fetch wait when these designs were measured (docs/performance.md, "What a
+# claim costs"); the worker's is now 500 ms, with its offsets asked apart (worker/kafka/clients.py).
+CLAIMS_FETCH_WAIT_MS = 10
 log = logging.getLogger("bench.repartition_hop")
 
 
@@ -316,7 +318,7 @@ async def forward(cfg: StageConfig) -> dict[str, Any]:  # noqa: C901 - the repar
 
 
 def claims_consumer(cfg: StageConfig) -> AIOKafkaConsumer:
-    """The worker's claims follower's consumer (worker/service.py): the whole topic, fetch wait 10 ms."""
+    """The worker's claims follower's consumer as it was measured (worker/service.py): the whole topic."""
     return AIOKafkaConsumer(
         bootstrap_servers=cfg.bootstrap,
         enable_auto_commit=False,
@@ -390,6 +392,9 @@ async def claim(cfg: StageConfig) -> dict[str, Any]:  # noqa: C901 - the worker'
             topic=cfg.claims,
             open_store=lambda: ClaimsStore(None),
             consumer_factory=lambda: claims_consumer(cfg),
+            offsets_consumer_factory=lambda: AIOKafkaConsumer(
+                bootstrap_servers=cfg.bootstrap, group_id=None, isolation_level="read_committed"
+            ),
             delete_retention_ms=86_400_000,
         )
         await index.start(timeout_s=30.0)

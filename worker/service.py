@@ -127,6 +127,7 @@ class Worker:
                 settings.state_dir, settings.group_id, settings.claims_topic
             ),
             consumer_factory=self._claims_consumer,
+            offsets_consumer_factory=lambda: clients.claims_offsets_consumer(settings, self.kafka_kwargs),
             delete_retention_ms=int(min(settings.journal_retention_s, 86_400.0) * 1000),
         )
         self.processor = Processor(

@@ -8,6 +8,7 @@ built once at start, and never logged: they hold the SASL password). The worker'
 - ``decisions_consumer``: the review decisions, assigned by hand alongside the owned command partitions;
 - ``restore_consumer``: a journal partition read to its end before a partition is taken;
 - ``claims_consumer``: the whole claims topic, followed closely;
+- ``claims_offsets_consumer``: the claims topic's offsets, asked beside the follower's held fetch;
 - ``transactional_producer``: one per owned command partition (starting it fences the previous owner).
 
 The operator's commands (``worker.ops``): ``reader_consumer``, ``acks_all_producer`` and ``admin_client``.
@@ -33,6 +34,7 @@ __all__ = [
     "acks_all_producer",
     "admin_client",
     "claims_consumer",
+    "claims_offsets_consumer",
     "client_producer",
     "client_reader",
     "commands_consumer",
@@ -43,7 +45,12 @@ __all__ = [
     "transactional_producer",
 ]
 
-CLAIMS_FETCH_WAIT_MS = 10  # how long the broker may hold a claims fetch: a claim waits for its own record
+# How long the broker may hold the claims follower's fetch while nothing is new. A read_committed fetch is
+# answered as soon as a transaction's commit marker passes a claim, so this does not delay a claim's read
+# back; it bounds how often an idle follower asks. At 10 ms each worker sent ~100 fetches a second to the
+# broker with no traffic at all (0.08 cores of an idle worker, 0.12 of the broker's; docs/performance.md,
+# "An idle worker"). The offsets are asked through claims_offsets_consumer, not behind this hold.
+CLAIMS_FETCH_WAIT_MS = 500
 WORKER_CLIENT_ID = "ecash-worker"
 # A partition writer's transactions follow one another (group commit): the next one's AddPartitionsToTxn
 # often arrives while the broker still writes the last one's commit markers, and is refused with
@@ -130,6 +137,19 @@ def claims_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafka
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=16 * 1024 * 1024,
         client_id="ecash-worker-claims",
+        **client_kwargs,
+    )
+
+
+def claims_offsets_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafkaConsumer:
+    """The claims topic's offsets (``read_committed``: its end offsets are the last stable ones), asked on a
+    connection of their own, never behind the follower's held fetch; it assigns nothing and never fetches."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed",
+        client_id="ecash-worker-claims-offsets",
         **client_kwargs,
     )
 

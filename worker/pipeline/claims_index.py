@@ -10,6 +10,12 @@ offset *o* means every committed claim before *o* in that partition was seen too
 holds back what is still open). So after writing a claim, waiting until the index has it is enough to know
 whether an earlier claim exists (``wait_for``). ``sync`` reads up to the end offsets taken now: an
 activation calls it after fencing the previous owner, so that owner's claims are all known.
+
+The follower's fetch is held by the broker while there is nothing new (``CLAIMS_FETCH_WAIT_MS``), and a
+``read_committed`` fetch is answered as soon as a claim's transaction commits, so a claim is read back at
+once however long the hold. The broker answers one request of a connection at a time, so the offsets
+(``start``, ``sync``) are asked through a consumer of their own, which never fetches: asked through the
+follower they would wait out its held fetch, and with it every partition's activation.
 """
 
 from __future__ import annotations
@@ -196,6 +202,7 @@ class ClaimsIndex:
         topic: str,
         open_store: Callable[[], ClaimsStore],
         consumer_factory: Callable[[], AIOKafkaConsumer] | None,
+        offsets_consumer_factory: Callable[[], AIOKafkaConsumer] | None,
         delete_retention_ms: int,
         partitions: int | None = None,
     ) -> None:
@@ -203,8 +210,10 @@ class ClaimsIndex:
         self._open_store = open_store
         self._store = ClaimsStore(None)  # until ``start`` opens the real one
         self._consumer_factory = consumer_factory
+        self._offsets_consumer_factory = offsets_consumer_factory
         self._delete_retention_ms = delete_retention_ms
         self._consumer: Any = None
+        self._offsets: Any = None  # asks the end offsets; never fetches (module docstring)
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         # key -> futures of the commands waiting for a record of that key (their own claim, or the owner's
@@ -217,7 +226,7 @@ class ClaimsIndex:
     # --- life -------------------------------------------------------------------------------
     async def start(self, *, timeout_s: float) -> None:
         """Assign every partition, from the store's positions (or the beginning), and read to the end."""
-        if self._consumer_factory is None:
+        if self._consumer_factory is None or self._offsets_consumer_factory is None:
             raise RuntimeError("an in-memory index has no consumer to start")
         self._store.close()
         self._store = self._open_store()
@@ -225,19 +234,22 @@ class ClaimsIndex:
         if checkpoint_ms is not None and time.time() * 1000 - checkpoint_ms > self._delete_retention_ms:
             log.info("claims store older than the topic's delete.retention.ms: replayed from the start")
             self._store.wipe()
-        consumer = self._consumer_factory()
-        await consumer.start()
-        self._consumer = consumer
         try:
-            cluster = await consumer._client.fetch_all_metadata()  # no public way to refresh it
+            offsets = self._offsets_consumer_factory()
+            await offsets.start()
+            self._offsets = offsets
+            consumer = self._consumer_factory()
+            await consumer.start()
+            self._consumer = consumer
+            cluster = await offsets._client.fetch_all_metadata()  # no public way to refresh it
             found = cluster.partitions_for_topic(self.topic)
             if not found:
                 raise RuntimeError(f"the claims topic {self.topic} has no partitions")
             self.partitions = len(found)
             tps = [TopicPartition(self.topic, p) for p in sorted(found)]
+            begins = await offsets.beginning_offsets(tps)
             consumer.assign(tps)
-            begins = await consumer.beginning_offsets(tps)
-            for tp in tps:
+            for tp in tps:  # no await from the assignment to the last seek: no position is reset meanwhile
                 stored = self._store.position(tp.partition)
                 start = begins[tp] if stored is None or stored < begins[tp] else stored
                 consumer.seek(tp, start)
@@ -253,16 +265,17 @@ class ClaimsIndex:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._consumer is not None:
-            with contextlib.suppress(KafkaError):
-                await self._consumer.stop()
-            self._consumer = None
+        for consumer in (self._consumer, self._offsets):
+            if consumer is not None:
+                with contextlib.suppress(KafkaError):
+                    await consumer.stop()
+        self._consumer = self._offsets = None
         self._store.close()
 
     async def sync(self, *, timeout_s: float) -> None:
         """Wait until every claim committed before now is in the index (TimeoutError past ``timeout_s``)."""
         tps = [TopicPartition(self.topic, p) for p in sorted(self._positions)]
-        ends = await asyncio.wait_for(self._consumer.end_offsets(tps), timeout_s)
+        ends = await asyncio.wait_for(self._offsets.end_offsets(tps), timeout_s)
         deadline = time.monotonic() + timeout_s
         while any(self._positions[tp.partition] < end for tp, end in ends.items()):
             if self.failure is not None:
@@ -322,6 +335,7 @@ class ClaimsIndex:
             topic=topic,
             open_store=lambda: ClaimsStore(None),
             consumer_factory=None,
+            offsets_consumer_factory=None,
             delete_retention_ms=86_400_000,
             partitions=partitions,
         )

@@ -42,13 +42,16 @@ async def test_the_worker_reads_only_committed_records_and_commits_no_offsets_it
         "decisions": clients.decisions_consumer(settings, kwargs),
         "restore": clients.restore_consumer(settings, kwargs),
         "claims": clients.claims_consumer(settings, kwargs),
+        "claims offsets": clients.claims_offsets_consumer(settings, kwargs),
     }
     for name, consumer in consumers.items():
         assert consumer._isolation_level == "read_committed", name
         assert consumer._enable_auto_commit is False, name
     assert consumers["commands"]._group_id == "g"
     assert consumers["commands"]._group_instance_id == "w-1"
-    assert all(consumers[name]._group_id is None for name in ("decisions", "restore", "claims"))
+    assert all(
+        consumers[name]._group_id is None for name in ("decisions", "restore", "claims", "claims offsets")
+    )
     assert consumers["claims"]._fetch_max_wait_ms == clients.CLAIMS_FETCH_WAIT_MS
 
 
