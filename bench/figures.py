@@ -98,6 +98,7 @@ class RunFigures:
     steady_per_s: float | None = None
     littles_law_bound_per_s: float | None = None
     end_to_end_ms: dict[str, float | None] = field(default_factory=dict)
+    end_to_end_steady_ms: dict[str, float | None] = field(default_factory=dict)  # paced: steady_end_to_end_ms
     service_ms: dict[str, float | None] = field(default_factory=dict)
     # The worker's service time in two parts, from its journal's timestamps: intent record handed to the
     # producer -> outcome record handed to it (intent acknowledged + the API call), and outcome record ->
@@ -135,6 +136,20 @@ def steady_per_s(result_ms: list[int]) -> float | None:
     return round((high - low) / span_s, 1) if span_s > 0 else None
 
 
+def steady_end_to_end_ms(command_ms: dict[str, int], result_ms: dict[str, int]) -> dict[str, float | None]:
+    """End-to-end percentiles of the commands produced between the 10th and the 90th percentile of the
+    command times (a paced run's steady load): without its onset, where every process on the machine meets
+    the load at once and the first seconds' commands queue (docs/performance.md, "The onset of a load"),
+    and without its end. Empty percentiles if too few commands."""
+    answered = [trace for trace in result_ms if trace in command_ms]
+    if len(answered) < 20:
+        return percentiles_ms([])
+    ordered = sorted(command_ms[trace] for trace in answered)
+    low, high = ordered[len(ordered) // 10], ordered[len(ordered) - 1 - len(ordered) // 10]
+    steady = [trace for trace in answered if low <= command_ms[trace] <= high]
+    return percentiles_ms([float(result_ms[trace] - command_ms[trace]) for trace in steady])
+
+
 def fill_timing(figures: RunFigures, stamps: Timestamps, spawned_unix_s: float) -> None:
     figures.results_distinct = len(stamps.result_ms)
     figures.results_published = stamps.results_total
@@ -148,6 +163,7 @@ def fill_timing(figures: RunFigures, stamps: Timestamps, spawned_unix_s: float) 
     figures.steady_per_s = steady_per_s(list(stamps.result_ms.values()))
     e2e = [stamps.result_ms[t] - stamps.command_ms[t] for t in stamps.result_ms if t in stamps.command_ms]
     figures.end_to_end_ms = percentiles_ms([float(v) for v in e2e])
+    figures.end_to_end_steady_ms = steady_end_to_end_ms(stamps.command_ms, stamps.result_ms)
     starts = {**(stamps.intent_ms or stamps.started_ms), **stamps.claim_ms}  # the claim comes first
     service = [stamps.result_ms[t] - starts[t] for t in stamps.result_ms if t in starts]
     figures.service_ms = percentiles_ms([float(v) for v in service])

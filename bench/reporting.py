@@ -167,6 +167,14 @@ def print_report(runs: list[RunFigures]) -> None:
     """The table, then each worker run's claim -> intent, its ratio to the baseline, and the targets."""
     print(table(runs))
     for r in runs:
+        steady = r.end_to_end_steady_ms
+        if r.rate_per_s is not None and steady.get("p50") is not None:
+            print(
+                f"{r.scenario}: {r.design} ({r.transport}): steady load (commands between the 10th and the "
+                f"90th percentile of their times): e2e p50/p95/p99 {steady['p50']}/{steady['p95']}/"
+                f"{steady['p99']} ms"
+            )
+    for r in runs:
         if r.claim_to_intent_ms.get("p50") is not None:
             c = r.claim_to_intent_ms
             print(
