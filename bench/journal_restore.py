@@ -1,17 +1,21 @@
 """How long a worker takes to restore one journal partition holding N entries (default 1,000,000).
 
-    python -m bench.journal_restore [--entries 1000000] [--bootstrap HOST:PORT]
+    python -m bench.journal_restore [--entries 1000000] [--records-per-transaction 50] [--bootstrap HOST:PORT]
 
 Writes N realistic journal records (a finished charge: ~1 KB of JSON each) into a one-partition
-compacted journal topic, then times ``Journal.restore`` three ways: cold (no local store: a full replay
-into SQLite), warm (the store's checkpoint is current: nothing to replay), and after 10,000 more records
-(the incremental replay a restart after kill -9 does). Starts its own local broker unless --bootstrap.
+compacted journal topic in transactions, as the worker writes its journal (about 50 records each under
+a backlog, docs/performance.md; 0: without transactions, as this benchmark wrote before 2026-12-07),
+so that the log holds a commit marker after every transaction and ends in one. Then it times
+``Journal.restore`` three ways: cold (no local store: a full replay into SQLite), warm (the store's
+checkpoint is current: nothing to replay), and after 10,000 more records (the incremental replay a
+restart after kill -9 does). Starts its own local broker unless --bootstrap.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import resource
@@ -69,27 +73,39 @@ def sample_record(trace: str) -> bytes:
     return record.model_dump_json().encode()
 
 
-async def fill(bootstrap: str, topic: str, start: int, count: int) -> float:
+async def fill(bootstrap: str, topic: str, start: int, count: int, per_transaction: int) -> float:
+    """Write ``count`` records from trace number ``start``: ``per_transaction`` to a transaction (0: none)."""
+    transactional = {"transactional_id": f"{topic}-fill-{start}"} if per_transaction else {}
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
-        linger_ms=20,
+        enable_idempotence=True,
+        linger_ms=0 if per_transaction else 20,
         max_batch_size=1024 * 1024,
         compression_type=None,
+        **transactional,
     )
     await producer.start()
     began = time.perf_counter()
     try:
         template = sample_record("T0000000000")
-        pending = []
-        for i in range(start, start + count):
-            trace = f"T{i:010d}"
-            value = template.replace(b"T0000000000", trace.encode())
-            pending.append(await producer.send(topic, value=value, key=trace.encode(), partition=0))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        values = (
+            (f"T{i:010d}".encode(), template.replace(b"T0000000000", f"T{i:010d}".encode()))
+            for i in range(start, start + count)
+        )
+        if per_transaction:
+            for _ in range(0, count, per_transaction):
+                async with producer.transaction():
+                    for key, value in itertools.islice(values, per_transaction):
+                        await producer.send(topic, value=value, key=key, partition=0)
+        else:
+            pending = []
+            for key, value in values:
+                pending.append(await producer.send(topic, value=value, key=key, partition=0))
+                if len(pending) >= 20_000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            await asyncio.gather(*pending)
     finally:
         await producer.stop()
     return time.perf_counter() - began
@@ -120,7 +136,7 @@ def directory_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-async def main(entries: int, bootstrap: str | None) -> dict[str, float | int]:
+async def main(entries: int, bootstrap: str | None, per_transaction: int = 50) -> dict[str, float | int]:
     broker = None
     if bootstrap is None:
         from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
@@ -140,11 +156,11 @@ async def main(entries: int, bootstrap: str | None) -> dict[str, float | int]:
         topic = f"bench-journal-{uuid.uuid4().hex[:8]}"
         spec: TopicSpec = journal_topic_spec(topic, 1, 1, retention_s=7 * 86_400)
         await ensure_topics(bootstrap, [spec], client_kwargs={})
-        fill_s = await fill(bootstrap, topic, 0, entries)
+        fill_s = await fill(bootstrap, topic, 0, entries, per_transaction)
         state_dir = Path(tempfile.mkdtemp(prefix="restore-state-"))
         cold_s, records = await timed_restore(bootstrap, topic, state_dir)
         warm_s, _ = await timed_restore(bootstrap, topic, state_dir)
-        await fill(bootstrap, topic, entries, 10_000)
+        await fill(bootstrap, topic, entries, 10_000, per_transaction)
         incremental_s, records_after = await timed_restore(bootstrap, topic, state_dir)
         store_bytes = await asyncio.to_thread(directory_bytes, state_dir)
     finally:
@@ -152,6 +168,7 @@ async def main(entries: int, bootstrap: str | None) -> dict[str, float | int]:
             await asyncio.to_thread(broker.stop)
     return {
         "entries": entries,
+        "records_per_transaction": per_transaction,
         "record_bytes": len(sample_record("T0000000000")),
         "fill_s": round(fill_s, 2),
         "cold_restore_s": round(cold_s, 2),
@@ -169,9 +186,12 @@ def cli() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument(
+        "--records-per-transaction", type=int, default=50, help="0: write without transactions"
+    )
     parser.add_argument("--bootstrap", default=None)
     args = parser.parse_args()
-    figures = asyncio.run(main(args.entries, args.bootstrap))
+    figures = asyncio.run(main(args.entries, args.bootstrap, args.records_per_transaction))
     print(json.dumps(figures, indent=2))
 
 

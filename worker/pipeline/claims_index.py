@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.pipeline.claims import Claim, ClaimState, Entry
-from worker.pipeline.journal_store import StoreBusy, lock_exclusively, open_cache_db
+from worker.pipeline.journal_store import StoreBusy, clear_cache, lock_exclusively, open_cache_db
 
 __all__ = ["SCHEMA_VERSION", "SLOTS", "WAIT_STEP_S", "ClaimsIndex", "ClaimsStore", "open_claims_store"]
 
@@ -162,8 +162,7 @@ class ClaimsStore:
         return None if row is None else int(row[0])
 
     def wipe(self) -> None:
-        self._db.execute("DELETE FROM claims")
-        self._db.execute("DELETE FROM meta WHERE k != 'schema'")
+        clear_cache(self._db, table="claims")
 
     def _set_meta(self, key: str, value: str) -> None:
         self._db.execute(

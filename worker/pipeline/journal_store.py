@@ -21,6 +21,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "PartitionStore",
     "StoreBusy",
+    "clear_cache",
     "is_final",
     "is_open_review",
     "lock_exclusively",
@@ -110,6 +111,14 @@ def open_cache_db(path: Path | None, *, table: str, schema_version: str) -> sqli
         db.execute("DELETE FROM meta")
         db.execute("INSERT INTO meta(k, v) VALUES ('schema', ?)", (schema_version,))
     return db
+
+
+def clear_cache(db: sqlite3.Connection, *, table: str) -> None:
+    """Empty a cache opened by ``open_cache_db`` for a replay from the topic's start: its rows and its meta
+    (checkpoint, positions), but not its schema mark, or the next open would take it for another layout
+    and drop it again (every restart a full replay)."""
+    db.execute(f"DELETE FROM {table}")  # noqa: S608 - a table name from this code, never input
+    db.execute("DELETE FROM meta WHERE k != 'schema'")
 
 
 class PartitionStore:
@@ -202,8 +211,7 @@ class PartitionStore:
         self.flush()  # the checkpoint and every put before it, together
 
     def wipe(self) -> None:
-        self._db.execute("DELETE FROM records")
-        self._db.execute("DELETE FROM meta")
+        clear_cache(self._db, table="records")
 
     def close(self) -> None:
         self.flush()

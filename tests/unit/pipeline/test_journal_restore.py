@@ -5,6 +5,7 @@ restore, measured at every rebalance)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -78,11 +79,11 @@ def transaction(first: int, count: int) -> list[Message | None]:
     return [*records, MARKER]
 
 
-def journal_over(consumer: LogConsumer) -> Journal:
+def journal_over(consumer: LogConsumer, state_dir: Path | None = None) -> Journal:
     return Journal(
         topic="ecash.journal",
         group_id="g",
-        state_dir=None,
+        state_dir=state_dir,
         consumer_factory=lambda: consumer,
         dedupe_window_s=86_400,
         now_ms=lambda: 2_000,
@@ -108,3 +109,24 @@ async def test_a_partition_of_only_markers_and_aborted_records_is_restored_empty
 
     assert (report.records, report.to_offset) == (0, 3)
     assert consumer.polls == 1
+
+
+async def test_a_restart_with_its_state_directory_replays_only_what_came_after(tmp_path: Path) -> None:
+    """The first restore of a fresh state directory is cold (the whole partition); the store it leaves
+    is warm for the next restore, which reads only the records written after its checkpoint. (The cold
+    restore's wipe used to delete the store's schema mark with its checkpoint, so every later open took
+    the store for an older layout and dropped it: every restart replayed the whole partition.)"""
+    consumer = LogConsumer([*transaction(0, 5), *transaction(6, 5)])
+    first = journal_over(consumer, tmp_path)
+    cold = await first.restore(0)
+    first.release(0)
+    consumer.log += transaction(12, 3)  # written by the next owner while this worker was away
+    consumer.end = len(consumer.log)
+
+    second = journal_over(consumer, tmp_path)
+    warm = await second.restore(0)
+
+    assert (cold.records, cold.from_offset) == (10, 0)
+    assert (warm.records, warm.from_offset, warm.to_offset) == (3, 12, 16)
+    assert second.pending_records(0) == 13
+    second.release(0)

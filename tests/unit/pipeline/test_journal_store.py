@@ -33,6 +33,19 @@ def test_checkpoint_survives_reopening(tmp_path: Path) -> None:
     again.close()
 
 
+def test_a_store_wiped_by_a_cold_restore_is_still_this_layout_when_reopened(tmp_path: Path) -> None:
+    path = tmp_path / "p2.sqlite"
+    store = PartitionStore(path)
+    store.wipe()  # a cold restore: no checkpoint yet
+    store.apply_batch([("T1", b"v", 1)])
+    store.set_checkpoint(7)
+    store.close()
+    again = PartitionStore(path)
+    assert again.checkpoint() == 7
+    assert again.get("T1") == (b"v", 1)
+    again.close()
+
+
 def test_a_second_process_cannot_share_the_file_and_falls_back_to_memory(tmp_path: Path) -> None:
     first = open_store(tmp_path, "g", "ecash.journal", 3)
     assert first.path == store_path(tmp_path, "g", "ecash.journal", 3)
