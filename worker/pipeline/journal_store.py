@@ -2,9 +2,10 @@
 
 This is the Kafka Streams state-store pattern: the topic is the truth (written first, acks=all); the
 local store is a cache of it, so memory stays flat however many trace numbers the dedupe window holds.
-A checkpoint (the journal offset up to which the store is complete) is written only at clean points
-(after a restore, after a drain), so a restart replays only what came after it; after ``kill -9`` the
-replay starts from the last clean checkpoint, and replaying a record twice is harmless (an upsert).
+A checkpoint (the journal offset up to which the store is complete) is written after each restore (the
+end offset taken after fencing the previous owner), so a restart replays only what came after it, and
+replaying a record twice is harmless (an upsert). None is written at a drain (docs/design.md, "The
+journal: a compacted topic and a local store").
 """
 
 from __future__ import annotations
