@@ -7,6 +7,8 @@ them (tests/integration, tests/perf), never by the unit tests (they need no brok
 - ``kafka_topics`` (function): topic names unique to the test, and a way to create them.
 - ``local_kafka_factory`` (function): brokers of the test's own (for restart and crash scenarios),
   stopped at the end of the test.
+- ``holding_consumer``: a ``read_committed`` consumer whose fetches the broker holds long while nothing is
+  new, so that a test can tell waiting out a held fetch from not waiting at all.
 
 The first run fetches Kafka's jars with Maven (cached in ~/.cache/ecash-worker); later starts take seconds.
 """
@@ -21,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from ecash_dev.kafka import LocalKafka, LocalKafkaConfig, default_cache_dir, free_ports
 from worker.kafka.admin import ClientKwargs, TopicSpec, ensure_topics
 
 TEST_BOOTSTRAP_ENV = "ECASH_TEST_KAFKA_BOOTSTRAP"
+HELD_FETCH_MS = 20_000
 MAX_PREFIX_CHARS = 60
 
 
@@ -137,3 +141,16 @@ def local_kafka_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lo
     yield start
     for broker in started:
         broker.stop()
+
+
+def holding_consumer(bootstrap: str, held_ms: int = HELD_FETCH_MS) -> AIOKafkaConsumer:
+    """No group, ``read_committed``, from the log start; the broker holds a fetch with nothing to return
+    for ``held_ms``."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=held_ms,
+    )

@@ -17,13 +17,12 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tests.kafka_fixtures import KafkaTopics
+from tests.kafka_fixtures import KafkaTopics, holding_consumer
 from worker.pipeline.claims import claim_key
 from worker.pipeline.claims_index import ClaimsIndex, ClaimsStore
 
 pytestmark = pytest.mark.kafka
 
-HELD_FETCH_MS = 20_000
 WITHIN_S = 5.0  # a quarter of the hold
 
 
@@ -31,14 +30,7 @@ def _index(bootstrap: str, topic: str) -> ClaimsIndex:
     return ClaimsIndex(
         topic=topic,
         open_store=lambda: ClaimsStore(None),
-        consumer_factory=lambda: AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            fetch_max_wait_ms=HELD_FETCH_MS,
-        ),
+        consumer_factory=lambda: holding_consumer(bootstrap),
         offsets_consumer_factory=lambda: AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed"
         ),

@@ -13,18 +13,17 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.records_to_delete import RecordsToDelete
 
-from tests.kafka_fixtures import KafkaTopics
+from tests.kafka_fixtures import HELD_FETCH_MS, KafkaTopics, holding_consumer
 from worker.kafka.reading import seek_to_log_start
 from worker.pipeline.decisions import DecisionsFeed
 from worker.pipeline.offsets import OffsetTracker
 
 pytestmark = pytest.mark.kafka
 
-HELD_FETCH_MS = 20_000
 TAKEN_WITHIN_S = 5.0  # a quarter of the held fetch: the seek must not wait for it
 
 
@@ -45,17 +44,6 @@ async def _topic_whose_partition_1_starts_at_2(kafka_topics: KafkaTopics) -> str
     finally:
         await admin.close()
     return topic
-
-
-def _holding_consumer(bootstrap: str) -> Any:
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=HELD_FETCH_MS,
-    )
 
 
 async def _reading_partition_0(consumer: Any, topic: str) -> asyncio.Task[Any]:
@@ -89,7 +77,7 @@ async def test_a_partition_taken_while_another_is_read_starts_at_its_log_start(
     kafka_topics: KafkaTopics,
 ) -> None:
     topic = await _topic_whose_partition_1_starts_at_2(kafka_topics)
-    consumer = _holding_consumer(kafka_topics.bootstrap)
+    consumer = holding_consumer(kafka_topics.bootstrap)
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
@@ -109,7 +97,7 @@ async def test_the_decisions_feed_takes_a_partition_while_it_reads_another(kafka
     topic = await _topic_whose_partition_1_starts_at_2(kafka_topics)
     owned: set[int] = {0}
     feed = DecisionsFeed(topic, OffsetTracker(), owned=lambda: owned)
-    await feed.start(_holding_consumer(kafka_topics.bootstrap))
+    await feed.start(holding_consumer(kafka_topics.bootstrap))
     try:
         await feed.assign()  # every partition, paused; partition 0 (owned) placed at its start
         feed.hold(0, hold=False)

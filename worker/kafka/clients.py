@@ -143,15 +143,9 @@ def claims_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafka
 
 def claims_offsets_consumer(settings: Settings, client_kwargs: ClientKwargs) -> AIOKafkaConsumer:
     """The claims topic's offsets (``read_committed``: its end offsets are the last stable ones), asked on a
-    connection of their own, never behind the follower's held fetch; it assigns nothing and never fetches."""
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_auto_commit=False,
-        group_id=None,
-        isolation_level="read_committed",
-        client_id="ecash-worker-claims-offsets",
-        **client_kwargs,
-    )
+    connection of their own, never behind the follower's held fetch: a reader that assigns nothing, so it
+    never fetches."""
+    return reader_consumer(settings, client_kwargs, client_id="ecash-worker-claims-offsets")
 
 
 def transactional_producer(
