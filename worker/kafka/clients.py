@@ -48,8 +48,9 @@ __all__ = [
 # How long the broker may hold the claims follower's fetch while nothing is new. A read_committed fetch is
 # answered as soon as a transaction's commit marker passes a claim, so this does not delay a claim's read
 # back; it bounds how often an idle follower asks. At 10 ms each worker sent ~100 fetches a second to the
-# broker with no traffic at all (0.08 cores of an idle worker, 0.12 of the broker's; docs/performance.md,
-# "An idle worker"). The offsets are asked through claims_offsets_consumer, not behind this hold.
+# broker with no traffic at all (0.07-0.08 cores of an idle worker, 0.10-0.12 of the broker's, against
+# 0.03 and 0.06 at 500 ms; docs/performance.md, "An idle worker, warm restarts, and the onset of a load").
+# The offsets are asked through claims_offsets_consumer, not behind this hold.
 CLAIMS_FETCH_WAIT_MS = 500
 WORKER_CLIENT_ID = "ecash-worker"
 # A partition writer's transactions follow one another (group commit): the next one's AddPartitionsToTxn
