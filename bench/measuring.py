@@ -70,7 +70,8 @@ async def run_one(ctx: Context, scenario: Scenario, design: str, transport: str)
     fill_resources(figures, watch, stamps)
     figures.complete = figures.complete and figures.results_distinct == scenario.commands
     if design == "worker" and ctx.restore:
-        figures.restore = await restore_figures(env, run_dir, topics.partitions, scenario.latency_ms)
+        plain = design_argv(design, "none", run_dir, ctx.worker_src)  # the tree under test, unprofiled
+        figures.restore = await restore_figures(env, plain, run_dir, topics.partitions, scenario.latency_ms)
     (run_dir / "figures.json").write_bytes(orjson.dumps(asdict(figures), option=orjson.OPT_INDENT_2))
     print(f"[{label}] {summary_line(figures)}", file=sys.stderr, flush=True)
     return figures
@@ -142,12 +143,14 @@ async def drive(
 
 
 async def measure_restore(
-    env: dict[str, str], state_dir: Path, log_path: Path, partitions: int
+    env: dict[str, str], argv: list[str], state_dir: Path, log_path: Path, partitions: int
 ) -> dict[str, Any]:
-    """Start the worker over the same topics; time its journal restore (from its own metric) and readiness."""
+    """Start the worker (``argv``: the tree under test, ``--worker-src``) over the same topics; time its
+    journal restore (from its own metric) and readiness."""
     env = {**env, "ECASH_STATE_DIR": str(state_dir), "ECASH_METRICS_PORT": str(free_port())}
-    child = WorkerProcess(dict(SANDBOX_API_IDENTITY), log_path, name="restore")  # env replaced below
+    child = WorkerProcess(dict(SANDBOX_API_IDENTITY), log_path, name="restore")  # env, argv replaced below
     child.env = env
+    child.argv = argv
     started = time.monotonic()
     await child.start()
     ready_s: float | None = None
@@ -175,15 +178,18 @@ async def measure_restore(
 
 
 async def restore_figures(
-    env: dict[str, str], run_dir: Path, partitions: int, latency_ms: float
+    env: dict[str, str], argv: list[str], run_dir: Path, partitions: int, latency_ms: float
 ) -> dict[str, Any]:
-    """Warm: the same state directory (checkpointed at the clean stop). Cold: an empty one (the whole
-    journal is replayed from the topic)."""
+    """Cold: an empty state directory (the whole journal is replayed from the topic). Warm: the same
+    directory again at once, its checkpoint where the cold restore ended: nothing to replay. (Not the
+    run's own directory: its checkpoint is where the run's worker restored, at its start, since none is
+    written at a drain (docs/design.md), so it would replay the whole run.)"""
     sandbox = await start_sandbox(latency_ms, run_dir / "sandbox-restore.log")
     try:
         env = {**env, "ECASH_API_BASE_URL": sandbox.base_url}
-        warm = await measure_restore(env, run_dir / "state", run_dir / "restore-warm.log", partitions)
-        cold = await measure_restore(env, run_dir / "state-cold", run_dir / "restore-cold.log", partitions)
+        state = run_dir / "state-restore"
+        cold = await measure_restore(env, argv, state, run_dir / "restore-cold.log", partitions)
+        warm = await measure_restore(env, argv, state, run_dir / "restore-warm.log", partitions)
     finally:
         await sandbox.stop()
     return {"warm": warm, "cold": cold}

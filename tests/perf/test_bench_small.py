@@ -2,7 +2,8 @@
 after the run, and the naive baseline. (The what-if designs, bench/whatif.py, run in the campaign's
 small version, test_bench_suite_small.py.)
 
-Asserts only that both designs finish with every result published and that the figures are printed and
+Asserts that both designs finish with every result published, that a restart over the worker's state
+directory replays nothing (the store is kept: the journal's cache), and that the figures are printed and
 written: the speed targets live in the benchmark's printout and docs/performance.md, not in timed
 assertions that a busy CI machine would make flaky.
 """
@@ -40,7 +41,10 @@ async def test_every_design_publishes_every_result_and_the_figures_are_printed(
         assert run["results_distinct"] == run["commands"] == 500
         assert run["throughput_per_s"] > 0
         assert run["service_ms"]["p50"] is not None
-    assert runs["worker"]["restore"]["cold"]["partitions"] == 12
+    restore = runs["worker"]["restore"]
+    assert restore["cold"]["partitions"] == restore["warm"]["partitions"] == 12
+    assert restore["cold"]["records"] >= 1_000  # the run's journal: an intent and an outcome per command
+    assert restore["warm"]["records"] == 0  # restarted over the cold restore's store: nothing to replay
     table_header = printed.splitlines()[0]
     assert "cmd/s" in table_header
     assert "service p50/p95/p99 ms" in table_header
