@@ -126,12 +126,18 @@ class RunFigures:
     notes: list[str] = field(default_factory=list)
 
 
+def steady_window(ordered: list[int]) -> tuple[int, int]:
+    """The indexes of the 10th and the 90th percentile of ``ordered`` (sorted): a run's steady middle,
+    without its start and its tail."""
+    return len(ordered) // 10, len(ordered) - 1 - len(ordered) // 10
+
+
 def steady_per_s(result_ms: list[int]) -> float | None:
     """Results per second between the 10th and the 90th percentile of their times (None: too few)."""
     if len(result_ms) < 20:
         return None
     ordered = sorted(result_ms)
-    low, high = len(ordered) // 10, len(ordered) - 1 - len(ordered) // 10
+    low, high = steady_window(ordered)
     span_s = (ordered[high] - ordered[low]) / 1000
     return round((high - low) / span_s, 1) if span_s > 0 else None
 
@@ -139,13 +145,13 @@ def steady_per_s(result_ms: list[int]) -> float | None:
 def steady_end_to_end_ms(command_ms: dict[str, int], result_ms: dict[str, int]) -> dict[str, float | None]:
     """End-to-end percentiles of the commands produced between the 10th and the 90th percentile of the
     command times (a paced run's steady load): without its onset, where every process on the machine meets
-    the load at once and the first seconds' commands queue (docs/performance.md, "The onset of a load"),
-    and without its end. Empty percentiles if too few commands."""
+    the load at once and the first seconds' commands queue (docs/performance.md, "An idle worker, warm
+    restarts, and the onset of a load"), and without its end. Empty percentiles if too few commands."""
     answered = [trace for trace in result_ms if trace in command_ms]
     if len(answered) < 20:
         return percentiles_ms([])
     ordered = sorted(command_ms[trace] for trace in answered)
-    low, high = ordered[len(ordered) // 10], ordered[len(ordered) - 1 - len(ordered) // 10]
+    low, high = (ordered[i] for i in steady_window(ordered))
     steady = [trace for trace in answered if low <= command_ms[trace] <= high]
     return percentiles_ms([float(result_ms[trace] - command_ms[trace]) for trace in steady])
 

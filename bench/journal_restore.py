@@ -89,10 +89,8 @@ async def fill(bootstrap: str, topic: str, start: int, count: int, per_transacti
     began = time.perf_counter()
     try:
         template = sample_record("T0000000000")
-        values = (
-            (f"T{i:010d}".encode(), template.replace(b"T0000000000", f"T{i:010d}".encode()))
-            for i in range(start, start + count)
-        )
+        keys = (f"T{i:010d}".encode() for i in range(start, start + count))
+        values = ((key, template.replace(b"T0000000000", key)) for key in keys)
         if per_transaction:
             for _ in range(0, count, per_transaction):
                 async with producer.transaction():
