@@ -530,7 +530,9 @@ async def main_async(args: argparse.Namespace) -> int:
             "machine": machine(),
             "argv": sys.argv,
             "cores": cores,
-            "runs": [{**asdict(r), "machine_ms": r.machine_ms} for r in runs],
+            "runs": [
+                {**asdict(r), "machine_ms": r.machine_ms, "written_once": written_once(r)} for r in runs
+            ],
         }
         args.json_out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return 0 if all(r.commands == args.commands and written_once(r) for r in runs) else 1

@@ -11,12 +11,16 @@ Parts (``--part``, repeatable; default all, in this order):
 - ``uvloop``: ``uniform-50ms``; the worker with ``ECASH_EVENT_LOOP=uvloop`` (set against ``shares``'s).
 - ``latency``: ``paced-50ms`` produced at 50% and at 90% of the capacity ``shares`` measured for the
   worker (``--capacity`` to give it instead): latency from a command's timestamp to its result.
+- ``floor``: ``bench.promise_floor``: what a command's I/O alone costs (the bare HTTP request, the
+  worker's client, the promise's Kafka writes, all of them) at full speed, then all of it at 50 ms produced
+  at 50% of the capacity ``shares`` measured: the least any worker could cost and wait here.
 - ``scale-out``: ``uniform-50ms`` with 8 in flight per process (neither process near a core of its own on a
   2-core machine that also runs the broker and the sandbox), one process then two in one group.
 - ``soak``: ``soak-1m``: a million commands pre-loaded, run to the end; RSS over the run, and where it sits
   (``--profile memory``: Python's, glibc's and SQLite's memory every 5 s, in the run's ``memory.tsv``).
 
-Each part writes ``<out>/<part>.json`` (``bench.run --json-out``) and its logs under ``<out>/<part>/``;
+Each part writes ``<out>/<part>.json`` (``--json-out`` of ``bench.run``, or of ``bench.promise_floor``
+for ``floor``) and its logs under ``<out>/<part>/``;
 ``<out>/suite.json`` gathers them with the commands that made them. ``--commands`` (and ``--msisdns``)
 scale every part but ``soak`` down for a shorter campaign; the soak keeps its million unless
 ``--soak-commands`` says otherwise.
@@ -42,15 +46,16 @@ __all__ = ["PARTS", "Part", "main", "part_argv"]
 
 WHAT_IFS = ("worker-notxn", "worker-nojournal", "worker-noclaims", "worker-notracing")
 SCALE_OUT_IN_FLIGHT = "8"  # docs/performance.md, "Scale-out": at 32 one process alone takes 0.7 cores here
-PARTS = ("throughput", "shares", "uvloop", "latency", "scale-out", "soak")
+PARTS = ("throughput", "shares", "uvloop", "latency", "floor", "scale-out", "soak")
 
 
 @dataclass(frozen=True)
 class Part:
-    """One ``bench.run`` invocation of a part: its name (the JSON file) and its arguments."""
+    """One benchmark invocation of a part: its name (the JSON file), its arguments and its module."""
 
     name: str
     argv: list[str]
+    module: str = "bench.run"
 
 
 def _sized(args: argparse.Namespace) -> list[str]:
@@ -71,16 +76,22 @@ def part_argv(part: str, args: argparse.Namespace, capacity_per_s: float | None)
         return [Part(part, [*backlog, *worker, *what_ifs])]
     if part == "uvloop":
         return [Part(part, [*backlog, *worker, "--env", "ECASH_EVENT_LOOP=uvloop"])]
+    if part in ("latency", "floor") and capacity_per_s is None:
+        raise SystemExit(f"bench.suite: the {part} part needs a capacity (run shares first, or --capacity)")
     if part == "latency":
-        if capacity_per_s is None:
-            raise SystemExit(
-                "bench.suite: the latency part needs a capacity (run shares first, or --capacity)"
-            )
+        assert capacity_per_s is not None
         return [
             Part(f"latency-{share}", ["--scenario", "paced-50ms", *_sized(args), *worker, "--no-restore",
                                       "--rate", f"{capacity_per_s * share / 100:.0f}"])
             for share in (50, 90)
         ]  # fmt: skip
+    if part == "floor":
+        assert capacity_per_s is not None
+        paced = ["--leg", "floor", "--latency-ms", "50", "--rate", f"{capacity_per_s * 0.5:.0f}"]
+        return [
+            Part(part, _sized(args), module="bench.promise_floor"),
+            Part("floor-50", [*paced, *_sized(args)], module="bench.promise_floor"),
+        ]
     if part == "scale-out":
         return [
             Part(
@@ -138,11 +149,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             for part in part_argv(name, args, capacity):
                 report = out / f"{part.name}.json"
                 argv = [*part.argv, *where, "--work-dir", str(out / part.name), "--json-out", str(report)]
-                command = [sys.executable, "-m", "bench.run", *argv]
-                print(f"== {part.name}: python -m bench.run {shlex.join(part.argv)}", flush=True)
+                command = [sys.executable, "-m", part.module, *argv]
+                print(f"== {part.name}: python -m {part.module} {shlex.join(part.argv)}", flush=True)
                 code = subprocess.run(command, check=False).returncode  # noqa: S603 - our own bench.run, argv built here
                 failed = failed or code != 0
-                done.append({"part": part.name, "argv": part.argv, "exit": code, "report": report.name})
+                done.append(
+                    {
+                        "part": part.name,
+                        "module": part.module,
+                        "argv": part.argv,
+                        "exit": code,
+                        "report": report.name,
+                    }
+                )
                 if part.name == "shares" and report.exists() and args.capacity is None:
                     capacity = _worker_throughput(report)
     (out / "suite.json").write_bytes(orjson.dumps({"parts": done}, option=orjson.OPT_INDENT_2))

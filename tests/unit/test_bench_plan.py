@@ -17,9 +17,28 @@ def test_paced_latency_is_measured_at_half_and_nine_tenths_of_the_measured_capac
     assert all(p.argv[p.argv.index("--scenario") + 1] == "paced-50ms" for p in parts)
 
 
-def test_latency_without_a_capacity_says_how_to_get_one() -> None:
-    with pytest.raises(SystemExit, match=r"needs a capacity \(run shares first, or --capacity\)"):
-        part_argv("latency", parse_args([]), capacity_per_s=None)
+@pytest.mark.parametrize("part", ["latency", "floor"])
+def test_a_part_paced_from_the_capacity_without_one_says_how_to_get_one(part: str) -> None:
+    with pytest.raises(
+        SystemExit, match=rf"the {part} part needs a capacity \(run shares first, or --capacity\)"
+    ):
+        part_argv(part, parse_args([]), capacity_per_s=None)
+
+
+def test_the_floor_runs_every_leg_at_full_speed_then_all_of_it_paced_at_half_the_capacity() -> None:
+    full, paced = part_argv("floor", parse_args(["--commands", "3000"]), capacity_per_s=740.0)
+    assert (full.module, paced.module) == ("bench.promise_floor", "bench.promise_floor")
+    assert [full.name, paced.name] == ["floor", "floor-50"]
+    assert "--leg" not in full.argv  # every leg
+    assert "--rate" not in full.argv  # as fast as it goes
+    assert paced.argv[paced.argv.index("--leg") + 1] == "floor"
+    assert paced.argv[paced.argv.index("--rate") + 1] == "370"
+    assert paced.argv[paced.argv.index("--latency-ms") + 1] == "50"
+    assert (
+        full.argv[full.argv.index("--commands") + 1]
+        == paced.argv[paced.argv.index("--commands") + 1]
+        == "3000"
+    )
 
 
 def test_scale_out_runs_one_then_two_processes_at_the_same_in_flight_each() -> None:
