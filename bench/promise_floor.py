@@ -50,11 +50,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import TopicPartition
 
 from bench.figures import percentiles_ms, steady_window
 from bench.processes import REPO_ROOT, start_sandbox
-from bench.repartition_hop import PARTITIONS, Meter, StageConfig, broker, workload
+from bench.repartition_hop import PARTITIONS, Meter, StageConfig, Writers, broker, workload
 from bench.reporting import machine
 from bench.sampling import cpu_s
 from bench.topics import read_topic
@@ -72,7 +71,7 @@ from worker.kafka.admin import TopicSpec, claims_topic_spec, ensure_topics, jour
 from worker.pipeline.claims import claim_key, claim_record, claims_partition, final_claim, new_claim, standing
 from worker.pipeline.claims_index import ClaimsIndex, ClaimsStore
 from worker.pipeline.journal import JournalRecord, JournalState
-from worker.pipeline.ownership import OutRecord, PartitionWriter, WriterPolicy, transactional_id
+from worker.pipeline.ownership import OutRecord, WriterPolicy
 from worker.pipeline.publisher import Outbox
 from worker.pipeline.results import command_result
 from worker.settings import SANDBOX_API_IDENTITY, Settings, load_settings
@@ -153,56 +152,25 @@ def prepare(cfg: StageConfig, journal_topic: str, results_topic: str) -> list[Pr
     return out
 
 
-class Writers:
-    """The worker's partition writers (``pipeline/runner.py``): its producer settings, its policy from
-    ``settings``, one transactional producer per commands partition; offsets are committed with them."""
-
-    def __init__(self, settings: Settings, topic: str, failure: list[str]) -> None:
-        self._done: dict[int, int] = {}
-        self._writers = {p: self._writer(settings, topic, p, failure) for p in range(PARTITIONS)}
-
-    def _writer(self, settings: Settings, topic: str, p: int, failure: list[str]) -> PartitionWriter:
-        def mark_done(stream: str, offset: int) -> None:
-            self._done[p] = max(self._done.get(p, 0), offset + 1)
-
-        return PartitionWriter(
-            partition=p,
-            txn_id=transactional_id(settings.group_id, topic, p),
-            group_id=settings.group_id,
-            producer_factory=lambda tid: clients.transactional_producer(settings, {}, tid),
-            clock=SystemClock(),
-            policy=WriterPolicy(
-                flush_interval_s=settings.txn_flush_interval_s,
-                max_batch_records=settings.txn_max_records,
-                offset_interval_s=settings.commit_interval_s,
-            ),
-            mark_done=mark_done,
-            committable=lambda: {"commands": self._done[p]} if p in self._done else {},
-            offset_key=lambda stream: TopicPartition(topic, p),
-            on_lost=lambda partition, why: failure.append(f"{partition}: {why}"),
-        )
-
-    def of(self, partition: int) -> PartitionWriter:
-        return self._writers[partition]
-
-    async def start(self) -> None:
-        await asyncio.gather(*(w.start() for w in self._writers.values()))
-
-    async def close(self) -> None:
-        await asyncio.gather(*(w.close(flush=False, timeout_s=5.0) for w in self._writers.values()))
-
-    @property
-    def transactions(self) -> int:
-        return sum(w.transactions for w in self._writers.values())
-
-
 class Leg:
     """One leg's adapters, and one command through them."""
 
     def __init__(self, cfg: StageConfig, which: str, settings: Settings) -> None:
         self.which = which
         self.failure: list[str] = []
-        self.writers = Writers(settings, cfg.source, self.failure) if which in ("kafka", "floor") else None
+        self.writers: Writers | None = None
+        if which in ("kafka", "floor"):  # the worker's producer settings and policy (pipeline/runner.py)
+            self.writers = Writers(
+                cfg,
+                cfg.source,
+                lambda p, why: self.failure.append(f"{p}: {why}"),
+                producer_factory=lambda tid: clients.transactional_producer(settings, {}, tid),
+                policy=WriterPolicy(
+                    flush_interval_s=settings.txn_flush_interval_s,
+                    max_batch_records=settings.txn_max_records,
+                    offset_interval_s=settings.commit_interval_s,
+                ),
+            )
         self.index = (
             ClaimsIndex(  # the worker's follower (worker/service.py), its store in memory
                 topic=cfg.claims,
@@ -278,7 +246,9 @@ class Leg:
 
     async def outcome(self, item: Prepared) -> None:
         if self.writers is not None:
-            await self.writers.of(item.partition).write(item.outcome, done_offset=item.offset)
+            await self.writers.of(item.partition).write(
+                item.outcome, done_offset=item.offset, stream=str(item.partition)
+            )
 
 
 async def leg(

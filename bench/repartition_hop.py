@@ -123,13 +123,39 @@ def workload(commands: int, msisdns: int, seed: int) -> list[tuple[bytes, bytes]
 class Writers:
     """``PartitionWriter``s over ``topic``'s partitions: the one that writes for input partition ``p``."""
 
-    def __init__(self, cfg: StageConfig, topic: str, on_lost: Callable[[int, str], None]) -> None:
+    def __init__(
+        self,
+        cfg: StageConfig,
+        topic: str,
+        on_lost: Callable[[int, str], None],
+        *,
+        producer_factory: Callable[[str], AIOKafkaProducer] | None = None,
+        policy: WriterPolicy | None = None,
+    ) -> None:
+        """``producer_factory`` and ``policy``: the producer's settings and the writer's policy when these
+        designs were measured, unless given (``bench.promise_floor`` gives the worker's current ones)."""
         self._cfg = cfg
         self._topic = topic
         self._done: dict[int, int] = {}  # input partition -> next offset to commit
+        self._producer_factory = producer_factory or self._measured_producer
+        self._policy = policy or WriterPolicy()
         self.per_partition = cfg.producers == "partition"
         owners = range(PARTITIONS) if self.per_partition else (-1,)
         self._writers = {p: self._writer(p, on_lost) for p in owners}
+
+    def _measured_producer(self, tid: str) -> AIOKafkaProducer:
+        cfg = self._cfg
+        return AIOKafkaProducer(  # the worker's producer settings when the designs were measured
+            bootstrap_servers=cfg.bootstrap,
+            transactional_id=tid,
+            transaction_timeout_ms=60_000,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=30_000,
+            client_id=f"bench-{cfg.stage}",
+        )
 
     def _writer(self, p: int, on_lost: Callable[[int, str], None]) -> PartitionWriter:
         cfg = self._cfg
@@ -148,19 +174,9 @@ class Writers:
             partition=p,
             txn_id=txn_id,
             group_id=cfg.group,
-            producer_factory=lambda tid: AIOKafkaProducer(  # the worker's producer settings
-                bootstrap_servers=cfg.bootstrap,
-                transactional_id=tid,
-                transaction_timeout_ms=60_000,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=2,
-                max_batch_size=256 * 1024,
-                request_timeout_ms=30_000,
-                client_id=f"bench-{cfg.stage}",
-            ),
+            producer_factory=self._producer_factory,
             clock=SystemClock(),
-            policy=WriterPolicy(),
+            policy=self._policy,
             mark_done=mark_done,
             committable=committable,
             offset_key=lambda stream: TopicPartition(self._topic, int(stream)),
