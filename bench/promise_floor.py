@@ -407,7 +407,12 @@ async def run_leg(
             if line.strip() != b"READY":
                 raise RuntimeError(f"{which}: the leg did not start (log: {log_path}): {line!r}")
             broker0, sandbox0 = cpu_s(broker_pid), cpu_s(sandbox.pid)
-            line = await asyncio.wait_for(child.stdout.readline(), args.timeout_s)
+            try:
+                line = await asyncio.wait_for(child.stdout.readline(), args.timeout_s)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"{which}: no result in {args.timeout_s:.0f} s (log: {log_path})"
+                ) from None
             broker1, sandbox1 = cpu_s(broker_pid), cpu_s(sandbox.pid)
             if not line.startswith(b"RESULT "):
                 raise RuntimeError(f"{which}: no result (log: {log_path}): {line!r}")
