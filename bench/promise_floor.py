@@ -99,7 +99,8 @@ def prepare(cfg: StageConfig, journal_topic: str, results_topic: str) -> list[Pr
     out = []
     for raw_key, value in workload(cfg.commands, cfg.msisdns, cfg.seed):
         command = Command.model_validate_json(value)
-        partition = claims_partition(raw_key.decode(), PARTITIONS)  # the commands' partition (by MSISDN)
+        # the command's partition: Kafka's default partitioner over its key (the MSISDN), as a producer's
+        partition = claims_partition(raw_key.decode(), PARTITIONS)
         offset = offsets[partition]
         offsets[partition] += 1
         print_ = fingerprint(command)
@@ -186,7 +187,7 @@ class Leg:
         if which != "kafka":
             transport = make_transport("aiohttp", cfg.in_flight + 16, settings.connect_timeout_s)
             self.client = EcashClient(settings, transport=transport)
-        self._settings = settings
+        self._headers = {wire.HEADER_API_KEY: settings.api_key.get_secret_value()}
         self._raw: list[dict[str, str]] = []  # the httpx and floor legs' forms, built before the clock
 
     async def start(self, commands: list[Prepared]) -> None:
@@ -229,10 +230,8 @@ class Leg:
         if self.client is None:
             return
         if self._raw:
-            headers = {wire.HEADER_API_KEY: self._settings.api_key.get_secret_value()}
-            form = self._raw[i]
             response = await self.client._http.post(
-                wire.PATHS[wire.Operation.CHARGE], data=form, headers=headers
+                wire.PATHS[wire.Operation.CHARGE], data=self._raw[i], headers=self._headers
             )
             status = orjson.loads(response.content).get("status")
             release(response)
@@ -340,8 +339,12 @@ class Run:
     paced: bool
 
     @property
-    def machine_ms(self) -> float:
-        return self.process_ms + (self.broker_ms or 0.0) + (self.sandbox_ms or 0.0)
+    def machine_ms(self) -> float | None:
+        """The process's, the broker's and the sandbox's CPU per command; None if one was not measured
+        (``--bootstrap`` without ``--broker-pid``)."""
+        if self.broker_ms is None or self.sandbox_ms is None:
+            return None
+        return self.process_ms + self.broker_ms + self.sandbox_ms
 
 
 def per_command_ms(before: float | None, after: float | None, count: int) -> float | None:
@@ -471,7 +474,7 @@ def table(runs: list[Run], cores: int) -> str:
     for r in runs:
         # what the machine allows if every command cost this much: at full speed only (a paced run's
         # commands cost more each: their transactions are smaller)
-        ceiling = cores * 1000 / r.machine_ms if r.machine_ms and not r.paced else None
+        ceiling = f"{cores * 1000 / r.machine_ms:,.0f}/s" if r.machine_ms and not r.paced else "-"
         txn = r.figures["transactions"] * 1000 / r.commands if r.commands else 0.0
         lat = r.figures["command_ms"]
         latency = f"{fmt(lat['p50'], 1)}/{fmt(lat['p99'], 1)}"
@@ -480,7 +483,7 @@ def table(runs: list[Run], cores: int) -> str:
         lines.append(
             f"{r.leg:<6} {r.commands:>6} {fmt(r.figures['throughput_per_s'], 0):>7} {fmt(r.process_ms):>10} "
             f"{fmt(r.broker_ms):>9} {fmt(r.sandbox_ms):>10} {fmt(r.machine_ms):>10} "
-            f"{fmt(ceiling, 0) + '/s':>15} {fmt(txn, 0):>6} {latency:>18} {steady_latency:>15}"
+            f"{ceiling:>15} {fmt(txn, 0):>6} {latency:>18} {steady_latency:>15}"
         )
     lines.append(
         "CPU per command (ms): the leg's process, the broker's and the sandbox's over the same time; the "
