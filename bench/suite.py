@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 argv = [*part.argv, *where, "--work-dir", str(out / part.name), "--json-out", str(report)]
                 command = [sys.executable, "-m", part.module, *argv]
                 print(f"== {part.name}: python -m {part.module} {shlex.join(part.argv)}", flush=True)
-                code = subprocess.run(command, check=False).returncode  # noqa: S603 - our own bench.run, argv built here
+                code = subprocess.run(command, check=False).returncode  # noqa: S603 - our own bench module, argv built here
                 failed = failed or code != 0
                 done.append(
                     {
